@@ -1,0 +1,49 @@
+"""apssh-cli: run commands, scripts and file transfers on many nodes over SSH.
+
+The public API is what this module exports. Heavy dependencies (asyncssh,
+asynciojobs) are imported lazily, on first use of a name that needs them, so
+that `apssh --help` and the inventory commands stay fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first attribute access (PEP 562)
+_LAZY: dict[str, str] = {
+    "ApsshError": "apssh_cli.errors",
+    "ConfigError": "apssh_cli.errors",
+    "InventoryError": "apssh_cli.errors",
+    "HostRangeError": "apssh_cli.errors",
+    "SelectionError": "apssh_cli.errors",
+    "RecipeError": "apssh_cli.errors",
+    "HostError": "apssh_cli.errors",
+    "ConnectError": "apssh_cli.errors",
+    "UnreachableError": "apssh_cli.errors",
+    "AuthRefusedError": "apssh_cli.errors",
+    "HostKeyRefusedError": "apssh_cli.errors",
+    "CommandError": "apssh_cli.errors",
+    "CommandFailedError": "apssh_cli.errors",
+    "CommandTimeoutError": "apssh_cli.errors",
+    "RunError": "apssh_cli.errors",
+    "Status": "apssh_cli.results",
+    "HostResult": "apssh_cli.results",
+}
+
+__all__ = sorted(["__version__", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'apssh_cli' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

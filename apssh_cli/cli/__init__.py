@@ -1,0 +1,1 @@
+"""The `apssh` command: click commands on top of the library (never the reverse)."""

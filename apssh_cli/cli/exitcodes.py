@@ -1,0 +1,27 @@
+"""Exit statuses of `apssh`: one table, documented in --help and the README."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """What `apssh` returns; when several apply, the most severe (highest) wins, 130 aside."""
+
+    OK = 0  # every host succeeded
+    USAGE = 1  # usage, inventory or local error: nothing was run
+    REMOTE_FAILED = 2  # some host returned non-zero
+    TIMEOUT = 3  # some host timed out
+    UNREACHABLE = 4  # some host unreachable, or refused (auth, host key)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+EXIT_STATUS_HELP = """\b
+Exit status:
+  0    every host succeeded
+  1    usage, inventory or local error: nothing was run
+  2    some host returned non-zero
+  3    some host timed out
+  4    some host was unreachable or refused (authentication, host key)
+  130  interrupted (Ctrl-C)
+The most severe status present wins (4 > 3 > 2)."""

@@ -1,0 +1,153 @@
+"""Entry point of `apssh`: routing to subcommands, and errors turned into exit codes.
+
+`apssh [OPTIONS] COMMAND...` runs COMMAND on the selected hosts (the `run`
+subcommand is the default); `apssh inventory|push|pull|lab ...` are subcommands.
+Subcommand modules are imported only when used, so `apssh --help` stays fast and
+never imports asyncssh.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from importlib import import_module
+from typing import Any
+
+import click
+
+from apssh_cli import __version__
+from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP, ExitCode
+from apssh_cli.errors import ApsshError
+
+# subcommand name -> "module:attribute", imported on demand
+SUBCOMMANDS: dict[str, str] = {
+    "run": "apssh_cli.cli.run_cmd:run",
+    "push": "apssh_cli.cli.transfer_cmd:push",
+    "pull": "apssh_cli.cli.transfer_cmd:pull",
+    "inventory": "apssh_cli.cli.inventory_cmd:inventory",
+    "lab": "apssh_cli.cli.lab_cmd:lab",
+}
+DEFAULT_SUBCOMMAND = "run"
+SUBCOMMAND_HELP = {
+    "run": "Run a command on the selected hosts (the default: `apssh -g nodes uptime`).",
+    "push": "Copy local files to the selected hosts over SFTP.",
+    "pull": "Copy files from the selected hosts into LOCALDIR/<host>/.",
+    "inventory": "List, graph, check an inventory, or show one host's settings.",
+    "lab": "Start, inspect or remove a local testbed behind a bastion (Docker).",
+}
+
+
+class ApsshGroup(click.Group):
+    """A group whose first word picks a subcommand, and anything else means `run`.
+
+    `apssh -g nodes uptime` is `apssh run -g nodes uptime`; a remote command whose
+    name is also a subcommand is given after `--`: `apssh -g nodes -- lab`.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        try:
+            module = import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return None  # not built yet
+        command: click.Command = getattr(module, attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # describe subcommands without importing them (keeps --help fast)
+        rows = [(name, SUBCOMMAND_HELP[name]) for name in sorted(SUBCOMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Leading group options stay with the group; the first other word decides.
+        index = 0
+        while index < len(args) and args[index] in _GROUP_FLAGS:
+            index += 1
+        if index < len(args) and args[index] not in SUBCOMMANDS:
+            args = [*args[:index], DEFAULT_SUBCOMMAND, *args[index:]]
+        return super().parse_args(ctx, args)
+
+
+_GROUP_FLAGS = {"--debug", "--version", "-V", "--help", "-h"}
+
+
+@click.group(
+    cls=ApsshGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_STATUS_HELP,
+)
+@click.version_option(__version__, "-V", "--version", prog_name="apssh")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Run commands, scripts and transfers on many hosts over SSH.
+
+    \b
+    apssh -i lab.toml -g nodes uptime
+    apssh -t node1,root@node2 -w 10 -- cat /etc/os-release
+    apssh -i lab.toml -g nodes -s recipes/facts.sh
+    apssh push -i lab.toml -g nodes data.tar /tmp/
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run `apssh` and exit with one of the statuses of ExitCode."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        status = cli.main(args=argv, prog_name="apssh", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        status = exc.exit_code
+    except click.Abort:
+        click.echo("apssh: interrupted", err=True)
+        status = ExitCode.INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("apssh: interrupted", err=True)
+        status = ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        status = ExitCode.USAGE
+    except ApsshError as exc:
+        click.echo(f"apssh: {exc}", err=True)
+        hint = getattr(exc, "hint", None)
+        if hint:
+            click.echo(f"hint: {hint}", err=True)
+        status = ExitCode.USAGE
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        status = ExitCode.USAGE
+    except Exception as exc:  # an internal error: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"apssh: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            err=True,
+        )
+        status = ExitCode.USAGE
+    sys.exit(_as_int(status))
+
+
+def _as_int(status: Any) -> int:
+    return int(status) if isinstance(status, int) else 0
+
+
+def _quiet_broken_pipe() -> None:
+    # `apssh ... | head`: stdout went away; do not print a second error on flush at exit
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    main()

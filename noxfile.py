@@ -1,0 +1,64 @@
+"""Developer tasks: `nox` runs lint, typecheck, tests and integration (what CI runs)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "integration"]
+nox.options.reuse_existing_virtualenvs = True
+# uv builds the virtualenvs in seconds where it is installed; virtualenv otherwise
+nox.options.default_venv_backend = "uv|virtualenv"
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy (strict) on the package."""
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Fast unit tests: no network, no Docker."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "not integration", *session.posargs)
+
+
+def _require_docker(session: nox.Session) -> None:
+    docker = shutil.which("docker")
+    ok = docker is not None and subprocess.run(
+        [docker, "info"], capture_output=True, check=False
+    ).returncode == 0
+    if not ok:
+        session.error(
+            "no Docker engine answers (`docker info` failed): run `bash docker/engine` "
+            "to install and start one, then retry"
+        )
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Container tests against real OpenSSH servers (fails without Docker, never skips)."""
+    _require_docker(session)
+    session.install("-e", ".[test]")
+    session.run("bash", "docker/build-image", external=True)
+    session.run(
+        "pytest",
+        "-m",
+        "integration",
+        *session.posargs,
+        env={"TESTCONTAINERS_RYUK_DISABLED": "true", "TC_HOST": "127.0.0.1"},
+    )
