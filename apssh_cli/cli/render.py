@@ -1,0 +1,464 @@
+"""What the user sees of a run: streamed lines, gathered output, JSON, files, progress, summary.
+
+One `Renderer` receives every event of a run (a host starts, a line of output, a
+host is done) and writes to the sinks chosen on the command line:
+
+- streamed ``host: line`` (default; short names aligned), ``--raw``, ``--format``;
+- ``--gather``: identical (output, status) printed once under a folded host list;
+- ``--json``: one object per host as it completes, then one summary object;
+- ``--out-dir``: ``DIR/<host>.out`` and ``DIR/<host>.err``; ``--mark``, ``--failed-to``;
+- a live progress line on stderr (terminals only) that never tears output lines;
+- the final summary on stderr, and the exit status.
+
+This module is pure Python (no asyncssh): it is driven by execution.py, and
+tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import string
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+from apssh_cli.cli.exitcodes import ExitCode
+from apssh_cli.cli.targets import Target
+from apssh_cli.errors import ConfigError
+from apssh_cli.hostrange import fold
+from apssh_cli.results import HostResult, Status
+
+FORMAT_FIELDS = ("host", "fqdn", "user", "line", "time")
+JSON_SCHEMA_VERSION = 1
+
+# severity of each status, for the exit status: the most severe present wins
+STATUS_EXIT: dict[Status, ExitCode] = {
+    Status.OK: ExitCode.OK,
+    Status.FAILED: ExitCode.REMOTE_FAILED,
+    Status.SKIPPED: ExitCode.REMOTE_FAILED,
+    Status.INTERRUPTED: ExitCode.REMOTE_FAILED,
+    Status.TIMEOUT: ExitCode.TIMEOUT,
+    Status.UNREACHABLE: ExitCode.UNREACHABLE,
+    Status.AUTH_REFUSED: ExitCode.UNREACHABLE,
+    Status.HOSTKEY_REFUSED: ExitCode.UNREACHABLE,
+}
+
+# summary lines, in this order: (label, statuses)
+SUMMARY_ROWS: tuple[tuple[str, tuple[Status, ...]], ...] = (
+    ("failed", (Status.FAILED,)),
+    ("timed out", (Status.TIMEOUT,)),
+    ("unreachable", (Status.UNREACHABLE,)),
+    ("auth refused", (Status.AUTH_REFUSED,)),
+    ("hostkey refused", (Status.HOSTKEY_REFUSED,)),
+    ("interrupted", (Status.INTERRUPTED,)),
+    ("not started", (Status.SKIPPED,)),
+)
+
+
+def exit_status(results: Iterable[HostResult], *, interrupted: bool = False) -> ExitCode:
+    """The exit status of a run: 130 after Ctrl-C, else the most severe status present."""
+    if interrupted:
+        return ExitCode.INTERRUPTED
+    return max((STATUS_EXIT[result.status] for result in results), default=ExitCode.OK)
+
+
+def check_format(template: str) -> None:
+    """Check a ``--format`` template before anything runs.
+
+    Raises:
+        ConfigError: an unknown field, or a malformed template.
+    """
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"bad --format {template!r}: {exc}") from exc
+    for name in fields:
+        if name not in FORMAT_FIELDS:
+            known = ", ".join("{" + known + "}" for known in FORMAT_FIELDS)
+            raise ConfigError(f"bad --format {template!r}: unknown field {{{name}}} (use {known})")
+
+
+def short_names(targets: Sequence[Target]) -> dict[str, str]:
+    """Names to show: without the domain when that keeps them distinct (not for addresses)."""
+    shorts: dict[str, str] = {}
+    for target in targets:
+        name = target.name
+        if "." in name and not _is_address(name):
+            name = name.split(".", 1)[0]
+        shorts[target.name] = name
+    if len(set(shorts.values())) < len(shorts):
+        return {target.name: target.name for target in targets}
+    return shorts
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """The output choices of the command line.
+
+    Args:
+        raw: ``--raw``: lines without the host prefix.
+        fmt: ``--format``: a template with {host} {fqdn} {user} {line} {time} and strftime codes.
+        gather: ``--gather``: identical outputs printed once, at the end.
+        json: ``--json``: JSON lines on stdout instead of text.
+        out_dir: ``--out-dir``: per-host files; nothing is streamed on stdout.
+        mark: ``--mark``: also write succeeded.txt and failed.txt in out_dir.
+        failed_to: ``--failed-to``: write the targets to retry, for ``-t @FILE``.
+        progress: show the live progress line (only on a terminal).
+        summary: print the final summary on stderr.
+    """
+
+    raw: bool = False
+    fmt: str | None = None
+    gather: bool = False
+    json: bool = False
+    out_dir: Path | None = None
+    mark: bool = False
+    failed_to: Path | None = None
+    progress: bool = False
+    summary: bool = True
+
+    @property
+    def captures(self) -> bool:
+        """Whether output must be kept per host (gathered, JSON, or out-dir marks)."""
+        return self.gather or self.json
+
+    @property
+    def streams(self) -> bool:
+        """Whether lines are printed as they come."""
+        return not (self.gather or self.json or self.out_dir is not None)
+
+
+@dataclass
+class _HostState:
+    target: Target
+    started: float | None = None
+    done: bool = False
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    files: dict[str, IO[str]] = field(default_factory=dict)
+
+
+class Renderer:
+    """Receives the events of a run and writes them to the chosen sinks.
+
+    Args:
+        targets: every host of the run, in order.
+        options: the output choices.
+        stdout: where output goes (remote stdout, JSON, gathered output).
+        stderr: remote stderr, errors, progress and summary.
+        clock: seconds, monotonic (tests pass a fake one).
+        localtime: the time used by ``--format`` ({time} and strftime codes).
+        width: the terminal width, for the progress line.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        options: OutputOptions,
+        *,
+        stdout: TextIO,
+        stderr: TextIO,
+        clock: Callable[[], float] = time.monotonic,
+        localtime: Callable[[], time.struct_time] = time.localtime,
+        width: Callable[[], int] = lambda: shutil.get_terminal_size().columns,
+    ) -> None:
+        if options.fmt is not None:
+            check_format(options.fmt)
+        self.options = options
+        self._out = stdout
+        self._err = stderr
+        self._clock = clock
+        self._localtime = localtime
+        self._width = width
+        self._hosts = {target.name: _HostState(target) for target in targets}
+        self._short = short_names(targets)
+        self._pad = max((len(name) for name in self._short.values()), default=0)
+        self._results: dict[str, HostResult] = {}
+        self._started_at = clock()
+        self._progress_shown = False
+        if options.out_dir is not None:
+            try:
+                options.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create --out-dir: {exc.strerror or exc}", source=str(options.out_dir)
+                ) from exc
+
+    # ------------------------------------------------------------ events
+
+    def host_started(self, name: str) -> None:
+        """A host's job started (it counts as running for the progress line)."""
+        state = self._hosts.get(name)
+        if state is not None and state.started is None:
+            state.started = self._clock()
+            self._redraw()
+
+    def line(self, name: str, text: str, stream: str = "stdout") -> None:
+        """One line of a host's output; ``stream`` is "stdout" or "stderr"."""
+        state = self._hosts.get(name)
+        if state is None:  # a gateway's own output, if any: not part of the run
+            return
+        text = text.rstrip("\r\n")
+        is_err = stream == "stderr"
+        (state.stderr if is_err else state.stdout).append(text)
+        if self.options.out_dir is not None:
+            handle = self._file(state, "err" if is_err else "out")
+            handle.write(text + "\n")
+            handle.flush()  # so that `tail -f DIR/host.out` follows along
+        if self.options.streams or (is_err and self.options.gather):
+            self._emit(self._err if is_err else self._out, self._decorate(state, text))
+
+    def host_done(self, result: HostResult) -> None:
+        """A host finished (any status): JSON object, error line, files closed."""
+        state = self._hosts.get(result.host)
+        if state is None or state.done:
+            return
+        state.done = True
+        result.stdout = _joined(state.stdout)
+        result.stderr = _joined(state.stderr)
+        self._results[result.host] = result
+        if self.options.out_dir is not None and result.status is not Status.SKIPPED:
+            for kind in ("out", "err"):
+                self._file(state, kind).close()
+        if self.options.json:
+            self._emit(self._out, json.dumps(host_record(result), ensure_ascii=False))
+        elif result.status is not Status.OK and result.error and not self.options.gather:
+            self._emit(self._err, f"{self._label(state)} [{result.status}] {result.error}")
+        else:
+            self._redraw()
+
+    def tick(self) -> None:
+        """Redraw the progress line (the slowest host's time moves on)."""
+        self._redraw()
+
+    def finish(self, results: Sequence[HostResult], *, interrupted: bool = False) -> ExitCode:
+        """End of the run: remaining records, gathered output, files, summary; the exit status.
+
+        Args:
+            results: one per target; hosts never reported get reported here
+                (as skipped when absent from ``results``).
+            interrupted: the run was stopped by Ctrl-C.
+        """
+        for result in results:
+            if result.host not in self._results:
+                self.host_done(result)
+        for name in self._hosts:
+            if name not in self._results:  # never reported: never started
+                self.host_done(HostResult(name, Status.SKIPPED))
+        ordered = [self._results[name] for name in self._hosts if name in self._results]
+        status = exit_status(ordered, interrupted=interrupted)
+        self._clear_progress()
+        if self.options.gather:
+            self._print_gathered(ordered)
+        duration = self._clock() - self._started_at
+        if self.options.json:
+            record = summary_record(ordered, status, duration)
+            self._out.write(json.dumps(record) + "\n")
+        self._out.flush()
+        self._write_lists(ordered)
+        if self.options.summary:
+            for text in summary_lines(ordered, duration, interrupted=interrupted):
+                self._err.write(text + "\n")
+        self._err.flush()
+        return status
+
+    def close(self) -> None:
+        """Close any file still open (after an error)."""
+        for state in self._hosts.values():
+            for handle in state.files.values():
+                handle.close()
+
+    # ------------------------------------------------------------ text
+
+    def _label(self, state: _HostState) -> str:
+        return (self._short[state.target.name] + ":").ljust(self._pad + 1)
+
+    def _decorate(self, state: _HostState, text: str) -> str:
+        if self.options.raw:
+            return text
+        if self.options.fmt is not None:
+            host = state.target.host
+            template = time.strftime(self.options.fmt, self._localtime())
+            return template.format(
+                host=self._short[state.target.name],
+                fqdn=host.hostname,
+                user=host.user or "",
+                line=text,
+                time=time.strftime("%H:%M:%S", self._localtime()),
+            )
+        return f"{self._label(state)} {text}"
+
+    def _print_gathered(self, results: Sequence[HostResult]) -> None:
+        groups: dict[tuple[str, str, int | None, str | None], list[str]] = {}
+        for result in results:
+            if result.status is Status.SKIPPED:
+                continue
+            error = result.error if result.status is not Status.FAILED else None
+            key = (result.stdout, str(result.status), result.rc, error)
+            groups.setdefault(key, []).append(result.host)
+        for (stdout, status, rc, error), names in groups.items():
+            header = f"{fold(names)} ({len(names)})"
+            if status != str(Status.OK):
+                header += f" {status}"
+            if rc not in (None, 0):
+                header += f" rc={rc}"
+            if error:
+                header += f": {error}"
+            rule = "-" * min(max(len(header), 15), 79)
+            self._out.write(f"{rule}\n{header}\n{rule}\n")
+            if stdout:
+                self._out.write(stdout if stdout.endswith("\n") else stdout + "\n")
+
+    def _write_lists(self, results: Sequence[HostResult]) -> None:
+        failed = [r for r in results if r.status is not Status.OK]
+        if self.options.failed_to is not None:
+            specs = [self._hosts[r.host].target.spec() for r in failed]
+            self._write_names(self.options.failed_to, specs)
+        if self.options.mark and self.options.out_dir is not None:
+            ok = [r.host for r in results if r.status is Status.OK]
+            self._write_names(self.options.out_dir / "succeeded.txt", ok)
+            self._write_names(self.options.out_dir / "failed.txt", [r.host for r in failed])
+
+    def _write_names(self, path: Path, names: Sequence[str]) -> None:
+        # the hosts have run: a list that cannot be written is reported, not fatal
+        try:
+            path.write_text("".join(name + "\n" for name in names), encoding="utf-8")
+        except OSError as exc:
+            self._err.write(f"apssh: cannot write {path}: {exc.strerror or exc}\n")
+
+    def _file(self, state: _HostState, kind: str) -> IO[str]:
+        handle = state.files.get(kind)
+        if handle is None or handle.closed:
+            assert self.options.out_dir is not None
+            safe = state.target.name.replace("/", "_")
+            mode = "a" if handle is not None else "w"
+            handle = open(self.options.out_dir / f"{safe}.{kind}", mode, encoding="utf-8")  # noqa: SIM115
+            state.files[kind] = handle
+        return handle
+
+    # ------------------------------------------------------------ progress
+
+    def _emit(self, stream: TextIO, text: str) -> None:
+        # clear the progress line, write a whole line, then draw the progress again
+        self._clear_progress()
+        stream.write(text + "\n")
+        stream.flush()
+        self._redraw()
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            self._err.write("\r\x1b[K")
+            self._err.flush()
+            self._progress_shown = False
+
+    def _redraw(self) -> None:
+        if not self.options.progress:
+            return
+        text = self.progress_text()[: max(10, self._width() - 1)]
+        self._err.write("\r\x1b[K" + text)
+        self._err.flush()
+        self._progress_shown = True
+
+    def progress_text(self) -> str:
+        """The progress line: done/total, failed so far, running, the slowest running host."""
+        total = len(self._hosts)
+        done = len(self._results)
+        failed = sum(1 for r in self._results.values() if r.status is not Status.OK)
+        now = self._clock()
+        running = [
+            (now - state.started, name)
+            for name, state in self._hosts.items()
+            if state.started is not None and not state.done
+        ]
+        text = f"apssh: {done}/{total} done, {failed} failed, {len(running)} running"
+        if running:
+            elapsed, name = max(running)
+            text += f", slowest {self._short[name]} {elapsed:.0f}s"
+        return text
+
+
+# ---------------------------------------------------------------- records
+
+
+def host_record(result: HostResult) -> dict[str, Any]:
+    """The JSON object of one host (see docs/cli.md; a stable schema)."""
+    return {
+        "host": result.host,
+        "status": str(result.status),
+        "rc": result.rc,
+        "duration": round(result.duration, 3),
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "error": result.error,
+    }
+
+
+def summary_record(results: Sequence[HostResult], status: int, duration: float) -> dict[str, Any]:
+    """The final JSON object: counts per status, duration, exit status."""
+    counts = {str(item): 0 for item in Status}
+    for result in results:
+        counts[str(result.status)] += 1
+    return {
+        "summary": {
+            "version": JSON_SCHEMA_VERSION,
+            "hosts": len(results),
+            **counts,
+            "duration": round(duration, 3),
+            "exit_status": int(status),
+        }
+    }
+
+
+def summary_lines(
+    results: Sequence[HostResult], duration: float, *, interrupted: bool = False
+) -> list[str]:
+    """The human summary: counts, then a folded host list per kind of trouble."""
+    counts: dict[Status, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    parts = [f"{count} {status}" for status, count in sorted(counts.items(), key=_severity)]
+    head = f"apssh: {len(results)} host{'s' if len(results) != 1 else ''} in {duration:.1f}s"
+    if interrupted:
+        head += " (interrupted)"
+    lines = [head + ": " + ", ".join(parts) if parts else head]
+    width = max(len(label) for label, _ in SUMMARY_ROWS)
+    for label, statuses in SUMMARY_ROWS:
+        chosen = [r for r in results if r.status in statuses]
+        if not chosen:
+            continue
+        if statuses == (Status.FAILED,):
+            by_rc: dict[int | None, list[str]] = {}
+            for result in chosen:
+                by_rc.setdefault(result.rc, []).append(result.host)
+            text = ", ".join(
+                f"{fold(names)} (rc={rc})" for rc, names in sorted(by_rc.items(), key=_rc_key)
+            )
+        else:
+            text = fold([r.host for r in chosen])
+        lines.append(f"  {label.ljust(width)}  {text}")
+    return lines
+
+
+def _severity(item: tuple[Status, int]) -> tuple[int, str]:
+    order = list(Status)
+    return (order.index(item[0]), str(item[0]))
+
+
+def _rc_key(item: tuple[int | None, list[str]]) -> int:
+    return -1 if item[0] is None else item[0]
+
+
+def _joined(lines: list[str]) -> str:
+    return "".join(text + "\n" for text in lines)

@@ -1,0 +1,508 @@
+"""Which hosts a command runs on, and how to reach each of them.
+
+A `Target` is a host name plus its route: the SSH hops to go through, gateways
+first, the host itself last. Targets come from the inventory (``-g``/``-x``) and
+from ``-t`` specs written for hosts outside any inventory::
+
+    node1                 a host name (or an inventory host's name)
+    root@node1:2222       user, host, port
+    bastion->root@node1   through a gateway (chains: a->b->c)
+    node[01-03]           a host range, expanded
+    @FILE                 the targets listed in FILE (one or more per line, # comments)
+
+`build_nodes` turns the targets into nodes, one per host, sharing a single node
+per distinct gateway hop so that a gateway is connected to only once. It takes
+the node classes as arguments: this module never imports asyncssh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from apssh_cli.errors import ConfigError, SelectionError
+
+ROUTE_SEPARATOR = "->"
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One SSH hop: where to connect and with which settings.
+
+    Unset fields (None, empty) leave the choice to the node's defaults and to
+    ``~/.ssh/config``.
+    """
+
+    name: str
+    hostname: str
+    port: int | None = None
+    user: str | None = None
+    identity_files: tuple[str, ...] = ()
+    known_hosts_policy: str | None = None
+    known_hosts_file: str | None = None
+    connect_timeout: float | None = None
+    is_local: bool = False
+    vars: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def spec(self) -> str:
+        """This hop written as a ``-t`` spec: ``[user@]host[:port]``."""
+        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
+        text = f"{self.user}@{host}" if self.user else host
+        return f"{text}:{self.port}" if self.port is not None else text
+
+
+@dataclass(frozen=True)
+class Target:
+    """A host to run on: its name as shown in output, and its route.
+
+    Args:
+        name: the inventory name, or the host name of a ``-t`` spec.
+        route: gateways outermost first, the host itself last.
+        from_inventory: True when the name can be looked up again in the inventory.
+    """
+
+    name: str
+    route: tuple[Hop, ...]
+    from_inventory: bool = False
+
+    @property
+    def host(self) -> Hop:
+        """The last hop: the host itself."""
+        return self.route[-1]
+
+    @property
+    def gateways(self) -> tuple[Hop, ...]:
+        """The hops before the host, outermost first."""
+        return self.route[:-1]
+
+    def spec(self) -> str:
+        """How to name this target again with ``-t`` (what ``--failed-to`` writes)."""
+        if self.from_inventory:
+            return self.name
+        return ROUTE_SEPARATOR.join(hop.spec() for hop in self.route)
+
+    def describe(self) -> str:
+        """One line for ``--dry-run``: the name and the hops it goes through."""
+        if self.host.is_local:
+            return f"{self.name}  (local)"
+        return f"{self.name}  " + " -> ".join(hop.spec() for hop in self.route)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line settings that apply to every target (flags win over the inventory).
+
+    Args:
+        user: ``-l``: the user of every host, and of gateways that have none.
+        gateway: ``-G``: a route prepended to every target that has no gateway.
+        keys: ``-k``: identity files tried first, on every hop.
+        known_hosts: ``--known-hosts``: the host key policy of every hop.
+        connect_timeout: ``--connect-timeout``, seconds, on every hop.
+    """
+
+    user: str | None = None
+    gateway: tuple[Hop, ...] = ()
+    keys: tuple[str, ...] = ()
+    known_hosts: str | None = None
+    connect_timeout: float | None = None
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated ``-t`` value, keeping commas inside ``[...]`` ranges.
+
+    >>> split_specs("a,node[1,3],b")
+    ['a', 'node[1,3]', 'b']
+    """
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for char in text:
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def parse_hop(text: str, *, source: str | None = None, line: int | None = None) -> Hop:
+    """Parse ``[user@]host[:port]`` (``[v6addr]:port`` for IPv6) into a Hop.
+
+    Raises:
+        ConfigError: empty host or user, or a port that is not 1..65535.
+    """
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"bad target {text!r}: {message}", source=source, line=line)
+
+    user: str | None = None
+    rest = text.strip()
+    if "@" in rest:
+        user, _, rest = rest.rpartition("@")
+        if not user:
+            raise fail("empty user before '@'")
+    port_text: str | None = None
+    if rest.startswith("["):  # [ipv6] or [ipv6]:port
+        close = rest.find("]")
+        if close < 0:
+            raise fail("unclosed '['")
+        hostname, tail = rest[1:close], rest[close + 1 :]
+        if tail:
+            if not tail.startswith(":"):
+                raise fail(f"unexpected {tail!r} after ']'")
+            port_text = tail[1:]
+    elif rest.count(":") == 1:
+        hostname, _, port_text = rest.partition(":")
+    else:  # a bare IPv6 address has several colons and no port
+        hostname = rest
+    if not hostname:
+        raise fail("empty host name")
+    if any(char.isspace() for char in hostname):
+        raise fail("white space in host name")
+    port: int | None = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise fail(f"port {port_text!r} is not a number in 1..65535")
+        port = int(port_text)
+    return Hop(name=hostname, hostname=hostname, port=port, user=user)
+
+
+def parse_route(text: str, *, source: str | None = None, line: int | None = None) -> list[Hop]:
+    """Parse ``gw->...->host`` into hops, outermost first.
+
+    Raises:
+        ConfigError: an empty hop (``a->->b``), or a bad hop.
+    """
+    pieces = text.split(ROUTE_SEPARATOR)
+    if any(not piece.strip() for piece in pieces):
+        raise ConfigError(f"bad target {text!r}: empty hop in route", source=source, line=line)
+    return [parse_hop(piece, source=source, line=line) for piece in pieces]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One ``-t`` word, before it is resolved: its route, and where it was written."""
+
+    text: str
+    route: tuple[Hop, ...]
+    source: str | None = None
+    line: int | None = None
+
+    @property
+    def is_plain_name(self) -> bool:
+        """A bare name: no user, port or gateway (may name an inventory host)."""
+        hop = self.route[-1]
+        return len(self.route) == 1 and hop.user is None and hop.port is None
+
+
+def read_specs(values: Iterable[str], *, _depth: int = 0) -> list[TargetSpec]:
+    """Parse ``-t`` values: comma lists, routes, ``@FILE`` references.
+
+    Raises:
+        ConfigError: a file that cannot be read (or includes itself), a bad spec
+            (with file:line for specs read from a file).
+    """
+    specs: list[TargetSpec] = []
+    for value in values:
+        for word in split_specs(value):
+            if word.startswith("@"):
+                specs.extend(_read_spec_file(word[1:], _depth))
+            else:
+                specs.append(TargetSpec(word, tuple(parse_route(word))))
+    return specs
+
+
+def _read_spec_file(path: str, depth: int) -> list[TargetSpec]:
+    if depth > 8:
+        raise ConfigError("target files include each other too deeply", source=path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read target file: {exc.strerror or exc}", source=path) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("target file is not UTF-8 text", source=path) from exc
+    specs: list[TargetSpec] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        content = raw.split("#", 1)[0]
+        for chunk in content.split():
+            for word in split_specs(chunk):
+                if word.startswith("@"):
+                    specs.extend(_read_spec_file(word[1:], depth + 1))
+                else:
+                    route = parse_route(word, source=path, line=number)
+                    specs.append(TargetSpec(word, tuple(route), source=path, line=number))
+    return specs
+
+
+# ---------------------------------------------------------------- resolving
+
+
+class InventoryLike(Protocol):
+    """What targets need from an Inventory (apssh_cli.inventory.Inventory)."""
+
+    @property
+    def hosts(self) -> Mapping[str, Any]: ...
+
+    def select(self, pattern: str = "all", exclude: str | None = None) -> list[Any]: ...
+
+    def route(self, name: str) -> list[Any]: ...
+
+
+def hop_from_host(host: Any) -> Hop:
+    """Convert an inventory Host (duck-typed) into a Hop."""
+    return Hop(
+        name=host.name,
+        hostname=host.hostname or host.name,
+        port=host.port,
+        user=host.user,
+        identity_files=tuple(host.identity_files or ()),
+        known_hosts_policy=host.known_hosts_policy,
+        known_hosts_file=host.known_hosts_file,
+        connect_timeout=host.connect_timeout,
+        is_local=getattr(host, "connection", "ssh") == "local",
+        vars=dict(getattr(host, "vars", {}) or {}),
+    )
+
+
+def inventory_target(inventory: InventoryLike, name: str) -> Target:
+    """The target of an inventory host, with its gateways from the inventory."""
+    route = tuple(hop_from_host(host) for host in inventory.route(name))
+    return Target(name=name, route=route, from_inventory=True)
+
+
+def resolve_targets(
+    *,
+    inventory: InventoryLike | None,
+    pattern: str | None,
+    exclude: str | None,
+    specs: Sequence[TargetSpec],
+    overrides: Overrides = Overrides(),
+    expand: Callable[[str], list[str]] | None = None,
+) -> list[Target]:
+    """The hosts to run on, in order, without duplicates, with overrides applied.
+
+    Args:
+        inventory: the loaded inventory, or None when only ``-t`` is used.
+        pattern: ``-g``: the inventory hosts to select.
+        exclude: ``-x``: hosts removed from the whole selection, ``-t`` included.
+        specs: the parsed ``-t`` targets; a bare name that names an inventory host
+            stands for that host, gateways and settings included.
+        overrides: the command-line settings.
+        expand: host range expansion (``node[1-3]``), apssh_cli.hostrange.expand.
+
+    Raises:
+        ConfigError: ``-g`` without an inventory, a range in a gateway hop.
+        SelectionError: from the inventory, for an unknown group or host.
+    """
+    targets: list[Target] = []
+    if pattern is not None:
+        if inventory is None:
+            raise ConfigError("-g needs an inventory: give -i FILE or set APSSH_INVENTORY")
+        targets.extend(inventory_target(inventory, host.name) for host in inventory.select(pattern))
+    known = inventory.hosts if inventory is not None else {}
+    for spec in specs:
+        targets.extend(_spec_targets(spec, inventory, known, expand))
+    excluded = _excluded_names(inventory, exclude, expand)
+    unique: dict[str, Target] = {}
+    for target in targets:
+        if target.name not in excluded and target.name not in unique:
+            unique[target.name] = apply_overrides(target, overrides)
+    return list(unique.values())
+
+
+def _spec_targets(
+    spec: TargetSpec,
+    inventory: InventoryLike | None,
+    known: Mapping[str, Any],
+    expand: Callable[[str], list[str]] | None,
+) -> list[Target]:
+    *gateways, last = spec.route
+    for hop in gateways:
+        if "[" in hop.hostname:
+            raise ConfigError(
+                f"bad target {spec.text!r}: a gateway cannot be a host range",
+                source=spec.source,
+                line=spec.line,
+            )
+    names = [last.hostname]
+    if "[" in last.hostname and ":" not in last.hostname:
+        if expand is None:
+            raise ConfigError(f"bad target {spec.text!r}: host ranges are not available")
+        try:
+            names = expand(last.hostname)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"bad target {spec.text!r}: {exc.message}", source=spec.source, line=spec.line
+            ) from exc
+    targets: list[Target] = []
+    for name in names:
+        if inventory is not None and spec.is_plain_name and name in known:
+            targets.append(inventory_target(inventory, name))
+        else:
+            host = replace(last, name=name, hostname=name)
+            targets.append(Target(name=name, route=(*gateways, host)))
+    return targets
+
+
+def _excluded_names(
+    inventory: InventoryLike | None,
+    exclude: str | None,
+    expand: Callable[[str], list[str]] | None,
+) -> set[str]:
+    if not exclude:
+        return set()
+    names: set[str] = set()
+    if inventory is not None:
+        # not inventory names: they may still name -t targets literally
+        with contextlib.suppress(SelectionError):
+            names.update(host.name for host in inventory.select(exclude))
+    for word in split_specs(exclude):
+        if "[" in word and expand is not None:
+            names.update(expand(word))
+        else:
+            names.add(word)
+    return names
+
+
+def apply_overrides(target: Target, overrides: Overrides) -> Target:
+    """Apply the command-line settings to every hop of a target."""
+    route = list(target.route)
+    needs_gateway = len(route) == 1 and not route[0].is_local
+    # a host given with -G is not sent through itself
+    if needs_gateway and all(hop.hostname != route[0].hostname for hop in overrides.gateway):
+        route = [*overrides.gateway, *route]
+    new_route: list[Hop] = []
+    for index, hop in enumerate(route):
+        is_host = index == len(route) - 1
+        changes: dict[str, Any] = {}
+        if overrides.user is not None:
+            # -l wins over the inventory for the host; a user written in -t wins over -l
+            explicit = not target.from_inventory and hop.user is not None
+            if (is_host and not explicit) or hop.user is None:
+                changes["user"] = overrides.user
+        if overrides.keys:
+            keys = dict.fromkeys([*overrides.keys, *hop.identity_files])
+            changes["identity_files"] = tuple(keys)
+        if overrides.known_hosts is not None:
+            changes["known_hosts_policy"] = overrides.known_hosts
+        if overrides.connect_timeout is not None:
+            changes["connect_timeout"] = overrides.connect_timeout
+        new_route.append(replace(hop, **changes) if changes else hop)
+    return replace(target, route=tuple(new_route))
+
+
+def resolve_gateway(
+    text: str, inventory: InventoryLike | None, expand: Callable[[str], list[str]] | None = None
+) -> tuple[Hop, ...]:
+    """The route of ``-G GATEWAY``: an inventory host's route, or a spec (chains allowed)."""
+    if inventory is not None and text in inventory.hosts:
+        return inventory_target(inventory, text).route
+    route = parse_route(text)
+    if any("[" in hop.hostname and ":" not in hop.hostname for hop in route):
+        raise ConfigError(f"bad gateway {text!r}: a gateway cannot be a host range")
+    return tuple(route)
+
+
+# ---------------------------------------------------------------- nodes
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Settings of the nodes that are the same for every hop."""
+
+    connect_retries: int = 0
+    formatter: Any = None
+    verbose: bool = False
+
+
+def build_nodes(
+    targets: Sequence[Target],
+    *,
+    ssh_node: Callable[..., Any],
+    local_node: Callable[..., Any],
+    settings: NodeSettings = NodeSettings(),
+) -> tuple[dict[str, Any], list[Any]]:
+    """Create one node per target, sharing one node per distinct gateway hop.
+
+    Args:
+        targets: the resolved targets.
+        ssh_node: the SshNode class (or a stand-in with the same keywords).
+        local_node: the LocalNode class.
+        settings: what every node gets.
+
+    Returns:
+        The node of each target, by target name; and every node created
+        (gateways included), in creation order.
+    """
+    by_key: dict[tuple[Any, ...], Any] = {}
+    created: list[Any] = []
+    result: dict[str, Any] = {}
+    for target in targets:
+        if target.host.is_local:
+            node = local_node(formatter=settings.formatter, label=target.name)
+            created.append(node)
+            result[target.name] = node
+            continue
+        parent: Any = None
+        parent_key: tuple[Any, ...] = ()
+        for index, hop in enumerate(target.route):
+            is_host = index == len(target.route) - 1
+            # the host gets its own node even if another target has the same
+            # address: its label is the target's name, which output shows
+            key: tuple[Any, ...] = (_hop_key(hop), parent_key, target.name if is_host else None)
+            node = by_key.get(key)
+            if node is None:
+                node = ssh_node(
+                    hop.hostname,
+                    **_node_kwargs(
+                        hop, parent, settings, label=target.name if is_host else hop.name
+                    ),
+                )
+                by_key[key] = node
+                created.append(node)
+            parent, parent_key = node, key
+        result[target.name] = parent
+    return result, created
+
+
+def _hop_key(hop: Hop) -> tuple[Any, ...]:
+    return (
+        hop.hostname,
+        hop.port,
+        hop.user,
+        hop.identity_files,
+        hop.known_hosts_policy,
+        hop.known_hosts_file,
+        hop.connect_timeout,
+    )
+
+
+def _node_kwargs(hop: Hop, gateway: Any, settings: NodeSettings, *, label: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "username": hop.user,
+        "port": hop.port,
+        "gateway": gateway,
+        "keys": list(hop.identity_files) or None,
+        "known_hosts_file": hop.known_hosts_file,
+        "connect_retries": settings.connect_retries,
+        "formatter": settings.formatter,
+        "verbose": settings.verbose,
+        "label": label,
+    }
+    # leave the node's own defaults in place when nothing was said
+    if hop.known_hosts_policy is not None:
+        kwargs["known_hosts"] = hop.known_hosts_policy
+    if hop.connect_timeout is not None:
+        kwargs["connect_timeout"] = hop.connect_timeout
+    return kwargs
