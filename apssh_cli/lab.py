@@ -388,7 +388,7 @@ def start_topology(
     client = docker_client()
     if find_containers(name, client):
         raise LabError(
-            f"a topology named {name!r} is already up",
+            f"a lab named {name!r} is already up",
             hint=f"`apssh lab status --name {name}`, or `apssh lab down --name {name}`",
         )
     image = image or ensure_image(client)

@@ -1,0 +1,124 @@
+"""`apssh lab up|status|down`: a disposable local testbed, a bastion and nodes behind it.
+
+The topology code is apssh_cli.lab, the same that the integration tests use.
+Files go to --dir ($APSSH_LAB_DIR, else ./.lab); containers are labelled with the
+lab's name, so `down` finds them even when those files are gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import click
+
+from apssh_cli import lab as lab_core
+
+_dir_option = click.option(
+    "--dir",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the lab's files go [default: $APSSH_LAB_DIR, else ./.lab].",
+)
+_name_option = click.option(
+    "--name",
+    default=None,
+    help="The lab's name on the Docker engine [default: the one recorded in --dir, "
+    "else derived from its path].",
+)
+
+
+def _resolve(state_dir: Path | None, name: str | None) -> tuple[Path, str]:
+    state_dir = state_dir or lab_core.default_state_dir()
+    return state_dir, name or lab_core.default_lab_name(state_dir)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def lab() -> None:
+    """Start, inspect or remove a local testbed behind a bastion (needs Docker).
+
+    \b
+    apssh lab up --nodes 3
+    apssh -i .lab/inventory.toml -g nodes uptime
+    apssh lab down
+    """
+
+
+@lab.command()
+@click.option(
+    "--nodes", type=click.IntRange(1, 50), default=lab_core.DEFAULT_NODES, show_default=True
+)
+@click.option(
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the TOML inventory [default: DIR/inventory.toml].",
+)
+@_dir_option
+@_name_option
+def up(nodes: int, inventory: Path | None, state_dir: Path | None, name: str | None) -> None:
+    """Start a bastion on 127.0.0.1 and NODES nodes reachable only through it."""
+    state_dir, name = _resolve(state_dir, name)
+    click.echo(f"starting lab {name!r}: a bastion and {nodes} nodes...", err=True)
+    topology = lab_core.lab_up(state_dir, name=name, nodes=nodes, inventory=inventory)
+    shown = _shown(topology.inventory)
+    click.echo(
+        f"lab {name!r} is up: bastion on {topology.bastion.host}:{topology.bastion.port}, "
+        f"nodes node1..node{nodes} behind it (on Docker network {topology.network})\n"
+        f"inventory:   {shown}\n"
+        f"known_hosts: {_shown(topology.known_hosts)}\n"
+        f"try:\n"
+        f"  apssh -i {shlex.quote(shown)} -g nodes uptime\n"
+        f"  apssh inventory -i {shlex.quote(shown)} list\n"
+        f"  apssh lab status{_lab_args(state_dir, name)}\n"
+        f"  apssh lab down{_lab_args(state_dir, name)}"
+    )
+
+
+@lab.command()
+@_dir_option
+@_name_option
+def status(state_dir: Path | None, name: str | None) -> None:
+    """Show the lab's containers and how to reach them."""
+    state_dir, name = _resolve(state_dir, name)
+    rows = lab_core.lab_status(name)
+    if not rows:
+        click.echo(f"lab {name!r} is not running")
+        return
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        click.echo(f"{row.name:<{width}}  {row.role:<8} {row.status:<8} {row.address}")
+    inventory = lab_core.read_state(state_dir).get("inventory")
+    if inventory:
+        click.echo(f"inventory: {_shown(Path(inventory))}")
+
+
+@lab.command()
+@_dir_option
+@_name_option
+def down(state_dir: Path | None, name: str | None) -> None:
+    """Remove the lab's containers, network and generated files."""
+    state_dir, name = _resolve(state_dir, name)
+    containers, networks, files = lab_core.lab_down(state_dir, name)
+    click.echo(
+        f"lab {name!r} removed: {containers} container(s), {networks} network(s), {files} file(s)"
+    )
+
+
+def _shown(path: Path) -> str:
+    # relative to the current directory when inside it: easier to copy and paste
+    resolved = path.resolve()
+    if resolved.is_relative_to(Path.cwd()):
+        return os.path.relpath(resolved)
+    return str(resolved)
+
+
+def _lab_args(state_dir: Path, name: str) -> str:
+    args = ""
+    if state_dir != lab_core.default_state_dir():
+        args += f" --dir {shlex.quote(str(state_dir))}"
+    if name != lab_core.default_lab_name(state_dir):
+        args += f" --name {shlex.quote(name)}"
+    return args
