@@ -31,6 +31,26 @@ _LAZY: dict[str, str] = {
     "RunError": "apssh_cli.errors",
     "Status": "apssh_cli.results",
     "HostResult": "apssh_cli.results",
+    # the SSH job library
+    "CommandResult": "apssh_cli.results",
+    "SshNode": "apssh_cli.node",
+    "LocalNode": "apssh_cli.node",
+    "close_nodes": "apssh_cli.node",
+    "SshJob": "apssh_cli.job",
+    "Scheduler": "apssh_cli.job",
+    "Sequence": "apssh_cli.job",
+    "Command": "apssh_cli.commands",
+    "Run": "apssh_cli.commands",
+    "RunScript": "apssh_cli.commands",
+    "RunString": "apssh_cli.commands",
+    "Push": "apssh_cli.commands",
+    "Pull": "apssh_cli.commands",
+    "Formatter": "apssh_cli.output",
+    "HostFormatter": "apssh_cli.output",
+    "RawFormatter": "apssh_cli.output",
+    "TimeHostFormatter": "apssh_cli.output",
+    "SubdirFormatter": "apssh_cli.output",
+    "CaptureFormatter": "apssh_cli.output",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

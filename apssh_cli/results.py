@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """How a host's work ended. The order of severity drives the CLI's exit status."""
 
     OK = "ok"
@@ -17,9 +17,6 @@ class Status(str, enum.Enum):
     HOSTKEY_REFUSED = "hostkey-refused"  # unknown (strict) or changed host key
     INTERRUPTED = "interrupted"  # cancelled (Ctrl-C) before it finished
     SKIPPED = "skipped"  # never started (Ctrl-C, or a critical failure elsewhere)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass
@@ -42,3 +39,16 @@ class HostResult:
     @property
     def is_ok(self) -> bool:
         return self.status is Status.OK
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How one command ended on one node: its return code and the tail of its stderr.
+
+    ``rc`` is negative (-N) when the process was killed by signal N; a transfer
+    that failed reports 1 with the reason in ``stderr_tail``.
+    """
+
+    command: str
+    rc: int
+    stderr_tail: str = ""

@@ -1,0 +1,164 @@
+"""Host key policies (strict, accept-new, off) and the known_hosts file they use.
+
+The decision itself is pure (:func:`decide`): it is asked only about a key that
+is *not* among the keys recorded for the host, and answers
+
+- ``strict``: refuse (unknown or changed alike);
+- ``accept-new``: record it if the host has no recorded key at all (trust on first
+  use), refuse it otherwise (a changed key is always refused);
+- ``off``: never asked (verification is disabled).
+
+With ``accept-new`` the key is written to the file only once the key exchange
+has succeeded (when authentication begins), never from a failed handshake.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from apssh_cli.errors import ConfigError
+from apssh_cli.log import logger
+
+if TYPE_CHECKING:
+    import asyncssh
+
+STRICT = "strict"
+ACCEPT_NEW = "accept-new"
+OFF = "off"
+POLICIES = (STRICT, ACCEPT_NEW, OFF)
+DEFAULT_POLICY = ACCEPT_NEW
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+class Decision(enum.Enum):
+    """What to do with a host key that is not recorded for the host."""
+
+    RECORD = "record"  # accept and write it down (accept-new, host never seen)
+    REFUSE_UNKNOWN = "refuse-unknown"  # strict, host never seen
+    REFUSE_CHANGED = "refuse-changed"  # the host has other keys recorded
+
+
+def check_policy(policy: str) -> str:
+    """Return ``policy`` if it names a policy.
+
+    Raises:
+        ConfigError: an unknown policy name.
+    """
+    if policy not in POLICIES:
+        raise ConfigError(
+            f"unknown host key policy {policy!r} (expected one of: {', '.join(POLICIES)})"
+        )
+    return policy
+
+
+def decide(policy: str, host_has_record: bool) -> Decision:
+    """Decide about a presented key that is not among the host's recorded keys."""
+    if host_has_record:
+        return Decision.REFUSE_CHANGED
+    if policy == ACCEPT_NEW:
+        return Decision.RECORD
+    return Decision.REFUSE_UNKNOWN
+
+
+def host_pattern(host: str, port: int | None) -> str:
+    """The name a known_hosts line uses: ``host``, or ``[host]:port`` off port 22."""
+    if port in (None, 22):
+        return host
+    return f"[{host}]:{port}"
+
+
+def refusal_message(decision: Decision, host: str, port: int | None, path: Path) -> str:
+    """An actionable message for a refused key."""
+    name = host_pattern(host, port)
+    if decision is Decision.REFUSE_CHANGED:
+        return (
+            f"host key for {name} differs from the one recorded in {path} "
+            f"(possible man-in-the-middle; if the host was reinstalled: "
+            f"ssh-keygen -R '{name}' -f {path})"
+        )
+    return f"host key for {name} is unknown and the policy is strict (not in {path})"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    stamp: tuple[int, int]  # (mtime_ns, size): reloaded when the file changes
+    known_hosts: asyncssh.SSHKnownHosts
+
+
+class KnownHostsFile:
+    """One known_hosts file: parsed on demand (cached until it changes), appended to.
+
+    Get instances with :func:`known_hosts_file`, so nodes share them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._snapshot: _Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> asyncssh.SSHKnownHosts:
+        """The file's entries (empty if it does not exist).
+
+        Raises:
+            ConfigError: the file cannot be read or parsed.
+        """
+        import asyncssh
+
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return asyncssh.import_known_hosts("")
+        stamp = (info.st_mtime_ns, info.st_size)
+        snapshot = self._snapshot
+        if snapshot is None or snapshot.stamp != stamp:
+            try:
+                text = self.path.read_text(encoding="utf-8", errors="replace")
+                parsed = asyncssh.import_known_hosts(text)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot use known_hosts: {exc}", source=str(self.path)) from exc
+            snapshot = self._snapshot = _Snapshot(stamp, parsed)
+        return snapshot.known_hosts
+
+    def has_record(self, host: str, addr: str, port: int | None) -> bool:
+        """Whether any key or CA is recorded for this host (by name or address)."""
+        matched = self.load().match(host, addr, port)
+        trusted_keys, trusted_cas = matched[0], matched[1]
+        return bool(trusted_keys or trusted_cas)
+
+    def record(self, host: str, port: int | None, key: asyncssh.SSHKey) -> None:
+        """Append ``key`` for ``host``; the file (and ~/.ssh) are created private."""
+        public = key.export_public_key("openssh").decode("ascii").split()
+        entry = f"{host_pattern(host, port)} {public[0]} {public[1]}\n"
+        with self._lock:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                # an existing file that does not end with a newline must not glue lines
+                if os.fstat(fd).st_size and not self._ends_with_newline():
+                    entry = "\n" + entry
+                os.write(fd, entry.encode("ascii"))
+            finally:
+                os.close(fd)
+        logger.info("host=%s recorded host key (%s) in %s", host, public[0], self.path)
+
+    def _ends_with_newline(self) -> bool:
+        with self.path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+
+
+_FILES: dict[Path, KnownHostsFile] = {}
+
+
+def known_hosts_file(path: str | Path | None = None) -> KnownHostsFile:
+    """The shared :class:`KnownHostsFile` for ``path`` (``~/.ssh/known_hosts`` by default)."""
+    resolved = Path(path if path is not None else DEFAULT_KNOWN_HOSTS).expanduser().absolute()
+    instance = _FILES.get(resolved)
+    if instance is None:
+        instance = _FILES[resolved] = KnownHostsFile(resolved)
+    return instance

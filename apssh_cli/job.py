@@ -1,0 +1,234 @@
+"""SshJob: an asynciojobs job running an ordered list of commands on one node.
+
+This is the only module that imports asynciojobs. It re-exports ``Sequence`` and a
+:class:`Scheduler` that is asynciojobs' own with one fix: its ``jobs_window``
+gives the slot back when a job raises (asynciojobs 0.21 keeps it, so N failing
+jobs with ``jobs_window=N`` hang the scheduler).
+
+A job's :attr:`SshJob.outcome` is always set when the job ends, however it ends
+(success, non-zero, timeout, connection failure, cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import asynciojobs
+from asynciojobs import Sequence
+
+from apssh_cli.commands import Command, Run
+from apssh_cli.errors import (
+    ApsshError,
+    AuthRefusedError,
+    CommandFailedError,
+    CommandTimeoutError,
+    ConnectError,
+    HostKeyRefusedError,
+)
+from apssh_cli.node import LocalNode, SshNode
+from apssh_cli.output import CaptureFormatter
+from apssh_cli.results import HostResult, Status
+
+__all__ = ["Scheduler", "Sequence", "SshJob"]
+
+CommandSpec = Command | str
+
+
+class Scheduler(asynciojobs.Scheduler):  # type: ignore[misc]
+    """asynciojobs.Scheduler whose window gives a job's slot back however the job ends.
+
+    Same constructor and behaviour as asynciojobs' Scheduler (``jobs_window``,
+    ``timeout``, ``critical``, nesting...). A windowed run with failing or
+    unreachable hosts always finishes.
+    """
+
+    def _create_task(self, job: Any, window: Any) -> asyncio.Task[Any]:
+        # asynciojobs makes one Window per co_run() and hands it here: hang our
+        # semaphore on it, so each run has its own
+        slots: asyncio.Semaphore | None = getattr(window, "_apssh_slots", None)
+        if slots is None and window.jobs_window:
+            slots = asyncio.Semaphore(window.jobs_window)
+            window._apssh_slots = slots
+
+        async def run() -> Any:
+            if slots is None:
+                job._running = True
+                return await job.co_run()
+            async with slots:  # released on return, exception and cancellation
+                job._running = True
+                return await job.co_run()
+
+        task = asyncio.create_task(run())
+        # the back-references asynciojobs relies on
+        task._job = job  # type: ignore[attr-defined]
+        job._task = task
+        return task
+
+
+_CONNECT_STATUS: list[tuple[type[ConnectError], Status]] = [
+    (AuthRefusedError, Status.AUTH_REFUSED),
+    (HostKeyRefusedError, Status.HOSTKEY_REFUSED),
+    (ConnectError, Status.UNREACHABLE),
+]
+
+
+def _as_commands(command: Any, commands: Any) -> list[Command]:
+    if command is not None and commands is not None:
+        raise ValueError("SshJob takes command= or commands=, not both")
+    given = command if command is not None else commands
+    if given is None:
+        raise ValueError("SshJob needs a command")
+    if isinstance(given, Command | str):
+        given = [given]
+    result: list[Command] = []
+    for item in given:
+        if isinstance(item, str):
+            result.append(Run(item))  # a plain string is a Run
+        elif isinstance(item, Command):
+            result.append(item)
+        else:
+            raise TypeError(f"not a command: {item!r}")
+    if not result:
+        raise ValueError("SshJob needs a command")
+    return result
+
+
+class SshJob(asynciojobs.Job):  # type: ignore[misc]
+    """Run commands, strictly in order, on one node.
+
+    A critical job stops at the first failing command and raises
+    CommandFailedError (CommandTimeoutError on a timeout), which aborts a
+    critical scheduler. A non-critical job runs every command; its result is
+    the last failing return code, or 0.
+
+    Args:
+        node: an SshNode or a LocalNode.
+        command: one command (a string means ``Run(string)``).
+        commands: several commands.
+        critical: stop (and raise) at the first failure.
+        timeout: the default timeout of each command, in seconds.
+        label: shown by the scheduler's listings.
+        required: jobs that must be done before this one starts.
+        scheduler: add the job to this scheduler.
+        forever: the scheduler does not wait for this job.
+        verbose: send command events to the node's formatter (default: the node's).
+
+    Attributes:
+        outcome: the HostResult of the last run (status SKIPPED until the job runs).
+    """
+
+    def __init__(
+        self,
+        node: SshNode | LocalNode,
+        command: CommandSpec | Iterable[CommandSpec] | None = None,
+        commands: Iterable[CommandSpec] | None = None,
+        *,
+        critical: bool = True,
+        timeout: float | None = None,
+        label: str | None = None,
+        required: Any = None,
+        scheduler: Any = None,
+        forever: bool = False,
+        verbose: bool | None = None,
+    ) -> None:
+        self.node = node
+        self.commands = _as_commands(command, commands)
+        self.timeout = timeout
+        self.verbose = verbose
+        self.outcome = HostResult(host=node.label)
+        # asynciojobs.Job wants a coroutine; ours is co_run() itself
+        self.corun = None
+        self.coshutdown = None
+        asynciojobs.AbstractJob.__init__(
+            self,
+            forever=forever,
+            critical=critical,
+            label=label,
+            required=required,
+            scheduler=scheduler,
+        )
+
+    def text_label(self) -> str:
+        """The label, or ``node: command; command``."""
+        if self.label is not None:
+            return str(self.label)
+        return f"{self.node.label}: " + "; ".join(cmd.describe() for cmd in self.commands)
+
+    def details(self) -> str:
+        """One line per command, for asynciojobs' listings."""
+        return "\n".join(cmd.describe() for cmd in self.commands)
+
+    async def co_run(self) -> int | None:
+        """Run the commands; return the last failing return code, or 0.
+
+        Raises:
+            ConnectError: the node could not be reached (always).
+            CommandFailedError: a critical job's command failed.
+            CommandTimeoutError: a critical job's command timed out.
+        """
+        node = self.node
+        outcome = self.outcome = HostResult(host=node.label)
+        verbose = self.verbose if self.verbose is not None else node.verbose
+        started = time.monotonic()
+        status = Status.OK
+        failing_rc: int | None = None
+        last_rc: int | None = None
+        try:
+            await node.connect()
+            for command in self.commands:
+                try:
+                    result = await command.co_run(node, timeout=self.timeout, verbose=verbose)
+                except CommandTimeoutError as exc:
+                    status, last_rc, outcome.error = Status.TIMEOUT, None, exc.message
+                    if self.critical:
+                        raise
+                    continue
+                last_rc = result.rc
+                if command.is_allowed(result.rc):
+                    continue
+                failing_rc = result.rc
+                if status is Status.OK:
+                    status = Status.FAILED
+                error = CommandFailedError(
+                    node.label, command.describe(), result.rc, result.stderr_tail
+                )
+                outcome.error = error.message
+                if self.critical:
+                    raise error
+            outcome.rc = failing_rc if failing_rc is not None else last_rc
+            return failing_rc if failing_rc is not None else 0
+        except asyncio.CancelledError:
+            status = Status.INTERRUPTED
+            outcome.error = "interrupted"
+            raise
+        except ConnectError as exc:
+            status = next(st for cls, st in _CONNECT_STATUS if isinstance(exc, cls))
+            outcome.error = exc.message
+            raise
+        except CommandFailedError as exc:
+            outcome.rc = exc.exit_status
+            raise
+        except CommandTimeoutError:
+            raise
+        except ApsshError as exc:  # a local problem: missing script, bad key file...
+            status, outcome.error = Status.FAILED, str(exc)
+            raise
+        except Exception as exc:
+            status, outcome.error = Status.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            outcome.status = status
+            outcome.duration = time.monotonic() - started
+            formatter = node.formatter
+            if isinstance(formatter, CaptureFormatter):
+                outcome.stdout = formatter.stdout(node.label)
+                outcome.stderr = formatter.stderr(node.label)
+
+    async def co_shutdown(self) -> None:
+        """Nothing: connections are shared between jobs; close them with close_nodes()."""
+
+    def close(self) -> None:
+        """Nothing to close (asynciojobs calls this on coroutine-based jobs)."""
