@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import nox
 
@@ -39,9 +41,10 @@ def tests(session: nox.Session) -> None:
 
 def _require_docker(session: nox.Session) -> None:
     docker = shutil.which("docker")
-    ok = docker is not None and subprocess.run(
-        [docker, "info"], capture_output=True, check=False
-    ).returncode == 0
+    ok = (
+        docker is not None
+        and subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0
+    )
     if not ok:
         session.error(
             "no Docker engine answers (`docker info` failed): run `bash docker/engine` "
@@ -62,3 +65,27 @@ def integration(session: nox.Session) -> None:
         *session.posargs,
         env={"TESTCONTAINERS_RYUK_DISABLED": "true", "TC_HOST": "127.0.0.1"},
     )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks, peers side by side: start-up, inventory scale, fan-out (not run by CI)."""
+    _require_docker(session)
+    session.install("-e", ".[lab]", "clustershell", "ansible-core")
+    _install_debian_peers(session)
+    session.run("bash", "docker/build-image", external=True)
+    session.run("python", "benchmarks/bench_startup.py")
+    if Path("benchmarks/bench_inventory.py").exists():
+        session.run("python", "benchmarks/bench_inventory.py")
+    session.run("python", "benchmarks/bench_fanout.py", *session.posargs)
+
+
+def _install_debian_peers(session: nox.Session) -> None:
+    # pdsh and parallel-ssh come from Debian's packages; skipped (and said so) elsewhere
+    missing = [tool for tool in ("pdsh", "parallel-ssh") if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.warn(f"not installed, left out of the comparison: {', '.join(missing)}")
+        return
+    session.run("apt-get", "install", "-y", "-qq", "pdsh", "pssh", external=True)
