@@ -15,10 +15,12 @@ is started or inspected (the ``lab`` extra); importing this module is cheap.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
 import subprocess
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -129,8 +131,11 @@ class Topology:
 # ---------------------------------------------------------------- engine and image
 
 
+_clients: dict[str, Any] = {}  # one client per DOCKER_HOST for the whole process
+
+
 def docker_client() -> Any:
-    """Return a docker-py client to an engine that answers.
+    """Return a docker-py client to an engine that answers (shared by this process).
 
     Raises:
         LabError: the lab extra is not installed, or no engine answers.
@@ -142,11 +147,23 @@ def docker_client() -> Any:
             "the Docker client library is not installed",
             hint="pip install 'apssh-cli[lab]'",
         ) from exc
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise LabError(f"no Docker engine answers ({_first_line(exc)})", hint=ENGINE_HINT) from exc
+    where = os.environ.get("DOCKER_HOST", "")
+    failure = ""
+    # a client that failed half-way leaks its socket: drop it here, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            client = _clients.get(where) or docker.from_env()
+            client.ping()
+        except docker.errors.DockerException as exc:
+            failure = _first_line(exc)
+            _clients.pop(where, None)
+            client = None
+        if failure:
+            gc.collect()
+    if client is None:
+        raise LabError(f"no Docker engine answers ({failure})", hint=ENGINE_HINT)
+    _clients[where] = client
     return client
 
 
