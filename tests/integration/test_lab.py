@@ -1,0 +1,105 @@
+"""`apssh lab up`, a command through its bastion, `apssh lab down`, and nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apssh_cli import lab
+
+pytestmark = pytest.mark.integration
+
+APSSH = [sys.executable, "-m", "apssh_cli.cli.main"]
+
+
+def _apssh(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*APSSH, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def lab_env(tmp_path: Path, docker_engine: Any, sshd_image: str) -> Iterator[dict[str, str]]:
+    """An environment for `apssh lab` with its own state dir and a unique lab name."""
+    name = f"tl{os.getpid()}-{secrets.token_hex(3)}"
+    env = {**os.environ, "APSSH_LAB_DIR": str(tmp_path / "state"), "APSSH_LAB_IMAGE": sshd_image}
+    env["APSSH_TEST_LAB_NAME"] = name
+    try:
+        yield env
+    finally:
+        # whatever the test did, this lab does not outlive it
+        lab.remove_topology(name, docker_engine)
+
+
+def test_lab_up_run_down_leaves_nothing(
+    lab_env: dict[str, str], tmp_path: Path, docker_engine: Any
+) -> None:
+    name = lab_env["APSSH_TEST_LAB_NAME"]
+    state = Path(lab_env["APSSH_LAB_DIR"])
+
+    up = _apssh("lab", "up", "--nodes", "2", "--name", name, env=lab_env, cwd=tmp_path)
+    assert up.returncode == 0, up.stderr
+    assert "-g nodes uptime" in up.stdout
+    inventory = state / "inventory.toml"
+    data = tomllib.loads(inventory.read_text())
+    assert sorted(data["nodes"]["hosts"]) == ["node1", "node2"]
+    assert data["nodes"]["vars"]["gateway"] == "bastion"
+    assert "direct" not in data
+
+    containers = lab.find_containers(name, docker_engine)
+    assert len(containers) == 3
+    # the nodes are published nowhere: only the bastion has a port on the host
+    published = [c.name for c in containers if c.attrs["HostConfig"]["PortBindings"]]
+    assert published == [f"apssh-{name}-bastion"]
+
+    status = _apssh("lab", "status", "--name", name, env=lab_env, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.count("running") == 3
+
+    # a second `up` of the same lab is refused, and leaves the first one alone
+    again = _apssh("lab", "up", "--name", name, env=lab_env, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already up" in again.stderr
+    assert len(lab.find_containers(name, docker_engine)) == 3
+
+    run = _apssh("-i", str(inventory), "-g", "nodes", "hostname", env=lab_env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.stdout.splitlines()) == ["node1: node1", "node2: node2"]
+
+    down = _apssh("lab", "down", "--name", name, env=lab_env, cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert lab.find_containers(name, docker_engine) == []
+    networks = docker_engine.networks.list(filters={"label": f"{lab.LABEL_LAB}={name}"})
+    assert networks == []
+    assert not state.exists()
+
+
+def test_lab_down_finds_the_containers_without_state_files(
+    lab_env: dict[str, str], tmp_path: Path, docker_engine: Any
+) -> None:
+    name = lab_env["APSSH_TEST_LAB_NAME"]
+    state = Path(lab_env["APSSH_LAB_DIR"])
+    up = _apssh("lab", "up", "--nodes", "1", "--name", name, env=lab_env, cwd=tmp_path)
+    assert up.returncode == 0, up.stderr
+    for path in state.iterdir():
+        path.unlink()
+
+    down = _apssh("lab", "down", "--name", name, env=lab_env, cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert "2 container(s), 1 network(s)" in down.stdout
+    assert lab.find_containers(name, docker_engine) == []
+
+
+def test_lab_status_of_a_lab_that_is_not_up(lab_env: dict[str, str], tmp_path: Path) -> None:
+    name = lab_env["APSSH_TEST_LAB_NAME"]
+    status = _apssh("lab", "status", "--name", name, env=lab_env, cwd=tmp_path)
+    assert status.returncode == 0
+    assert status.stdout.strip() == f"lab {name!r} is not running"
