@@ -68,6 +68,24 @@ def integration(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job: a lab behind a bastion, a command and a recipe on its nodes, lab down."""
+    _require_docker(session)
+    session.install("-e", ".[lab]")
+    session.run("bash", "docker/build-image", external=True)
+    # a lab of its own (state dir and name), removed in `finally` whatever fails
+    env = {"APSSH_LAB_DIR": str(Path(session.create_tmp()).resolve() / f"demo-lab-{os.getpid()}")}
+    name = f"demo-{os.getpid()}"
+    inventory = str(Path(env["APSSH_LAB_DIR"]) / "inventory.toml")
+    try:
+        session.run("apssh", "lab", "up", "--nodes", "3", "--name", name, env=env)
+        session.run("apssh", "-i", inventory, "-g", "nodes", "uptime", env=env)
+        session.run("apssh", "-i", inventory, "-g", "nodes", "-s", "recipes/facts.sh", env=env)
+    finally:
+        session.run("apssh", "lab", "down", "--name", name, env=env)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks, peers side by side: start-up, inventory scale, fan-out (not run by CI)."""
     _require_docker(session)
