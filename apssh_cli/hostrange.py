@@ -81,22 +81,22 @@ def fold(names: Iterable[str]) -> str:
     """
     # (prefix, suffix) -> digit strings; names without digits stand alone
     buckets: dict[tuple[str, str], set[str]] = {}
+    plain: set[str] = set()
     for name in names:
         match = _LAST_DIGITS.match(name)
         if match is None:
-            buckets.setdefault((name, ""), set())
+            plain.add(name)
         else:
             prefix, digits, suffix = match.groups()
             buckets.setdefault((prefix, suffix), set()).add(digits)
-    parts = []
-    for (prefix, suffix), numbers in sorted(buckets.items()):
-        if not numbers:
-            parts.append(prefix)
-        elif len(numbers) == 1:
-            parts.append(f"{prefix}{next(iter(numbers))}{suffix}")
+    parts = [((name, ""), name) for name in plain]
+    for (prefix, suffix), numbers in buckets.items():
+        if len(numbers) == 1:
+            text = f"{prefix}{next(iter(numbers))}{suffix}"
         else:
-            parts.append(f"{prefix}[{_fold_numbers(numbers)}]{suffix}")
-    return ",".join(parts)
+            text = f"{prefix}[{_fold_numbers(numbers)}]{suffix}"
+        parts.append(((prefix, suffix), text))
+    return ",".join(text for _, text in sorted(parts))
 
 
 def _fold_numbers(numbers: set[str]) -> str:

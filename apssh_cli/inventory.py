@@ -30,7 +30,6 @@ line when it can be found.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import re
 import shlex
@@ -42,7 +41,8 @@ from types import MappingProxyType
 from typing import Any
 
 from apssh_cli import hostrange
-from apssh_cli.errors import HostRangeError, InventoryError
+from apssh_cli.errors import HostRangeError, InventoryError, SelectionError
+from apssh_cli.selection import did_you_mean, select
 
 ALL = "all"
 UNGROUPED = "ungrouped"
@@ -283,10 +283,7 @@ class Inventory:
         """
         found = self.get(name)
         if found is None:
-            from apssh_cli.errors import SelectionError
-
-            near = difflib.get_close_matches(name, [*self._hosts, *self._implicit], n=3)
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            hint = did_you_mean(name, [*self._hosts, *self._implicit])
             raise SelectionError(f"no host named {name!r}{hint}", pattern=name)
         return found
 
@@ -306,8 +303,6 @@ class Inventory:
         Raises:
             SelectionError: a term matches nothing, or the pattern is malformed.
         """
-        from apssh_cli.selection import select
-
         return select(self, pattern, exclude)
 
     def route(self, name: str | Host) -> list[Host]:
@@ -896,8 +891,7 @@ class _Loader:
         for group in self.groups.values():
             for child, where in group.children.items():
                 if child not in self.groups or child == ALL:
-                    near = difflib.get_close_matches(child, list(self.groups), n=3)
-                    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+                    hint = did_you_mean(child, self.groups)
                     what = "cannot be a child" if child == ALL else "is not a group"
                     raise where.error(f"child {child!r} of group {group.name!r} {what}{hint}")
                 self.groups[child].parents.add(group.name)
@@ -996,8 +990,7 @@ def _resolve_gateways(
     known = {**implicit, **hosts}
     for name, host in hosts.items():
         if host.gateway is not None and host.gateway not in known:
-            near = difflib.get_close_matches(host.gateway, list(hosts), n=3)
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            hint = did_you_mean(host.gateway, hosts)
             message = f"host {name!r}: gateway {host.gateway!r} is not an inventory host{hint}"
             where = origins.get(name)
             raise where.error(message) if where else InventoryError(message)

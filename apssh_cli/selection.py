@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from apssh_cli import hostrange
@@ -183,7 +183,14 @@ def _names_something(inventory: Inventory, term: str) -> bool:
 def _no_match(inventory: Inventory, term: str, *, groups_only: bool = False) -> SelectionError:
     name = term.removeprefix("@")
     candidates = list(inventory.groups) if groups_only else [*inventory.groups, *inventory.hosts]
-    near = difflib.get_close_matches(name, candidates, n=3)
     what = "no group" if groups_only else "no group or host"
-    hint = f" (did you mean {', '.join(near)}?)" if near else ""
+    hint = did_you_mean(name, candidates)
     return SelectionError(f"{what} matches {term!r}{hint}", pattern=term)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean a, b?)`` with up to 3 near names in their given order, or ``""``."""
+    names = list(candidates)
+    near = set(difflib.get_close_matches(name, names, n=3))
+    ordered = [candidate for candidate in dict.fromkeys(names) if candidate in near]
+    return f" (did you mean {', '.join(ordered)}?)" if ordered else ""
