@@ -1,0 +1,188 @@
+"""Running a command's jobs: one non-critical SshJob per host, under a window, with Ctrl-C.
+
+The CLI builds the targets and the commands of each host; this module makes the
+nodes (sharing gateways), runs one job per host in a Scheduler that starts at most
+``window`` hosts at a time, reports every host's start, output and end to the
+Renderer, and turns the first Ctrl-C into a clean stop: no new host starts, the
+running commands are cancelled (their remote processes are terminated), the
+summary so far is printed, every connection is closed, and the exit status is 130.
+
+asyncssh and asynciojobs are imported only when a run starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from apssh_cli.cli.exitcodes import ExitCode
+from apssh_cli.cli.render import Renderer
+from apssh_cli.cli.targets import NodeSettings, Target, build_nodes
+from apssh_cli.results import HostResult, Status
+
+# hosts at once by default, if the open-files limit allows (each host may hold a
+# socket, a gateway channel and two --out-dir files)
+DEFAULT_WINDOW_CAP = 50
+FILES_PER_HOST = 4
+# closing connections after a run (or a Ctrl-C) must not hang the command
+CLOSE_TIMEOUT = 10.0
+PROGRESS_PERIOD = 1.0
+
+CommandFactory = Callable[[Target], Sequence[Any]]
+
+
+def default_window(nofile: int | None = None) -> int:
+    """``min(50, soft RLIMIT_NOFILE // 4)``, at least 1.
+
+    Args:
+        nofile: the soft open-files limit; read from the process when None.
+    """
+    if nofile is None:
+        nofile, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if nofile == resource.RLIM_INFINITY:
+            nofile = DEFAULT_WINDOW_CAP * FILES_PER_HOST
+    return max(1, min(DEFAULT_WINDOW_CAP, nofile // FILES_PER_HOST))
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How to run: parallelism and connection settings common to every host.
+
+    Args:
+        window: at most this many hosts at once.
+        connect_retries: ``--retries``: extra connection attempts (with backoff),
+            for connection failures only.
+        job_timeout: a limit on each host's whole job (transfers), seconds.
+        verbose: nodes report connection and command events.
+    """
+
+    window: int
+    connect_retries: int = 0
+    job_timeout: float | None = None
+    verbose: bool = False
+
+
+def execute(
+    targets: Sequence[Target],
+    commands_for: CommandFactory,
+    renderer: Renderer,
+    options: ExecutionOptions,
+) -> ExitCode:
+    """Run every host's commands and render the run; return the exit status."""
+    return asyncio.run(run_targets(targets, commands_for, renderer, options))
+
+
+async def run_targets(
+    targets: Sequence[Target],
+    commands_for: CommandFactory,
+    renderer: Renderer,
+    options: ExecutionOptions,
+) -> ExitCode:
+    """The coroutine behind `execute` (tests await it directly)."""
+    from apssh_cli.job import Scheduler, SshJob
+    from apssh_cli.node import LocalNode, SshNode, close_nodes
+    from apssh_cli.output import Formatter, Stream
+
+    class RendererFormatter(Formatter):
+        """Sends the nodes' output lines to the renderer (which prints, captures, files)."""
+
+        def line(self, host: str, text: str, stream: Stream) -> None:
+            renderer.line(host, text, stream)
+
+    nodes, created = build_nodes(
+        targets,
+        ssh_node=SshNode,
+        local_node=LocalNode,
+        settings=NodeSettings(
+            connect_retries=options.connect_retries,
+            formatter=RendererFormatter(),
+            verbose=options.verbose,
+        ),
+    )
+    running: dict[str, asyncio.Task[Any]] = {}
+
+    class TrackedJob(SshJob):
+        """An SshJob that tells the renderer when its host starts and ends."""
+
+        async def co_run(self) -> Any:
+            name: str = self.apssh_name
+            task = asyncio.current_task()
+            if task is not None:
+                running[name] = task
+            renderer.host_started(name)
+            try:
+                return await super().co_run()
+            finally:
+                running.pop(name, None)
+                renderer.host_done(_outcome(self, name, Status.INTERRUPTED))
+
+    jobs: list[Any] = []
+    for target in targets:
+        job = TrackedJob(
+            nodes[target.name],
+            commands=list(commands_for(target)),
+            critical=False,
+            timeout=options.job_timeout,
+            label=target.name,
+        )
+        job.apssh_name = target.name
+        jobs.append(job)
+    scheduler = Scheduler(*jobs, jobs_window=options.window)
+
+    interrupted = False
+    loop = asyncio.get_running_loop()
+    main = asyncio.ensure_future(scheduler.co_run())
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: the user does not want to wait for cleanup
+            os._exit(ExitCode.INTERRUPTED)
+        interrupted = True
+        main.cancel()
+        for task in list(running.values()):
+            task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    ticker = asyncio.ensure_future(_tick(renderer)) if renderer.options.progress else None
+    try:
+        try:
+            await main
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+            # let the cancelled jobs finish their cleanup (remote processes terminated)
+            pending = [task for task in running.values() if not task.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        if ticker is not None:
+            ticker.cancel()
+    not_run = Status.INTERRUPTED if interrupted else Status.SKIPPED
+    results = [_outcome(job, job.apssh_name, not_run, started=False) for job in jobs]
+    status = renderer.finish(results, interrupted=interrupted)
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(close_nodes(created), CLOSE_TIMEOUT)
+    return status
+
+
+def _outcome(job: Any, name: str, missing: Status, *, started: bool = True) -> HostResult:
+    """The job's outcome; a stand-in when the job never got to set one."""
+    outcome = getattr(job, "outcome", None)
+    if isinstance(outcome, HostResult):
+        return outcome
+    return HostResult(name, missing if started else Status.SKIPPED)
+
+
+async def _tick(renderer: Renderer) -> None:
+    while True:
+        await asyncio.sleep(PROGRESS_PERIOD)
+        renderer.tick()

@@ -1,0 +1,115 @@
+"""`apssh run` (the default subcommand): a command or a local script on every selected host.
+
+``apssh -g nodes uptime`` is ``apssh run -g nodes uptime``. Options come before
+the command: everything from the first word on is the remote command (``apssh
+-g nodes ls -l`` runs ``ls -l``). With ``-s`` the first word is a local script,
+pushed and run with the remaining words as its arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
+from apssh_cli.cli.run_options import make_plan, run_options, run_plan
+from apssh_cli.errors import ConfigError
+
+
+class RunCommand(click.Command):
+    """A command that remembers its raw arguments, to tell ``-- push`` from ``push``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["apssh.raw_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@click.command(
+    cls=RunCommand,
+    context_settings={"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]},
+    epilog=EXIT_STATUS_HELP,
+)
+@run_options
+@click.option(
+    "--include",
+    "includes",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="With -s: a file sent next to the script (repeatable).",
+)
+@click.option(
+    "-s",
+    "--script",
+    is_flag=True,
+    help="The first word is a local script: push it, run it with the other words as arguments.",
+)
+@click.argument("command", nargs=-1, required=True)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    /,
+    command: tuple[str, ...],
+    script: bool,
+    includes: tuple[str, ...],
+    **params: Any,
+) -> int:
+    """Run COMMAND on every selected host, at most -w hosts at a time.
+
+    \b
+    apssh -i lab.toml -g nodes uptime
+    apssh -t root@node1,node2 -w 10 -- cat /etc/os-release
+    apssh -i lab.toml -g nodes -s recipes/setup.sh --force
+    apssh -i lab.toml -g nodes --json hostname > out.jsonl
+
+    The words of COMMAND are joined with spaces and run by the remote shell, as
+    ssh does (quote what the local shell must not expand). A remote command
+    named like an apssh subcommand goes after `--`.
+    """
+    _refuse_subcommand_name(ctx, command, script)
+    if includes and not script:
+        raise click.UsageError("--include goes with -s/--script")
+    plan = make_plan(params)
+    timeout = params["timeout"]
+    if script:
+        path = Path(command[0])
+        if not path.is_file():
+            raise ConfigError(
+                "script not found (with -s, the first word is a local file)", source=command[0]
+            )
+        for include in includes:
+            if not Path(include).is_file():
+                raise ConfigError("include file not found", source=include)
+        description = f"script {' '.join(command)}"
+    else:
+        description = " ".join(command)
+    commands: dict[str, list[Any]] = {}
+    if not plan.dry_run:
+        from apssh_cli.commands import Run, RunScript
+
+        for target in plan.targets:
+            if script:
+                commands[target.name] = [
+                    RunScript(command[0], *command[1:], includes=includes, timeout=timeout)
+                ]
+            else:
+                commands[target.name] = [Run(" ".join(command), timeout=timeout)]
+    return run_plan(plan, commands, description=description)
+
+
+def _refuse_subcommand_name(ctx: click.Context, command: tuple[str, ...], script: bool) -> None:
+    # `apssh -g nodes push a b` is most likely a misplaced `apssh push -g nodes a b`
+    from apssh_cli.cli.main import SUBCOMMANDS
+
+    if script or command[0] not in SUBCOMMANDS:
+        return
+    raw: list[str] = ctx.meta.get("apssh.raw_args", [])
+    before = len(raw) - len(command) - 1
+    if before >= 0 and raw[before] == "--":
+        return
+    raise click.UsageError(
+        f"{command[0]!r} is an apssh subcommand: write `apssh {command[0]} [OPTIONS] ...`, "
+        f"or put a remote command of that name after `--`"
+    )

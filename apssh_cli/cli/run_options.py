@@ -1,0 +1,315 @@
+"""Options shared by `run`, `push` and `pull`: targets, execution, output; and the common flow.
+
+Each command declares its options with `run_options`, turns its own arguments
+into the commands of each host, and hands them to `run_plan`, which resolves
+the targets, prints them for ``--dry-run``, or runs them and returns the exit
+status. Import-light: asyncssh and asynciojobs are imported only by execution.py
+when something really runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from apssh_cli.cli.exitcodes import ExitCode
+from apssh_cli.cli.options import inventory_options, load_inventory
+from apssh_cli.cli.render import OutputOptions, check_format
+from apssh_cli.cli.targets import Overrides, Target, read_specs, resolve_gateway, resolve_targets
+from apssh_cli.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+KNOWN_HOSTS_POLICIES = ("strict", "accept-new", "off")
+NO_HOSTS_MESSAGE = "no hosts: give -t TARGET, or an inventory (-i FILE) and -g PATTERN"
+
+
+def run_options(function: F) -> F:
+    """Add the target, execution and output options of run/push/pull to a click command."""
+    options: list[Callable[[F], F]] = [
+        *_OUTPUT_OPTIONS,
+        *_EXECUTION_OPTIONS,
+        *_TARGET_OPTIONS,
+    ]
+    for option in options:
+        function = option(function)
+    return inventory_options(function)
+
+
+_TARGET_OPTIONS = [
+    click.option(
+        "-n", "--dry-run", is_flag=True, help="Print the hosts and their routes; run nothing."
+    ),
+    click.option(
+        "--connect-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Limit on TCP + handshake + authentication, per hop (default 10).",
+    ),
+    click.option(
+        "--known-hosts",
+        type=click.Choice(KNOWN_HOSTS_POLICIES),
+        help="Host key policy of every hop (default: the inventory's, else accept-new).",
+    ),
+    click.option(
+        "-k",
+        "--key",
+        "keys",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="Private key to try first, on every hop (repeatable).",
+    ),
+    click.option(
+        "-G",
+        "--gateway",
+        metavar="GATEWAY",
+        help="Go through GATEWAY ([user@]host[:port], a chain a->b, or an inventory "
+        "host) for every host that has no gateway.",
+    ),
+    click.option("-l", "--login", metavar="USER", help="Remote user (a user@ in -t wins)."),
+    click.option(
+        "-t",
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="TARGET",
+        help="Host outside (or inside) the inventory: host, user@host, host:port, "
+        "gw->host, node[1-3], or @FILE; comma-separated, repeatable.",
+    ),
+]
+
+_EXECUTION_OPTIONS = [
+    click.option("-v", "--verbose", is_flag=True, help="Show connections and commands as they go."),
+    click.option(
+        "--retries",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Extra connection attempts, with backoff (connection failures only).",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Limit per command (or transfer); the remote process is terminated.",
+    ),
+    click.option(
+        "-w",
+        "--window",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="At most N hosts at once (default: min(50, open-files limit / 4)).",
+    ),
+]
+
+_OUTPUT_OPTIONS = [
+    click.option("-q", "--quiet", is_flag=True, help="No summary and no progress line on stderr."),
+    click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Live progress line on stderr (default: when stderr is a terminal).",
+    ),
+    click.option(
+        "--failed-to",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Write the hosts that did not succeed, for a retry with -t @FILE.",
+    ),
+    click.option("--mark", is_flag=True, help="With -o: also write succeeded.txt and failed.txt."),
+    click.option(
+        "-o",
+        "--out-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        metavar="DIR",
+        help="Write each host's output to DIR/<host>.out and DIR/<host>.err, not stdout.",
+    ),
+    click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="One JSON object per host as it completes, then a summary object (docs/cli.md).",
+    ),
+    click.option(
+        "-b",
+        "--gather",
+        is_flag=True,
+        help="Print identical outputs once, under a folded host list (at the end).",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        metavar="TEMPLATE",
+        help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
+    ),
+    click.option("-r", "--raw", is_flag=True, help="Print lines without the host prefix."),
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run needs once the options are checked: hosts, output, execution."""
+
+    targets: list[Target]
+    output: OutputOptions
+    window: int | None
+    timeout: float | None
+    connect_retries: int
+    verbose: bool
+    dry_run: bool
+
+
+def make_plan(params: Mapping[str, Any]) -> Plan:
+    """Check the shared options and resolve the targets.
+
+    Raises:
+        click.UsageError: options that do not go together.
+        ConfigError: bad targets, inventory or selection; no host at all.
+    """
+    output = _output_options(params)
+    inventory_paths = [path for path in params["inventory"] or () if path]
+    inventory = load_inventory(inventory_paths) if inventory_paths else None
+    specs = read_specs(params["targets"])
+    pattern: str | None = params["group"]
+    if pattern is None and not specs and inventory is not None:
+        pattern = "all"
+    if pattern is None and not specs:
+        raise ConfigError(NO_HOSTS_MESSAGE)
+    from apssh_cli.hostrange import expand
+
+    gateway = resolve_gateway(params["gateway"], inventory) if params["gateway"] else ()
+    overrides = Overrides(
+        user=params["login"],
+        gateway=gateway,
+        keys=tuple(params["keys"]),
+        known_hosts=params["known_hosts"],
+        connect_timeout=params["connect_timeout"],
+    )
+    targets = resolve_targets(
+        inventory=inventory,
+        pattern=pattern,
+        exclude=params["exclude"],
+        specs=specs,
+        overrides=overrides,
+        expand=expand,
+    )
+    if not targets:
+        raise ConfigError("no hosts left to run on (check -g, -x and -t)")
+    return Plan(
+        targets=targets,
+        output=output,
+        window=params["window"],
+        timeout=params["timeout"],
+        connect_retries=params["retries"],
+        verbose=params["verbose"],
+        dry_run=params["dry_run"],
+    )
+
+
+def _output_options(params: Mapping[str, Any]) -> OutputOptions:
+    chosen = [
+        flag
+        for flag, given in (
+            ("--raw", params["raw"]),
+            ("--format", params["fmt"] is not None),
+            ("--gather", params["gather"]),
+            ("--json", params["as_json"]),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} do not go together")
+    if params["mark"] and params["out_dir"] is None:
+        raise click.UsageError("--mark needs -o/--out-dir")
+    if params["fmt"] is not None:
+        check_format(params["fmt"])
+    progress = params["progress"]
+    if progress is None:
+        progress = _is_terminal(sys.stderr)
+    return OutputOptions(
+        raw=params["raw"],
+        fmt=params["fmt"],
+        gather=params["gather"],
+        json=params["as_json"],
+        out_dir=params["out_dir"],
+        mark=params["mark"],
+        failed_to=params["failed_to"],
+        progress=bool(progress) and not params["quiet"],
+        summary=not params["quiet"],
+    )
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty()) and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_plan(
+    plan: Plan,
+    commands: Mapping[str, Sequence[Any]],
+    *,
+    description: str,
+) -> int:
+    """Print the plan for ``--dry-run``, or run it; return the exit status.
+
+    Args:
+        plan: from `make_plan`.
+        commands: the library commands of each host, by target name.
+        description: what runs, for ``--dry-run``.
+    """
+    if plan.dry_run:
+        for target in plan.targets:
+            click.echo(target.describe())
+        click.echo(f"apssh: dry run: {description} on {len(plan.targets)} host(s)", err=True)
+        return ExitCode.OK
+    from apssh_cli.cli.execution import ExecutionOptions, default_window, execute
+    from apssh_cli.cli.render import Renderer
+
+    renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
+    try:
+        return execute(
+            plan.targets,
+            lambda target: commands[target.name],
+            renderer,
+            ExecutionOptions(
+                window=plan.window or default_window(),
+                connect_retries=plan.connect_retries,
+                verbose=plan.verbose,
+            ),
+        )
+    finally:
+        renderer.close()
+
+
+def host_fields(target: Target) -> dict[str, Any]:
+    """The fields a transfer path may use: host variables, then {host} {hostname} {user} {port}."""
+    host = target.host
+    fields: dict[str, Any] = dict(host.vars)
+    fields.update(host=target.name, hostname=host.hostname, user=host.user or "", port=host.port)
+    return fields
+
+
+def expand_path(template: str, target: Target, *, what: str) -> str:
+    """Fill ``{host}`` and host variables into a path.
+
+    Raises:
+        ConfigError: an unknown field, or a malformed template.
+    """
+    if "{" not in template and "}" not in template:
+        return template
+    try:
+        return template.format_map(host_fields(target))
+    except KeyError as exc:
+        raise ConfigError(
+            f"{what} {template!r}: host {target.name} has no variable {exc.args[0]!r}"
+        ) from None
+    except (ValueError, IndexError, AttributeError) as exc:
+        raise ConfigError(f"{what} {template!r}: {exc}") from None

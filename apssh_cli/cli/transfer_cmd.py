@@ -1,0 +1,120 @@
+"""`apssh push` and `apssh pull`: copy files to and from every selected host over SFTP.
+
+Paths may use ``{host}`` (the host's name), ``{hostname}``, ``{user}``, ``{port}``
+and the host's inventory variables: ``apssh push -g nodes conf/{host}.toml /etc/app.toml``.
+``pull`` writes into ``LOCALDIR/<host>/`` unless LOCALDIR itself uses ``{host}``.
+Same targets, window, output options, summary and exit status as `run`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
+from apssh_cli.cli.run_options import Plan, expand_path, make_plan, run_options, run_plan
+from apssh_cli.errors import ConfigError
+
+_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+def _transfer_options(function: Any) -> Any:
+    function = click.option(
+        "-p", "--preserve", is_flag=True, help="Keep modes and modification times."
+    )(function)
+    function = click.option(
+        "-R", "--recursive", "recurse", is_flag=True, help="Copy directories recursively."
+    )(function)
+    return run_options(function)
+
+
+@click.command(context_settings=_SETTINGS, epilog=EXIT_STATUS_HELP)
+@_transfer_options
+@click.argument("paths", nargs=-1, required=True, metavar="LOCAL... REMOTE")
+def push(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -> int:
+    """Copy LOCAL files to REMOTE on every selected host.
+
+    REMOTE is a file name, or a directory to copy into (it must be one when
+    several LOCAL files are given).
+
+    \b
+    apssh push -i lab.toml -g nodes data.tar /tmp/
+    apssh push -i lab.toml -g nodes -R -p conf/ /etc/app/
+    apssh push -i lab.toml -g nodes 'keys/{host}.pub' .ssh/authorized_keys
+    """
+    if len(paths) < 2:
+        raise click.UsageError("push needs LOCAL... and REMOTE")
+    *sources, remote = paths
+    plan = make_plan(params)
+    commands: dict[str, list[Any]] = {}
+    for target in plan.targets:
+        locals_ = [expand_path(source, target, what="local path") for source in sources]
+        for local in locals_:
+            path = Path(local)
+            if not path.exists():
+                raise ConfigError("no such local file", source=local)
+            if path.is_dir() and not recurse:
+                raise ConfigError("is a directory (use -R to copy directories)", source=local)
+        commands[target.name] = [locals_, expand_path(remote, target, what="remote path")]
+    return _run_transfers(plan, commands, "push", recurse, preserve, f"push {' '.join(paths)}")
+
+
+@click.command(context_settings=_SETTINGS, epilog=EXIT_STATUS_HELP)
+@_transfer_options
+@click.argument("paths", nargs=-1, required=True, metavar="REMOTE... LOCALDIR")
+def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -> int:
+    """Copy REMOTE files from every selected host into LOCALDIR/<host>/.
+
+    When LOCALDIR uses {host} (or another host field), it is each host's own
+    directory and no <host> level is added.
+
+    \b
+    apssh pull -i lab.toml -g nodes /tmp/apssh-measure.csv results/
+    apssh pull -i lab.toml -g nodes -R /var/log/app 'logs/{host}'
+    """
+    if len(paths) < 2:
+        raise click.UsageError("pull needs REMOTE... and LOCALDIR")
+    *sources, local_dir = paths
+    plan = make_plan(params)
+    templated = "{" in local_dir
+    commands: dict[str, list[Any]] = {}
+    for target in plan.targets:
+        remotes = [expand_path(source, target, what="remote path") for source in sources]
+        if templated:
+            directory = Path(expand_path(local_dir, target, what="local directory"))
+        else:
+            directory = Path(local_dir) / target.name.replace("/", "_")
+        commands[target.name] = [remotes, directory]
+    if not plan.dry_run:
+        for _, directory in commands.values():
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create local directory: {exc.strerror or exc}", source=str(directory)
+                ) from exc
+    return _run_transfers(plan, commands, "pull", recurse, preserve, f"pull {' '.join(paths)}")
+
+
+def _run_transfers(
+    plan: Plan,
+    arguments: dict[str, list[Any]],
+    kind: str,
+    recurse: bool,
+    preserve: bool,
+    description: str,
+) -> int:
+    commands: dict[str, list[Any]] = {}
+    if not plan.dry_run:
+        from apssh_cli.commands import Pull, Push
+
+        command_class = Push if kind == "push" else Pull
+        for name, (sources, destination) in arguments.items():
+            commands[name] = [
+                command_class(
+                    sources, destination, recurse=recurse, preserve=preserve, timeout=plan.timeout
+                )
+            ]
+    return run_plan(plan, commands, description=description)
