@@ -176,13 +176,14 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
         status = Status.OK
         failing_rc: int | None = None
         last_rc: int | None = None
+        timed_out = False
         try:
             await node.connect()
             for command in self.commands:
                 try:
                     result = await command.co_run(node, timeout=self.timeout, verbose=verbose)
                 except CommandTimeoutError as exc:
-                    status, last_rc, outcome.error = Status.TIMEOUT, None, exc.message
+                    status, timed_out, outcome.error = Status.TIMEOUT, True, exc.message
                     if self.critical:
                         raise
                     continue
@@ -198,7 +199,8 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
                 outcome.error = error.message
                 if self.critical:
                     raise error
-            outcome.rc = failing_rc if failing_rc is not None else last_rc
+            # a timed-out command has no return code: neither has the job, unless one failed
+            outcome.rc = failing_rc if failing_rc is not None else None if timed_out else last_rc
             return failing_rc if failing_rc is not None else 0
         except asyncio.CancelledError:
             status = Status.INTERRUPTED

@@ -1,0 +1,219 @@
+"""Commands: quoting, allowed exits, and Run/RunScript/RunString on a LocalNode."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from apssh_cli.commands import Pull, Push, Run, RunScript, RunString, parse_allowed_exits
+from apssh_cli.errors import CommandTimeoutError, ConfigError
+from apssh_cli.node import LocalNode
+from apssh_cli.output import CaptureFormatter, Formatter
+from apssh_cli.results import CommandResult
+
+
+class FakeNode:
+    """Records what a command asks of its node."""
+
+    def __init__(self) -> None:
+        self.label = "fake"
+        self.formatter: Formatter = CaptureFormatter()
+        self.verbose = False
+        self.shell: list[str] = []
+        self.installed: list[list[tuple[str, bytes | Path, int]]] = []
+        self.removed: list[str] = []
+
+    async def connect(self) -> None:
+        pass
+
+    async def run_shell(
+        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
+    ) -> CommandResult:
+        self.shell.append(command)
+        return CommandResult(display, 0)
+
+    async def install_files(self, files: Sequence[tuple[str, bytes | Path, int]]) -> str:
+        self.installed.append(list(files))
+        return "/tmp/apssh-x y"
+
+    async def remove_private_dir(self, path: str) -> None:
+        self.removed.append(path)
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ([], set()),
+        ([1, 2], {1, 2}),
+        (["3"], {3}),
+        (["TERM"], {-15, 143}),
+        (["SIGKILL", "hup"], {-9, 137, -1, 129}),
+    ],
+)
+def test_allowed_exits(spec: list[int | str], expected: set[int]) -> None:
+    assert parse_allowed_exits(spec) == expected
+
+
+@pytest.mark.parametrize("bad", ["NOPE", 256, -1, True])
+def test_allowed_exits_rejects(bad: int | str) -> None:
+    with pytest.raises(ConfigError):
+        parse_allowed_exits([bad])
+
+
+def test_is_allowed() -> None:
+    command = Run("false", allowed_exits=[1, "TERM"])
+    assert command.is_allowed(0)
+    assert command.is_allowed(1)
+    assert command.is_allowed(-15)
+    assert not command.is_allowed(2)
+    assert not Run("true").is_allowed(1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (("ls -l /tmp | wc -l",), "ls -l /tmp | wc -l"),
+        (("touch", "a file"), "touch 'a file'"),
+        (("echo", "$HOME", "it's"), "echo '$HOME' 'it'\"'\"'s'"),
+        (("sleep", 3), "sleep 3"),
+    ],
+)
+def test_run_quoting(argv: tuple[str, ...], line: str) -> None:
+    assert Run(*argv).command_line == line
+    assert Run(*argv).describe() == line
+    assert Run(*argv, label="shown").describe() == "shown"
+
+
+def test_run_needs_a_command() -> None:
+    with pytest.raises(ValueError):
+        Run()
+
+
+def test_run_string_installs_runs_from_private_dir_and_cleans(tmp_path: Path) -> None:
+    include = tmp_path / "lib.sh"
+    include.write_text("x=1\n")
+    node = FakeNode()
+    command = RunString("echo hi", "a b", "c", remote_name="probe.sh", includes=[include])
+    run(command.co_run(node))
+    (files,) = node.installed
+    assert [(name, mode) for name, _, mode in files] == [("probe.sh", 0o700), ("lib.sh", 0o600)]
+    assert files[0][1] == b"echo hi"
+    assert node.shell == [f"cd {shlex.quote('/tmp/apssh-x y')} && ./probe.sh 'a b' c"]
+    assert node.removed == ["/tmp/apssh-x y"]
+    assert command.describe() == "probe.sh 'a b' c"
+
+
+def test_run_string_rejects_a_path_as_name() -> None:
+    with pytest.raises(ValueError):
+        RunString("true", remote_name="../x")
+
+
+def test_run_script_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    node = FakeNode()
+    with pytest.raises(ConfigError, match="script not found"):
+        run(RunScript(tmp_path / "nope.sh").co_run(node))
+    assert node.installed == []
+
+
+def test_run_script_duplicate_names_refused(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    script = tmp_path / "s.sh"
+    script.write_text("true\n")
+    (tmp_path / "a" / "s.sh").write_text("true\n")
+    with pytest.raises(ConfigError, match="distinct names"):
+        run(RunScript(script, includes=[tmp_path / "a" / "s.sh"]).co_run(FakeNode()))
+
+
+def test_push_pull_labels() -> None:
+    assert Push(["a", "b"], "/tmp/").describe() == "push a b -> /tmp/"
+    assert Pull("/etc/hostname", "out").describe() == "pull /etc/hostname -> out"
+
+
+def test_transfers_need_an_ssh_node() -> None:
+    with pytest.raises(ConfigError, match="needs an SshNode"):
+        run(Push("a", "/tmp").co_run(LocalNode()))
+
+
+# ----------------------------------------------------------------- LocalNode
+
+
+def test_local_run_streams_stdout_stderr_and_rc() -> None:
+    capture = CaptureFormatter()
+    node = LocalNode(formatter=capture, label="me")
+    result = run(Run("printf 'a\\nb'; echo err >&2; printf '\\377\\n'; exit 4").co_run(node))
+    assert result.rc == 4
+    assert result.stderr_tail == "err"
+    assert capture.lines("me") == ["a", "b\ufffd"]
+    assert capture.stderr("me") == "err\n"
+
+
+def test_local_run_argv_is_quoted() -> None:
+    capture = CaptureFormatter()
+    run(Run("printf", "%s|", "a b", "$HOME").co_run(LocalNode(formatter=capture)))
+    assert capture.stdout("localhost") == "a b|$HOME|\n"
+
+
+def test_local_run_script_with_include_and_cleanup(tmp_path: Path) -> None:
+    script = tmp_path / "probe.sh"
+    script.write_text('#!/bin/sh\n. ./lib.sh\necho "$GREETING $1"\npwd\n')
+    (tmp_path / "lib.sh").write_text("GREETING=hello\n")
+    capture = CaptureFormatter()
+    result = run(
+        RunScript(script, "world", includes=[tmp_path / "lib.sh"]).co_run(
+            LocalNode(formatter=capture)
+        )
+    )
+    assert result.rc == 0
+    greeting, directory = capture.lines("localhost")
+    assert greeting == "hello world"
+    assert os.path.basename(directory).startswith("apssh-")
+    assert not os.path.exists(directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().split(") ")[1][0] != "Z"
+
+
+def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    # the shell starts a grandchild in the background and waits: both must die
+    command = Run(f"sleep 300 & echo $! > {pidfile}; wait", timeout=0.5)
+    with pytest.raises(CommandTimeoutError) as info:
+        run(command.co_run(LocalNode(formatter=CaptureFormatter())))
+    assert info.value.timeout == 0.5
+    assert not _alive(int(pidfile.read_text()))
+
+
+def test_local_cancellation_kills_and_cleans(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    dirfile = tmp_path / "dir"
+    body = f"#!/bin/sh\npwd > {dirfile}\nsleep 300 & echo $! > {pidfile}\nwait\n"
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(
+            RunString(body).co_run(LocalNode(formatter=CaptureFormatter()))
+        )
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    assert not _alive(int(pidfile.read_text()))
+    assert not os.path.exists(dirfile.read_text().strip())

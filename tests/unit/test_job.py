@@ -1,0 +1,184 @@
+"""SshJob outcomes and the Scheduler's window (which must always give its slot back)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from apssh_cli.commands import Run, RunString
+from apssh_cli.errors import CommandFailedError, UnreachableError
+from apssh_cli.job import Scheduler, SshJob
+from apssh_cli.node import LocalNode, SshNode
+from apssh_cli.output import CaptureFormatter
+from apssh_cli.results import Status
+
+# a guard against a hang, not a timing assertion: these runs take well under a second
+GUARD = 60
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, GUARD))
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unreachable_node(name: str, tmp_path: Path) -> SshNode:
+    return SshNode(
+        "127.0.0.1",
+        port=closed_port(),
+        label=name,
+        known_hosts_file=tmp_path / "known_hosts",
+        ssh_config=None,
+        formatter=CaptureFormatter(),
+    )
+
+
+def local() -> LocalNode:
+    return LocalNode(formatter=CaptureFormatter())
+
+
+def test_window_gives_slots_back_when_jobs_raise(tmp_path: Path) -> None:
+    scheduler = Scheduler(jobs_window=2, critical=False)
+    failing = [
+        SshJob(unreachable_node(f"n{i}", tmp_path), "true", critical=False, scheduler=scheduler)
+        for i in range(5)
+    ]
+    after = SshJob(local(), "echo after", critical=False, scheduler=scheduler, required=failing)
+    assert run(scheduler.co_run()) is True
+    assert [job.outcome.status for job in failing] == [Status.UNREACHABLE] * 5
+    assert all("cannot connect" in (job.outcome.error or "") for job in failing)
+    assert after.outcome.status is Status.OK
+
+
+def test_window_limits_concurrency() -> None:
+    running = 0
+    peak = 0
+
+    class Probe(SshJob):  # type: ignore[misc]
+        async def co_run(self) -> int | None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            try:
+                await asyncio.sleep(0.01)
+                raise RuntimeError("boom")
+            finally:
+                running -= 1
+
+    scheduler = Scheduler(jobs_window=3, critical=False)
+    for _ in range(10):
+        Probe(local(), "true", critical=False, scheduler=scheduler)
+    assert run(scheduler.co_run()) is True
+    assert peak == 3
+
+
+def test_non_critical_runs_everything_and_returns_last_failing_rc() -> None:
+    capture = CaptureFormatter()
+    job = SshJob(
+        LocalNode(formatter=capture),
+        commands=[
+            Run("exit 3"),
+            Run("echo still"),
+            Run("exit 5"),
+            Run("exit 1", allowed_exits=[1]),
+        ],
+        critical=False,
+    )
+    assert run(job.co_run()) == 5
+    assert job.outcome.status is Status.FAILED
+    assert job.outcome.rc == 5
+    assert job.outcome.stdout == "still\n"
+    assert job.outcome.error == "command 'exit 5' exited with status 5"
+
+
+def test_critical_stops_at_first_failure() -> None:
+    capture = CaptureFormatter()
+    job = SshJob(
+        LocalNode(formatter=capture),
+        commands=[Run("echo oops >&2; exit 2"), Run("echo never")],
+    )
+    with pytest.raises(CommandFailedError) as info:
+        run(job.co_run())
+    assert info.value.exit_status == 2
+    assert info.value.stderr_tail == "oops"
+    assert job.outcome.status is Status.FAILED
+    assert job.outcome.rc == 2
+    assert capture.stdout("localhost") == ""
+
+
+def test_critical_failure_aborts_the_scheduler() -> None:
+    scheduler = Scheduler(critical=False)
+    first = SshJob(local(), "exit 1", scheduler=scheduler)
+    second = SshJob(local(), "echo no", scheduler=scheduler, required=first)
+    assert run(scheduler.co_run()) is False
+    assert first.outcome.status is Status.FAILED
+    assert second.outcome.status is Status.SKIPPED
+
+
+def test_allowed_signal_counts_as_success() -> None:
+    job = SshJob(local(), Run("kill -TERM $$", allowed_exits=["TERM"]))
+    assert run(job.co_run()) == 0
+    assert job.outcome.status is Status.OK
+
+
+def test_timeout_outcome_then_next_command_for_non_critical() -> None:
+    job = SshJob(local(), commands=[Run("sleep 30"), Run("echo next")], critical=False, timeout=0.3)
+    assert run(job.co_run()) == 0
+    assert job.outcome.status is Status.TIMEOUT
+    assert job.outcome.rc is None
+    assert "timed out after 0.3s" in (job.outcome.error or "")
+    assert job.outcome.stdout == "next\n"
+
+
+def test_cancelled_job_is_interrupted() -> None:
+    job = SshJob(local(), RunString("sleep 30"))
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(job.co_run())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    assert job.outcome.status is Status.INTERRUPTED
+
+
+def test_unreachable_critical_job_raises(tmp_path: Path) -> None:
+    job = SshJob(unreachable_node("n1", tmp_path), "true")
+    with pytest.raises(UnreachableError):
+        run(job.co_run())
+    assert job.outcome.status is Status.UNREACHABLE
+    assert job.outcome.duration >= 0
+
+
+def test_required_orders_jobs() -> None:
+    capture = CaptureFormatter()
+    node = LocalNode(formatter=capture)
+    scheduler = Scheduler()
+    first = SshJob(node, "sleep 0.1; echo first", scheduler=scheduler)
+    SshJob(node, "echo second", scheduler=scheduler, required=first)
+    assert run(scheduler.co_run()) is True
+    assert capture.lines("localhost") == ["first", "second"]
+
+
+def test_command_forms_and_labels() -> None:
+    node = local()
+    job = SshJob(node, ["uptime", Run("ls", "-l")])
+    assert [cmd.describe() for cmd in job.commands] == ["uptime", "ls -l"]
+    assert job.text_label() == "localhost: uptime; ls -l"
+    assert SshJob(node, "x", label="prepare").text_label() == "prepare"
+    assert job.outcome.status is Status.SKIPPED
+    with pytest.raises(ValueError):
+        SshJob(node)
+    with pytest.raises(ValueError):
+        SshJob(node, "a", commands=["b"])
+    with pytest.raises(TypeError):
+        SshJob(node, [42])

@@ -1,0 +1,70 @@
+"""Host key policy decisions and the known_hosts file (recording, privacy, matching)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from apssh_cli import hostkeys
+from apssh_cli.errors import ConfigError
+from apssh_cli.hostkeys import Decision, decide, host_pattern, known_hosts_file
+from apssh_cli.node import SshNode
+
+
+@pytest.mark.parametrize(
+    ("policy", "has_record", "decision"),
+    [
+        ("accept-new", False, Decision.RECORD),
+        ("accept-new", True, Decision.REFUSE_CHANGED),
+        ("strict", False, Decision.REFUSE_UNKNOWN),
+        ("strict", True, Decision.REFUSE_CHANGED),
+    ],
+)
+def test_decide(policy: str, has_record: bool, decision: Decision) -> None:
+    assert decide(policy, has_record) is decision
+
+
+def test_unknown_policy_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown host key policy 'yes'"):
+        SshNode("h", known_hosts="yes")
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "pattern"),
+    [("h", None, "h"), ("h", 22, "h"), ("127.0.0.1", 2222, "[127.0.0.1]:2222")],
+)
+def test_host_pattern(host: str, port: int | None, pattern: str) -> None:
+    assert host_pattern(host, port) == pattern
+
+
+def test_record_creates_private_file_and_matches(tmp_path: Path) -> None:
+    path = tmp_path / "ssh" / "known_hosts"
+    file = hostkeys.KnownHostsFile(path)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    assert not file.has_record("127.0.0.1", "127.0.0.1", 2222)
+    file.record("127.0.0.1", 2222, key)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert path.read_text().startswith("[127.0.0.1]:2222 ssh-ed25519 ")
+    assert file.has_record("127.0.0.1", "127.0.0.1", 2222)
+    assert not file.has_record("127.0.0.1", "127.0.0.1", 2223)
+    trusted = file.load().match("127.0.0.1", "", 2222)[0]
+    assert trusted == [key.convert_to_public()]
+    assert other.convert_to_public() not in trusted
+
+
+def test_record_appends_after_a_line_without_newline(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    first = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    path.write_text(f"alpha {first}")
+    hostkeys.KnownHostsFile(path).record("beta", None, asyncssh.generate_private_key("ssh-ed25519"))
+    lines = path.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["alpha", "beta"]
+
+
+def test_files_are_shared(tmp_path: Path) -> None:
+    assert known_hosts_file(tmp_path / "k") is known_hosts_file(tmp_path / "k")
