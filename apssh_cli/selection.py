@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -135,7 +136,9 @@ def _match_term(inventory: Inventory, term: str) -> set[str]:
         return set(inventory.members(group))
     if term.startswith("~"):
         try:
-            regex = re.compile(term[1:])
+            with warnings.catch_warnings():  # e.g. FutureWarning "possible nested set"
+                warnings.simplefilter("ignore")
+                regex = re.compile(term[1:])
         except re.error as exc:
             raise SelectionError(f"bad regular expression {term!r}: {exc}", pattern=term) from None
         found = _by_name(inventory, lambda name: regex.match(name) is not None)
