@@ -966,7 +966,7 @@ def _make_host(name: str, merged: dict[str, Any], groups: tuple[str, ...]) -> Ho
         connect_timeout=float(timeout) if timeout is not None else None,
         connection=merged.get("connection", "ssh"),
         groups=groups,
-        vars=merged,
+        vars=MappingProxyType(merged),
     )
 
 
@@ -981,12 +981,11 @@ def _resolve_gateways(
             gateway = _implicit_chain(gateway, host, hosts, implicit)
         if gateway == name:  # e.g. gateway set in [all.vars]: the gateway itself is direct
             gateway = None
-        if gateway is not host.gateway or isinstance(host.vars.get("gateway"), _Jump):
+        if gateway is not host.gateway:  # a jump resolved, or a self-reference dropped
             variables = dict(host.vars)
             if isinstance(variables.get("gateway"), _Jump):
                 variables["gateway"] = gateway if gateway is not None else NO_GATEWAY
-            host = replace(host, gateway=gateway, vars=variables)
-        hosts[name] = replace(host, vars=MappingProxyType(dict(host.vars)))
+            hosts[name] = replace(host, gateway=gateway, vars=MappingProxyType(variables))
     known = {**implicit, **hosts}
     for name, host in hosts.items():
         if host.gateway is not None and host.gateway not in known:
