@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,9 +73,35 @@ def docker_engine() -> Any:
     try:
         client = lab.docker_client()
         lab.sweep_orphans(client)
+        _sweep_orphan_test_labs(client)
     except LabError as exc:
         _fail(exc)
     return client
+
+
+def _sweep_orphan_test_labs(client: Any) -> None:
+    # test_lab.py's labs are real labs (kind=lab, made by `apssh lab up`), named
+    # tl<pid>-<hex>: remove those whose test process died before its finalizer ran
+    names = {
+        container.labels.get(lab.LABEL_LAB, "")
+        for container in client.containers.list(
+            all=True, filters={"label": f"{lab.LABEL_KIND}=lab"}
+        )
+    }
+    for name in names:
+        match = re.fullmatch(r"tl(\d+)-[0-9a-f]{6}", name)
+        if match and not _pid_alive(int(match.group(1))):
+            lab.remove_topology(name, client)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
