@@ -51,6 +51,10 @@ _LAZY: dict[str, str] = {
     "TimeHostFormatter": "apssh_cli.output",
     "SubdirFormatter": "apssh_cli.output",
     "CaptureFormatter": "apssh_cli.output",
+    # inventories (pure: no SSH import)
+    "Inventory": "apssh_cli.inventory",
+    "Host": "apssh_cli.inventory",
+    "Group": "apssh_cli.inventory",
 }
 
 __all__ = sorted(["__version__", *_LAZY])
