@@ -204,10 +204,9 @@ def _expand_item(item: str, pattern: str) -> list[str]:
         step_text = rest[0] if rest else "1"
     elif "-" in item[1:]:
         head, sep, step_text = item.partition("/")
-        if sep and not step_text:
-            step_text = "?"  # "1-9/" has an empty step: reported below
         start, _, end = head.partition("-")
-        step_text = step_text or "1"
+        if not sep:
+            step_text = "1"
     else:
         if _NUMBER.fullmatch(item) or _LETTER.fullmatch(item):
             return [item]

@@ -34,7 +34,7 @@ import os
 import re
 import shlex
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -1046,9 +1046,3 @@ def _implicit_chain(
 
 def _hop_text(user: str | None, hostname: str, port: int | None) -> str:
     return Host(name=hostname, hostname=hostname, user=user, port=port).target
-
-
-def iter_hosts(inventory: Inventory, names: Iterable[str]) -> list[Host]:
-    """The hosts called ``names``, in inventory order."""
-    wanted = set(names)
-    return [host for host in inventory if host.name in wanted]

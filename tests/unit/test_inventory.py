@@ -530,3 +530,24 @@ TREE: Any = st.recursive(
 def test_arbitrary_data_raises_only_inventory_errors(data: dict[str, Any]) -> None:
     with contextlib.suppress(InventoryError):
         Inventory.from_dict(data)
+
+
+def test_the_lab_inventory_loads_and_routes_through_the_bastion(tmp_path: Path) -> None:
+    from apssh_cli import lab
+
+    text = lab.inventory_text(
+        bastion=lab.Endpoint("bastion", "127.0.0.1", 49153, None, "ssh-ed25519 AAAAb"),
+        internal=[lab.Endpoint("node1", "node1", 22, None, "ssh-ed25519 AAAAn")],
+        direct=[lab.Endpoint("direct1", "127.0.0.1", 49154, None, "ssh-ed25519 AAAAd")],
+        identity_file=tmp_path / "id_ed25519",
+        known_hosts=tmp_path / "known_hosts",
+    )
+    loaded = Inventory.from_toml_text(text, "lab.toml")
+    assert [h.target for h in loaded.route("node1")] == ["root@127.0.0.1:49153", "root@node1"]
+    assert loaded.route("direct1") == [loaded.hosts["direct1"]]
+    node = loaded.hosts["node1"]
+    assert (node.known_hosts_policy, node.known_hosts_file) == (
+        "accept-new",
+        str(tmp_path / "known_hosts"),
+    )
+    assert node.identity_files == (str(tmp_path / "id_ed25519"),)
