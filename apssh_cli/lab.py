@@ -408,6 +408,7 @@ def start_topology(
             f"a lab named {name!r} is already up",
             hint=f"`apssh lab status --name {name}`, or `apssh lab down --name {name}`",
         )
+    remove_topology(name, client)  # a network left over by an interrupted run
     image = image or ensure_image(client)
     state_dir.mkdir(parents=True, exist_ok=True)
     keypair = keypair or generate_keypair(state_dir / "id_ed25519")
@@ -434,6 +435,9 @@ def start_topology(
         # containers start in parallel: the engine, not this process, is the bottleneck
         with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
             endpoints = list(pool.map(start, specs))
+    except _docker_module().errors.DockerException as exc:
+        remove_topology(name, client)
+        raise LabError(f"could not start topology {name!r}: {_first_line(exc)}") from exc
     except BaseException:
         remove_topology(name, client)
         raise

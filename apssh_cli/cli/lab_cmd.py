@@ -59,14 +59,18 @@ def lab() -> None:
 @_dir_option
 @_name_option
 def up(nodes: int, inventory: Path | None, state_dir: Path | None, name: str | None) -> None:
-    """Start a bastion on 127.0.0.1 and NODES nodes reachable only through it."""
+    """Start a bastion and NODES nodes reachable only through it.
+
+    The bastion is published on 127.0.0.1; the nodes sit on a private Docker
+    network. Prints the inventory to use and how to take the lab down.
+    """
     state_dir, name = _resolve(state_dir, name)
-    click.echo(f"starting lab {name!r}: a bastion and {nodes} nodes...", err=True)
+    click.echo(f"starting lab {name!r}: a bastion and {_nodes(nodes)}...", err=True)
     topology = lab_core.lab_up(state_dir, name=name, nodes=nodes, inventory=inventory)
     shown = _shown(topology.inventory)
     click.echo(
         f"lab {name!r} is up: bastion on {topology.bastion.host}:{topology.bastion.port}, "
-        f"nodes node1..node{nodes} behind it (on Docker network {topology.network})\n"
+        f"{_nodes(nodes)} behind it (on Docker network {topology.network})\n"
         f"inventory:   {shown}\n"
         f"known_hosts: {_shown(topology.known_hosts)}\n"
         f"try:\n"
@@ -105,6 +109,10 @@ def down(state_dir: Path | None, name: str | None) -> None:
     click.echo(
         f"lab {name!r} removed: {containers} container(s), {networks} network(s), {files} file(s)"
     )
+
+
+def _nodes(count: int) -> str:
+    return "node1" if count == 1 else f"{count} nodes node1..node{count}"
 
 
 def _shown(path: Path) -> str:
