@@ -164,6 +164,61 @@ async def shielded_cleanup(coro: Awaitable[None], limit: float = _CLEANUP_TIMEOU
         host_logger("-").debug("cleanup failed: %r", exc)
 
 
+class _PidMarker:
+    """Learn the remote process's pid from a first stdout line that the user never sees.
+
+    sshd makes the command's shell a session leader, so its pid is also the
+    process group of everything the command starts: ``kill -- -pid`` ends them all.
+    The wrapper prints a line with a random token and the pid, then execs the
+    user's shell on the command (same pid).
+    """
+
+    def __init__(self) -> None:
+        self.token = f"apssh-pid-{secrets.token_hex(8)}"
+        self.pid: int | None = None
+        self._checked = False
+        self._buffer = b""
+
+    def wrap(self, command: str) -> str:
+        return (
+            f"printf '%s %s\\n' {self.token} \"$$\"; "
+            f'exec "${{SHELL:-/bin/sh}}" -c {shlex.quote(command)}'
+        )
+
+    def reader(self, read: Callable[[int], Awaitable[bytes]]) -> Callable[[int], Awaitable[bytes]]:
+        async def read_past_marker(size: int) -> bytes:
+            while not self._checked:
+                data = await read(size)
+                self._buffer += data
+                line, newline, rest = self._buffer.partition(b"\n")
+                if not newline and data:
+                    continue  # the first line is not complete yet
+                self._checked = True
+                self._buffer = b""
+                words = line.split()
+                if newline and len(words) == 2 and words[0] == self.token.encode():
+                    self.pid = int(words[1])
+                    if rest:
+                        return rest
+                    continue
+                # something printed before our marker (a noisy rc file): pass it through
+                return line + newline + rest
+            return await read(size)
+
+        return read_past_marker
+
+
+def _kill_group_script(pid: int) -> str:
+    """TERM the process group, give it a moment, then KILL what is left."""
+    # "kill -s SIG -- -PGID" is the form dash, bash and procps' kill all accept
+    group = f"-- -{int(pid)}"
+    return (
+        f"kill -s TERM {group} 2>/dev/null || exit 0; i=0; "
+        f"while [ $i -lt 10 ] && kill -s 0 {group} 2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
+        f"kill -s KILL {group} 2>/dev/null; exit 0"
+    )
+
+
 # --------------------------------------------------------------------------- SSH
 
 
@@ -446,8 +501,8 @@ class SshNode:
     ) -> CommandResult:
         """Run ``command`` with the remote user's shell, streaming its output.
 
-        On timeout or cancellation the remote process group is signalled (TERM,
-        then KILL) until it is gone.
+        On timeout or cancellation the remote process group is terminated (TERM,
+        then KILL) and the call returns once it is gone.
 
         Raises:
             CommandTimeoutError: it ran past ``timeout``.
@@ -456,8 +511,9 @@ class SshNode:
         conn = await self._connection()
         if verbose:
             self.formatter.command_started(self.label, display)
+        marker = _PidMarker()
         try:
-            process = await conn.create_process(command, encoding=None)
+            process = await conn.create_process(marker.wrap(command), encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise UnreachableError(self.label, f"cannot start a session: {exc}") from exc
         process.stdin.write_eof()
@@ -469,29 +525,31 @@ class SshNode:
             return 255 if rc is None else rc
 
         async def terminate() -> None:
-            for name, grace in _TERMINATE_STEPS:
-                try:
-                    process.send_signal(name)
-                except (asyncssh.Error, OSError):
-                    return  # channel already gone
-                try:
-                    await asyncio.wait_for(process.wait_closed(), grace)
-                    return
-                except TimeoutError:
-                    continue
-            process.close()
+            # OpenSSH honours channel signals only for non-root users (privilege
+            # separation), so the process group is also killed from a second channel
+            with suppress(asyncssh.Error, OSError):
+                process.send_signal("TERM")
+            if marker.pid is not None:
+                with suppress(ConnectError, TimeoutError):
+                    await self._capture(_kill_group_script(marker.pid), timeout=_CLEANUP_TIMEOUT)
+            try:
+                await asyncio.wait_for(process.wait_closed(), _TERMINATE_STEPS[-1][1])
+            except TimeoutError:
+                process.close()
 
         try:
             result = await _stream_process(
                 host=self.label,
                 display=display,
                 formatter=self.formatter,
-                read_stdout=process.stdout.read,
+                read_stdout=marker.reader(process.stdout.read),
                 read_stderr=process.stderr.read,
                 wait=wait,
                 terminate=terminate,
                 timeout=timeout,
             )
+        except CommandTimeoutError:
+            raise  # also an OSError (TimeoutError): not a lost connection
         except (asyncssh.Error, OSError) as exc:
             raise UnreachableError(self.label, f"connection lost: {exc}") from exc
         finally:
