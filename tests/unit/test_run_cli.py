@@ -240,3 +240,19 @@ def test_first_ctrl_c_prints_the_summary_and_exits_130(inventory: str) -> None:
     summary = err[err.index("apssh: 3 hosts") :]
     assert "(interrupted)" in summary
     assert "  interrupted" in summary and "  not started" in summary  # window of 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--help"], ["push", "--help"], ["pull", "--help"], ["-n", "-t", "a->b", "uptime"]],
+)
+def test_help_and_dry_run_do_not_import_ssh(argv: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from apssh_cli.cli.main import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "assert 'asyncssh' not in sys.modules, 'asyncssh imported'\n"
+        "assert 'asynciojobs' not in sys.modules, 'asynciojobs imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
