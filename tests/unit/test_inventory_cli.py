@@ -225,3 +225,21 @@ def test_inventory_commands_import_neither_asyncssh_nor_asynciojobs(lab: str) ->
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_inventory_flags_on_group_and_subcommand_add_up(
+    lab: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = tmp_path / "extra.toml"
+    extra.write_text("[more.hosts]\nextra1 = {}\n")
+    assert apssh(capsys, "inventory", "-i", lab, "list", "-i", str(extra), "-g", "more,odd") == (
+        0,
+        "node2\nextra1\n",
+        "",
+    )
+    # the same file twice is read once
+    assert apssh(capsys, "inventory", "-i", lab, "check", "-i", lab) == (
+        0,
+        "ok: 4 hosts, 3 groups\n",
+        "",
+    )
