@@ -93,8 +93,7 @@ def bench(session: nox.Session) -> None:
     _install_debian_peers(session)
     session.run("bash", "docker/build-image", external=True)
     session.run("python", "benchmarks/bench_startup.py")
-    if Path("benchmarks/bench_inventory.py").exists():
-        session.run("python", "benchmarks/bench_inventory.py")
+    session.run("python", "benchmarks/bench_inventory.py")
     session.run("python", "benchmarks/bench_fanout.py", *session.posargs)
 
 
