@@ -95,6 +95,19 @@ async def run_targets(
         def line(self, host: str, text: str, stream: Stream) -> None:
             renderer.line(host, text, stream)
 
+        # the events below come only from verbose (-v) nodes
+        def connected(self, host: str) -> None:
+            renderer.note(host, "connected")
+
+        def connect_failed(self, host: str, error: Exception) -> None:
+            renderer.note(host, f"connection failed: {error}")
+
+        def command_started(self, host: str, command: str) -> None:
+            renderer.note(host, f"start: {command}")
+
+        def command_done(self, host: str, command: str, rc: int | None) -> None:
+            renderer.note(host, f"done: {command} (rc={rc})")
+
     nodes, created = build_nodes(
         targets,
         ssh_node=SshNode,

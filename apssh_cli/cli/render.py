@@ -220,6 +220,12 @@ class Renderer:
         if self.options.streams or (is_err and self.options.gather):
             self._emit(self._err if is_err else self._out, self._decorate(state, text))
 
+    def note(self, name: str, text: str) -> None:
+        """A verbose event (connected, command started or done): one line on stderr."""
+        state = self._hosts.get(name)
+        label = self._label(state) if state is not None else f"{name}:"  # a gateway
+        self._emit(self._err, f"{label} -- {text}")
+
     def host_done(self, result: HostResult) -> None:
         """A host finished (any status): JSON object, error line, files closed."""
         state = self._hosts.get(result.host)

@@ -450,7 +450,9 @@ def build_nodes(
     result: dict[str, Any] = {}
     for target in targets:
         if target.host.is_local:
-            node = local_node(formatter=settings.formatter, label=target.name)
+            node = local_node(
+                formatter=settings.formatter, label=target.name, verbose=settings.verbose
+            )
             created.append(node)
             result[target.name] = node
             continue

@@ -250,3 +250,11 @@ def test_no_progress_when_not_asked() -> None:
     renderer.host_started("n1")
     renderer.tick()
     assert err.getvalue() == ""
+
+
+def test_verbose_notes_go_to_stderr() -> None:
+    renderer, out, err, _ = make(["n1", "node2"])
+    renderer.note("node2", "connected")
+    renderer.note("bastion", "connected")  # a gateway: not a target
+    assert err.getvalue() == "node2: -- connected\nbastion: -- connected\n"
+    assert out.getvalue() == ""

@@ -259,7 +259,7 @@ def test_build_nodes_shares_gateways() -> None:
     assert "known_hosts" not in gateway.kwargs  # the node's default stays
     assert nodes["node01"].kwargs["label"] == "node01"
     assert nodes["node01"].kwargs["connect_retries"] == 2
-    assert nodes["me"].kwargs == {"formatter": "F", "label": "me"}
+    assert nodes["me"].kwargs == {"formatter": "F", "label": "me", "verbose": False}
     assert len(created) == 6  # bastion, node01, node02, me, other, node01x
 
 
