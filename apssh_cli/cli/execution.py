@@ -17,7 +17,7 @@ import contextlib
 import os
 import resource
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +133,7 @@ async def run_targets(
                 return await super().co_run()
             finally:
                 running.pop(name, None)
-                renderer.host_done(_outcome(self, name, Status.INTERRUPTED))
+                renderer.host_done(_outcome(self, name))
 
     jobs: list[Any] = []
     for target in targets:
@@ -161,6 +161,15 @@ async def run_targets(
         for task in list(running.values()):
             task.cancel()
 
+    def on_broken_stdout() -> None:
+        # nobody reads any more (`apssh ... | head`): stop, as ssh would on SIGPIPE
+        nonlocal interrupted
+        interrupted = True
+        main.cancel()
+        for task in list(running.values()):
+            task.cancel()
+
+    renderer.on_broken_stdout = on_broken_stdout
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, on_sigint)
     ticker = asyncio.ensure_future(_tick(renderer)) if renderer.options.progress else None
@@ -179,20 +188,26 @@ async def run_targets(
             loop.remove_signal_handler(signal.SIGINT)
         if ticker is not None:
             ticker.cancel()
-    not_run = Status.INTERRUPTED if interrupted else Status.SKIPPED
-    results = [_outcome(job, job.apssh_name, not_run, started=False) for job in jobs]
+    results = [_outcome(job, job.apssh_name) for job in jobs]
+    if renderer.stdout_broken:
+        await _close(close_nodes(created))
+        raise BrokenPipeError("stdout was closed")  # main() exits quietly
     status = renderer.finish(results, interrupted=interrupted)
-    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-        await asyncio.wait_for(close_nodes(created), CLOSE_TIMEOUT)
+    await _close(close_nodes(created))
     return status
 
 
-def _outcome(job: Any, name: str, missing: Status, *, started: bool = True) -> HostResult:
-    """The job's outcome; a stand-in when the job never got to set one."""
+async def _close(closing: Awaitable[None]) -> None:
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+
+
+def _outcome(job: Any, name: str) -> HostResult:
+    """The job's outcome (SKIPPED until it runs); a stand-in if it has none."""
     outcome = getattr(job, "outcome", None)
     if isinstance(outcome, HostResult):
         return outcome
-    return HostResult(name, missing if started else Status.SKIPPED)
+    return HostResult(name, Status.SKIPPED)
 
 
 async def _tick(renderer: Renderer) -> None:

@@ -188,6 +188,9 @@ class Renderer:
         self._results: dict[str, HostResult] = {}
         self._started_at = clock()
         self._progress_shown = False
+        self.stdout_broken = False
+        # called once when stdout goes away (`apssh ... | head`): execution stops the run
+        self.on_broken_stdout: Callable[[], None] | None = None
         if options.out_dir is not None:
             try:
                 options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +243,8 @@ class Renderer:
                 self._file(state, kind).close()
         if self.options.json:
             self._emit(self._out, json.dumps(host_record(result), ensure_ascii=False))
+        elif self.stdout_broken:  # stopping quietly: `apssh ... | head`
+            pass
         elif result.status is not Status.OK and result.error and not self.options.gather:
             self._emit(self._err, f"{self._label(state)} [{result.status}] {result.error}")
         else:
@@ -266,13 +271,16 @@ class Renderer:
         ordered = [self._results[name] for name in self._hosts if name in self._results]
         status = exit_status(ordered, interrupted=interrupted)
         self._clear_progress()
-        if self.options.gather:
-            self._print_gathered(ordered)
         duration = self._clock() - self._started_at
-        if self.options.json:
-            record = summary_record(ordered, status, duration)
-            self._out.write(json.dumps(record) + "\n")
-        self._out.flush()
+        try:
+            if self.options.gather:
+                self._print_gathered(ordered)
+            if self.options.json:
+                record = summary_record(ordered, status, duration)
+                self._out.write(json.dumps(record) + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            self._stdout_gone()
         self._write_lists(ordered)
         if self.options.summary:
             for text in summary_lines(ordered, duration, interrupted=interrupted):
@@ -358,10 +366,24 @@ class Renderer:
 
     def _emit(self, stream: TextIO, text: str) -> None:
         # clear the progress line, write a whole line, then draw the progress again
+        if stream is self._out and self.stdout_broken:
+            return
         self._clear_progress()
-        stream.write(text + "\n")
-        stream.flush()
+        try:
+            stream.write(text + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            if stream is not self._out:
+                raise
+            self._stdout_gone()
+            return
         self._redraw()
+
+    def _stdout_gone(self) -> None:
+        if not self.stdout_broken:
+            self.stdout_broken = True
+            if self.on_broken_stdout is not None:
+                self.on_broken_stdout()
 
     def _clear_progress(self) -> None:
         if self._progress_shown:

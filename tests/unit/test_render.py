@@ -258,3 +258,22 @@ def test_verbose_notes_go_to_stderr() -> None:
     renderer.note("bastion", "connected")  # a gateway: not a target
     assert err.getvalue() == "node2: -- connected\nbastion: -- connected\n"
     assert out.getvalue() == ""
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_broken_stdout_stops_quietly() -> None:
+    err = io.StringIO()
+    renderer = Renderer(
+        [target("n1"), target("n2")], OutputOptions(), stdout=ClosedPipe(), stderr=err
+    )
+    calls: list[str] = []
+    renderer.on_broken_stdout = lambda: calls.append("stop")
+    renderer.line("n1", "a")
+    renderer.line("n2", "b")
+    renderer.host_done(HostResult("n1", Status.INTERRUPTED, error="interrupted"))
+    assert renderer.stdout_broken and calls == ["stop"]  # told once
+    assert err.getvalue() == ""

@@ -256,3 +256,20 @@ def test_help_and_dry_run_do_not_import_ssh(argv: list[str]) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_broken_pipe_stops_the_run_quietly(inventory: str) -> None:
+    # `apssh ... | head -1`: the reader goes away, apssh stops the hosts without a word
+    command = [sys.executable, "-m", "apssh_cli.cli.main", "-i", inventory]
+    process = subprocess.Popen(
+        [*command, "while :; do echo y; sleep 0.05; done"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().endswith(": y\n")
+    process.stdout.close()  # a next write fails: the endless commands must be stopped
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err == ""
