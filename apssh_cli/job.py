@@ -35,6 +35,8 @@ from apssh_cli.results import HostResult, Status
 __all__ = ["Scheduler", "Sequence", "SshJob"]
 
 CommandSpec = Command | str
+# how long a cancelled scheduler waits for its jobs to clean up (each cleanup is bounded)
+_CANCEL_WAIT = 15.0
 
 
 class Scheduler(asynciojobs.Scheduler):  # type: ignore[misc]
@@ -44,6 +46,25 @@ class Scheduler(asynciojobs.Scheduler):  # type: ignore[misc]
     ``timeout``, ``critical``, nesting...). A windowed run with failing or
     unreachable hosts always finishes.
     """
+
+    async def co_run(self) -> Any:
+        """Run the jobs (see asynciojobs); if cancelled, cancel every job task first.
+
+        asynciojobs leaves its job tasks running when its own task is cancelled:
+        jobs would go on, and those waiting for a window slot would start as soon
+        as the cancelled ones give theirs back. Here they are all cancelled, and
+        waited for (bounded), so remote processes are terminated before we return.
+        """
+        self._apssh_tasks: set[asyncio.Task[Any]] = set()
+        try:
+            return await super().co_run()
+        except asyncio.CancelledError:
+            tasks = [task for task in self._apssh_tasks if not task.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=_CANCEL_WAIT)
+            raise
 
     def _create_task(self, job: Any, window: Any) -> asyncio.Task[Any]:
         # asynciojobs makes one Window per co_run() and hands it here: hang our
@@ -62,6 +83,9 @@ class Scheduler(asynciojobs.Scheduler):  # type: ignore[misc]
                 return await job.co_run()
 
         task = asyncio.create_task(run())
+        tasks = getattr(self, "_apssh_tasks", None)
+        if tasks is not None:
+            tasks.add(task)
         # the back-references asynciojobs relies on
         task._job = job  # type: ignore[attr-defined]
         job._task = task

@@ -182,3 +182,32 @@ def test_command_forms_and_labels() -> None:
         SshJob(node, "a", commands=["b"])
     with pytest.raises(TypeError):
         SshJob(node, [42])
+
+
+def test_cancelled_scheduler_cancels_running_and_waiting_jobs(tmp_path: Path) -> None:
+    capture = CaptureFormatter()
+    node = LocalNode(formatter=capture)
+    scheduler = Scheduler(jobs_window=1, critical=False)
+    jobs = [
+        SshJob(node, Run(f"echo started {i}; sleep 300 & echo $! > {tmp_path}/{i}; wait"),
+               scheduler=scheduler, critical=False)
+        for i in range(3)
+    ]  # fmt: skip
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(scheduler.co_run())
+        while not [p for p in tmp_path.iterdir() if p.read_text().strip()]:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    statuses = sorted(job.outcome.status.value for job in jobs)
+    # the running job was interrupted; the waiting ones never started
+    assert statuses == ["interrupted", "skipped", "skipped"]
+    assert len(capture.lines("localhost")) == 1
+    (pidfile,) = tmp_path.iterdir()
+    stat = Path(f"/proc/{int(pidfile.read_text())}/stat")
+    # the background sleep is gone (or a zombie, dead but not yet reaped by init)
+    assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")
