@@ -211,3 +211,47 @@ def test_cancelled_scheduler_cancels_running_and_waiting_jobs(tmp_path: Path) ->
     stat = Path(f"/proc/{int(pidfile.read_text())}/stat")
     # the background sleep is gone (or a zombie, dead but not yet reaped by init)
     assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")
+
+
+class EventFormatter(CaptureFormatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, ...]] = []
+
+    def command_started(self, host: str, command: str) -> None:
+        self.events.append(("start", host, command))
+
+    def command_done(self, host: str, command: str, rc: int | None) -> None:
+        self.events.append(("done", host, command, str(rc)))
+
+    def connect_failed(self, host: str, error: Exception) -> None:
+        self.events.append(("failed", host, type(error).__name__))
+
+
+def test_verbose_jobs_report_command_events() -> None:
+    events = EventFormatter()
+    node = LocalNode(formatter=events, label="me")
+    run(SshJob(node, [Run("true"), Run("exit 2", allowed_exits=[2])], verbose=True).co_run())
+    run(SshJob(node, Run("echo quiet")).co_run())  # the node is not verbose
+    assert events.events == [
+        ("start", "me", "true"),
+        ("done", "me", "true", "0"),
+        ("start", "me", "exit 2"),
+        ("done", "me", "exit 2", "2"),
+    ]
+
+
+def test_connect_retries_then_reports_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = EventFormatter()
+    node = unreachable_node("n1", tmp_path)
+    node.formatter = events
+    node.connect_retries = 1
+    caplog.set_level("INFO", logger="apssh_cli")
+    with pytest.raises(UnreachableError):
+        run(node.connect())
+    (retry,) = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert retry.startswith(f"host=n1 unreachable (cannot connect to 127.0.0.1:{node.port}: ")
+    assert retry.endswith("retry 1 in 0.5s")
+    assert events.events == [("failed", "n1", "UnreachableError")]
