@@ -32,8 +32,19 @@ NO_HOSTS_MESSAGE = "no hosts: give -t TARGET, or an inventory (-i FILE) and -g P
 
 def run_options(function: F) -> F:
     """Add the target, execution and output options of run/push/pull to a click command."""
+    return _with_options(function, raw_flags=("-r", "--raw"))
+
+
+def transfer_options(function: F) -> F:
+    """Like `run_options`, for push/pull: ``-r`` is left to ``--recursive``."""
+    return _with_options(function, raw_flags=("--raw",))
+
+
+def _with_options(function: F, raw_flags: tuple[str, ...]) -> F:
+    raw = click.option(*raw_flags, "raw", is_flag=True, help="Print lines without the host prefix.")
     options: list[Callable[[F], F]] = [
         *_OUTPUT_OPTIONS,
+        raw,
         *_EXECUTION_OPTIONS,
         *_TARGET_OPTIONS,
     ]
@@ -148,7 +159,6 @@ _OUTPUT_OPTIONS = [
         metavar="TEMPLATE",
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
-    click.option("-r", "--raw", is_flag=True, help="Print lines without the host prefix."),
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
-from apssh_cli.cli.run_options import Plan, expand_path, make_plan, run_options, run_plan
+from apssh_cli.cli.run_options import Plan, expand_path, make_plan, run_plan, transfer_options
 from apssh_cli.errors import ConfigError
 
 _SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -25,9 +25,9 @@ def _transfer_options(function: Any) -> Any:
         "-p", "--preserve", is_flag=True, help="Keep modes and modification times."
     )(function)
     function = click.option(
-        "-R", "--recursive", "recurse", is_flag=True, help="Copy directories recursively."
+        "-r", "-R", "--recursive", "recurse", is_flag=True, help="Copy directories recursively."
     )(function)
-    return run_options(function)
+    return transfer_options(function)
 
 
 @click.command(context_settings=_SETTINGS, epilog=EXIT_STATUS_HELP)
@@ -37,11 +37,12 @@ def push(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
     """Copy LOCAL files to REMOTE on every selected host.
 
     REMOTE is a file name, or a directory to copy into (it must be one when
-    several LOCAL files are given).
+    several LOCAL files are given). Paths may use {host}, {hostname}, {user},
+    {port} and the host's inventory variables.
 
     \b
     apssh push -i lab.toml -g nodes data.tar /tmp/
-    apssh push -i lab.toml -g nodes -R -p conf/ /etc/app/
+    apssh push -i lab.toml -g nodes -r -p conf/ /etc/app/
     apssh push -i lab.toml -g nodes 'keys/{host}.pub' .ssh/authorized_keys
     """
     if len(paths) < 2:
@@ -56,7 +57,7 @@ def push(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
             if not path.exists():
                 raise ConfigError("no such local file", source=local)
             if path.is_dir() and not recurse:
-                raise ConfigError("is a directory (use -R to copy directories)", source=local)
+                raise ConfigError("is a directory (use -r to copy directories)", source=local)
         commands[target.name] = [locals_, expand_path(remote, target, what="remote path")]
     return _run_transfers(plan, commands, "push", recurse, preserve, f"push {' '.join(paths)}")
 
@@ -67,12 +68,13 @@ def push(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
 def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -> int:
     """Copy REMOTE files from every selected host into LOCALDIR/<host>/.
 
-    When LOCALDIR uses {host} (or another host field), it is each host's own
-    directory and no <host> level is added.
+    Paths may use {host}, {hostname}, {user}, {port} and the host's inventory
+    variables. When LOCALDIR uses one, it is each host's own directory and no
+    <host> level is added.
 
     \b
     apssh pull -i lab.toml -g nodes /tmp/apssh-measure.csv results/
-    apssh pull -i lab.toml -g nodes -R /var/log/app 'logs/{host}'
+    apssh pull -i lab.toml -g nodes -r /var/log/app 'logs/{host}'
     """
     if len(paths) < 2:
         raise click.UsageError("pull needs REMOTE... and LOCALDIR")

@@ -203,7 +203,7 @@ def test_push_pull_templates_and_checks(
     status, _, err = apssh(argv, capsys)
     assert status == 0, err
     status, _, err = apssh(["push", "-i", inventory, str(tmp_path), "/tmp/"], capsys)
-    assert status == 1 and "use -R" in err
+    assert status == 1 and "use -r" in err
 
 
 def test_transfers_on_a_local_host_fail_per_host(
