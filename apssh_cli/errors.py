@@ -167,7 +167,9 @@ class CommandTimeoutError(CommandError, TimeoutError):
 
     def __init__(self, host: str, command: str, timeout: float) -> None:
         self.timeout = timeout
-        super().__init__(host, command, None, message=f"command {command!r} timed out after {timeout:g}s")
+        super().__init__(
+            host, command, None, message=f"command {command!r} timed out after {timeout:g}s"
+        )
 
 
 class RunError(ApsshError):
