@@ -1,8 +1,8 @@
 """Running a command's jobs: one non-critical SshJob per host, under a window, with Ctrl-C.
 
 The CLI builds the targets and the commands of each host; this module makes the
-nodes (sharing gateways), runs one job per host in a Scheduler that starts at most
-``window`` hosts at a time, reports every host's start, output and end to the
+nodes (sharing gateways), runs one job per host in a Scheduler, starting at most
+``window`` hosts at a time in the targets' order, reports every host's start, output and end to the
 Renderer, and turns the first Ctrl-C into a clean stop: no new host starts, the
 running commands are cancelled (their remote processes are terminated), the
 summary so far is printed, every connection is closed, and the exit status is 130.
@@ -119,18 +119,23 @@ async def run_targets(
         ),
     )
     running: dict[str, asyncio.Task[Any]] = {}
+    window = OrderedWindow(options.window, len(targets))
 
     class TrackedJob(SshJob):
-        """An SshJob that tells the renderer when its host starts and ends."""
+        """An SshJob that waits for its turn, and tells the renderer when it starts and ends."""
 
         async def co_run(self) -> Any:
             name: str = self.apssh_name
             task = asyncio.current_task()
             if task is not None:
                 running[name] = task
-            renderer.host_started(name)
             try:
-                return await super().co_run()
+                await window.enter(self.apssh_index)
+                try:
+                    renderer.host_started(name)
+                    return await super().co_run()
+                finally:
+                    window.leave()
             finally:
                 running.pop(name, None)
                 renderer.host_done(_outcome(self, name))
@@ -144,9 +149,10 @@ async def run_targets(
             timeout=options.job_timeout,
             label=target.name,
         )
-        job.apssh_name = target.name
+        job.apssh_name, job.apssh_index = target.name, len(jobs)
         jobs.append(job)
-    scheduler = Scheduler(*jobs, jobs_window=options.window)
+    # the window is ours (OrderedWindow): the scheduler would start hosts in any order
+    scheduler = Scheduler(*jobs)
 
     interrupted = False
     loop = asyncio.get_running_loop()
@@ -200,6 +206,35 @@ async def run_targets(
 async def _close(closing: Awaitable[None]) -> None:
     with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
         await asyncio.wait_for(closing, CLOSE_TIMEOUT)
+
+
+class OrderedWindow:
+    """At most ``size`` holders at a time, let in by index: 0, 1, 2...
+
+    A host waits for its own turn, so that hosts start in the order of the targets
+    (asynciojobs keeps its jobs in a set). Must be created inside the event loop.
+    """
+
+    def __init__(self, size: int, count: int) -> None:
+        self._free = size
+        self._next = 0
+        self._turns = [asyncio.Event() for _ in range(count)]
+        self._grant()
+
+    async def enter(self, index: int) -> None:
+        """Wait until ``index`` may run (it holds a place until `leave`)."""
+        await self._turns[index].wait()
+
+    def leave(self) -> None:
+        """Give the place back: the next index in line may run."""
+        self._free += 1
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._free > 0 and self._next < len(self._turns):
+            self._turns[self._next].set()
+            self._free -= 1
+            self._next += 1
 
 
 def _outcome(job: Any, name: str) -> HostResult:

@@ -7,6 +7,7 @@ rendering, exit status) in a fraction of a second.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.execution import default_window
+from apssh_cli.cli.execution import OrderedWindow, default_window
 from apssh_cli.cli.main import main
 
 LOCAL_INVENTORY = """\
@@ -273,3 +274,37 @@ def test_broken_pipe_stops_the_run_quietly(inventory: str) -> None:
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert err == ""
+
+
+def test_hosts_start_in_target_order_within_the_window(
+    inventory: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = apssh(["-i", inventory, "-w", "1", "--json", "true"], capsys)
+    hosts = [json.loads(line).get("host") for line in out.splitlines()]
+    assert (status, hosts) == (0, ["loc1", "loc2", "loc3", None])
+
+
+def test_ordered_window_lets_hosts_in_by_index() -> None:
+    async def scenario() -> list[str]:
+        window = OrderedWindow(2, 4)
+        events: list[str] = []
+        release = asyncio.Event()
+
+        async def host(index: int) -> None:
+            await window.enter(index)
+            events.append(f"in{index}")
+            if index < 2:
+                await release.wait()
+            window.leave()
+
+        # started in reverse: the window still lets them in by index
+        tasks = [asyncio.ensure_future(host(index)) for index in (3, 2, 1, 0)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sorted(events) == ["in0", "in1"]  # two places, the first two indices
+        release.set()
+        await asyncio.gather(*tasks)
+        return events
+
+    events = asyncio.run(scenario())
+    assert events[2:] == ["in2", "in3"]
