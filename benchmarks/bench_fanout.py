@@ -14,11 +14,12 @@ Scenarios:
 
 Peers, each used the way its documentation shows, all with the same key,
 known_hosts file and fan-out >= N: ClusterShell's clush, pdsh, parallel-ssh
-(Debian's `parallel-ssh`), Ansible ad-hoc (`ansible -m command`).
+(Debian's `parallel-ssh`), Ansible ad-hoc (`ansible -m raw`: the nodes have no Python).
 
-Run: `nox -s bench` (or `python benchmarks/bench_fanout.py [N]` where the image,
-the peers and an engine are there). Remember: one loopback sshd costs ~47 ms of
-CPU per connection here, so on 2 cores the floor is ~N*47/2 ms per run.
+Run: `nox -s bench`, or `python benchmarks/bench_fanout.py [N ...]` (default: 8
+then 24 nodes) where the image, the peers and an engine are there. Remember: one
+loopback sshd costs ~47 ms of CPU per connection here, so on 2 cores the floor is
+~N*47/2 ms per run.
 """
 
 from __future__ import annotations
@@ -106,10 +107,9 @@ def tools(hosts: list[str], group: str, inventory: Path, config: Path) -> list[T
         env = {
             "ANSIBLE_SSH_ARGS": f"-F {config}",
             "ANSIBLE_HOST_KEY_CHECKING": "True",
-            "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
             "ANSIBLE_LOCALHOST_WARNING": "False",
         }
-        found.append(Tool("ansible (command)", argv, env))
+        found.append(Tool("ansible (raw)", argv, env))
     return found
 
 
@@ -134,7 +134,12 @@ def run_tool(tool: Tool, hosts: list[str]) -> tuple[list[float], str]:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    sizes = [int(arg) for arg in sys.argv[1:]] or [8, 24]
+    for count in sizes:
+        bench_size(count)
+
+
+def bench_size(count: int) -> None:
     name = f"bench{os.getpid()}-{secrets.token_hex(2)}"
     with tempfile.TemporaryDirectory(prefix="apssh-bench-") as tmp:
         state = Path(tmp)
