@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
-from apssh_cli.cli.run_options import make_plan, run_options, run_plan
+from apssh_cli.cli.run_options import files_option, make_plan, run_options, run_plan
 from apssh_cli.errors import ConfigError
 
 
@@ -32,14 +32,7 @@ class RunCommand(click.Command):
     epilog=EXIT_STATUS_HELP,
 )
 @run_options
-@click.option(
-    "--include",
-    "includes",
-    multiple=True,
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="With -s: a file sent next to the script (repeatable).",
-)
+@files_option("--include", "includes", help="With -s: a file sent next to the script (repeatable).")
 @click.option(
     "-s",
     "--script",

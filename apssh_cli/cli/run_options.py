@@ -53,29 +53,34 @@ def _with_options(function: F, raw_flags: tuple[str, ...]) -> F:
     return inventory_options(function)
 
 
+def seconds_option(*decls: str, help: str) -> Callable[[F], F]:
+    """A positive number of seconds (``--timeout``, ``--connect-timeout``)."""
+    return click.option(
+        *decls, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help=help
+    )
+
+
+def files_option(*decls: str, help: str) -> Callable[[F], F]:
+    """A local file, repeatable (``-k``, ``--include``)."""
+    return click.option(
+        *decls, multiple=True, metavar="FILE", type=click.Path(dir_okay=False), help=help
+    )
+
+
 _TARGET_OPTIONS = [
     click.option(
         "-n", "--dry-run", is_flag=True, help="Print the hosts and their routes; run nothing."
     ),
-    click.option(
-        "--connect-timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help="Limit on TCP + handshake + authentication, per hop (default 10).",
+    seconds_option(
+        "--connect-timeout", help="Limit on TCP + handshake + authentication, per hop (default 10)."
     ),
     click.option(
         "--known-hosts",
         type=click.Choice(KNOWN_HOSTS_POLICIES),
         help="Host key policy of every hop (default: the inventory's, else accept-new).",
     ),
-    click.option(
-        "-k",
-        "--key",
-        "keys",
-        multiple=True,
-        metavar="FILE",
-        type=click.Path(dir_okay=False),
-        help="Private key to try first, on every hop (repeatable).",
+    files_option(
+        "-k", "--key", "keys", help="Private key to try first, on every hop (repeatable)."
     ),
     click.option(
         "-G",
@@ -105,11 +110,8 @@ _EXECUTION_OPTIONS = [
         show_default=True,
         help="Extra connection attempts, with backoff (connection failures only).",
     ),
-    click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help="Limit per command (or transfer); the remote process is terminated.",
+    seconds_option(
+        "--timeout", help="Limit per command (or transfer); the remote process is terminated."
     ),
     click.option(
         "-w",

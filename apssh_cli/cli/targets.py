@@ -18,12 +18,15 @@ the node classes as arguments: this module never imports asyncssh.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from apssh_cli.errors import ConfigError, SelectionError
+from apssh_cli.errors import ConfigError, InventoryError, SelectionError
+from apssh_cli.hostvars import parse_target
+from apssh_cli.inventory import Host, Inventory
 
 ROUTE_SEPARATOR = "->"
 
@@ -49,9 +52,7 @@ class Hop:
 
     def spec(self) -> str:
         """This hop written as a ``-t`` spec: ``[user@]host[:port]``."""
-        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
-        text = f"{self.user}@{host}" if self.user else host
-        return f"{text}:{self.port}" if self.port is not None else text
+        return Host(self.name, self.hostname, port=self.port, user=self.user).target
 
 
 @dataclass(frozen=True)
@@ -119,62 +120,32 @@ def split_specs(text: str) -> list[str]:
     >>> split_specs("a,node[1,3],b")
     ['a', 'node[1,3]', 'b']
     """
-    parts: list[str] = []
-    depth = 0
-    current: list[str] = []
-    for char in text:
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth = max(0, depth - 1)
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [part.strip() for part in parts if part.strip()]
+    return [part.strip() for part in _SPEC.findall(text) if part.strip()]
+
+
+# one spec: runs of characters other than ',' and '[', and bracket groups
+# (an unclosed '[' runs to the end, as range expansion will then report)
+_SPEC = re.compile(r"(?:\[[^\]]*\]?|[^,\[])+")
 
 
 def parse_hop(text: str, *, source: str | None = None, line: int | None = None) -> Hop:
     """Parse ``[user@]host[:port]`` (``[v6addr]:port`` for IPv6) into a Hop.
 
+    The inventory's `apssh_cli.hostvars.parse_target` does the parsing.
+
     Raises:
         ConfigError: empty host or user, or a port that is not 1..65535.
     """
 
-    def fail(message: str) -> ConfigError:
-        return ConfigError(f"bad target {text!r}: {message}", source=source, line=line)
+    def fail(problem: str) -> ConfigError:
+        return ConfigError(f"bad target {text!r}: {problem}", source=source, line=line)
 
-    user: str | None = None
-    rest = text.strip()
-    if "@" in rest:
-        user, _, rest = rest.rpartition("@")
-        if not user:
-            raise fail("empty user before '@'")
-    port_text: str | None = None
-    if rest.startswith("["):  # [ipv6] or [ipv6]:port
-        close = rest.find("]")
-        if close < 0:
-            raise fail("unclosed '['")
-        hostname, tail = rest[1:close], rest[close + 1 :]
-        if tail:
-            if not tail.startswith(":"):
-                raise fail(f"unexpected {tail!r} after ']'")
-            port_text = tail[1:]
-    elif rest.count(":") == 1:
-        hostname, _, port_text = rest.partition(":")
-    else:  # a bare IPv6 address has several colons and no port
-        hostname = rest
-    if not hostname:
-        raise fail("empty host name")
+    try:
+        user, hostname, port = parse_target(text.strip())
+    except InventoryError as exc:
+        raise fail(exc.message) from exc
     if any(char.isspace() for char in hostname):
         raise fail("white space in host name")
-    port: int | None = None
-    if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise fail(f"port {port_text!r} is not a number in 1..65535")
-        port = int(port_text)
     return Hop(name=hostname, hostname=hostname, port=port, user=user)
 
 
@@ -248,34 +219,23 @@ def _read_spec_file(path: str, depth: int) -> list[TargetSpec]:
 # ---------------------------------------------------------------- resolving
 
 
-class InventoryLike(Protocol):
-    """What targets need from an Inventory (apssh_cli.inventory.Inventory)."""
-
-    @property
-    def hosts(self) -> Mapping[str, Any]: ...
-
-    def select(self, pattern: str = "all", exclude: str | None = None) -> list[Any]: ...
-
-    def route(self, name: str) -> list[Any]: ...
-
-
-def hop_from_host(host: Any) -> Hop:
-    """Convert an inventory Host (duck-typed) into a Hop."""
+def hop_from_host(host: Host) -> Hop:
+    """Convert an inventory Host into a Hop."""
     return Hop(
         name=host.name,
-        hostname=host.hostname or host.name,
+        hostname=host.hostname,
         port=host.port,
         user=host.user,
-        identity_files=tuple(host.identity_files or ()),
+        identity_files=host.identity_files,
         known_hosts_policy=host.known_hosts_policy,
         known_hosts_file=host.known_hosts_file,
         connect_timeout=host.connect_timeout,
-        is_local=getattr(host, "connection", "ssh") == "local",
-        vars=dict(getattr(host, "vars", {}) or {}),
+        is_local=host.connection == "local",
+        vars=dict(host.vars),
     )
 
 
-def inventory_target(inventory: InventoryLike, name: str) -> Target:
+def inventory_target(inventory: Inventory, name: str) -> Target:
     """The target of an inventory host, with its gateways from the inventory."""
     route = tuple(hop_from_host(host) for host in inventory.route(name))
     return Target(name=name, route=route, from_inventory=True)
@@ -283,7 +243,7 @@ def inventory_target(inventory: InventoryLike, name: str) -> Target:
 
 def resolve_targets(
     *,
-    inventory: InventoryLike | None,
+    inventory: Inventory | None,
     pattern: str | None,
     exclude: str | None,
     specs: Sequence[TargetSpec],
@@ -323,8 +283,8 @@ def resolve_targets(
 
 def _spec_targets(
     spec: TargetSpec,
-    inventory: InventoryLike | None,
-    known: Mapping[str, Any],
+    inventory: Inventory | None,
+    known: Mapping[str, Host],
     expand: Callable[[str], list[str]] | None,
 ) -> list[Target]:
     *gateways, last = spec.route
@@ -356,7 +316,7 @@ def _spec_targets(
 
 
 def _excluded_names(
-    inventory: InventoryLike | None,
+    inventory: Inventory | None,
     exclude: str | None,
     expand: Callable[[str], list[str]] | None,
 ) -> set[str]:
@@ -403,7 +363,7 @@ def apply_overrides(target: Target, overrides: Overrides) -> Target:
 
 
 def resolve_gateway(
-    text: str, inventory: InventoryLike | None, expand: Callable[[str], list[str]] | None = None
+    text: str, inventory: Inventory | None, expand: Callable[[str], list[str]] | None = None
 ) -> tuple[Hop, ...]:
     """The route of ``-G GATEWAY``: an inventory host's route, or a spec (chains allowed)."""
     if inventory is not None and text in inventory.hosts:

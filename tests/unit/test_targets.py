@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from apssh_cli.cli.targets import (
 )
 from apssh_cli.errors import ConfigError, SelectionError
 from apssh_cli.hostrange import expand
+from apssh_cli.inventory import Inventory
 
 
 @pytest.mark.parametrize(
@@ -47,13 +46,15 @@ def test_parse_hop(text: str, user: str | None, hostname: str, port: int | None)
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("node1:x", "port 'x' is not a number"),
-        ("node1:0", "port '0'"),
-        ("node1:70000", "port '70000'"),
+        # the messages are the inventory's (hostvars.parse_target), after "bad target 'TEXT': "
+        ("node1:x", "^bad target 'node1:x': bad port 'x'"),
+        ("node1:0", "^bad target 'node1:0': port must be .* 1 to 65535, got 0$"),
+        ("node1:70000", "^bad target 'node1:70000': port must be .* got 70000$"),
         ("@node1", "empty user"),
         ("root@", "empty host"),
-        ("[::1", "unclosed"),
-        ("[::1]x", "unexpected"),
+        ("[::1", "bad address"),
+        ("[::1]x", "bad address"),
+        ("node 1", "white space in host name"),
     ],
 )
 def test_parse_hop_errors(text: str, message: str) -> None:
@@ -98,56 +99,18 @@ def test_missing_file() -> None:
 # ---------------------------------------------------------------- resolution
 
 
-@dataclass(frozen=True)
-class FakeHost:
-    name: str
-    hostname: str | None = None
-    port: int | None = None
-    user: str | None = None
-    gateway: str | None = None
-    identity_files: tuple[str, ...] = ()
-    known_hosts_policy: str | None = None
-    known_hosts_file: str | None = None
-    connect_timeout: float | None = None
-    connection: str = "ssh"
-    groups: tuple[str, ...] = ()
-    vars: Mapping[str, Any] = field(default_factory=dict)
+INVENTORY = Inventory.from_toml_text(
+    """
+    [infra.hosts]
+    bastion = { hostname = "127.0.0.1", port = 2200, user = "jump", known_hosts = "kh" }
 
+    [nodes]
+    vars = { user = "root", gateway = "bastion" }
+    hosts = { node01 = { hostname = "10.0.0.1" }, node02 = { hostname = "10.0.0.2" } }
 
-class FakeInventory:
-    """Enough of Inventory: hosts, select (names, @group, comma union), route."""
-
-    def __init__(self, *hosts: FakeHost) -> None:
-        self.hosts = {host.name: host for host in hosts}
-
-    def select(self, pattern: str = "all", exclude: str | None = None) -> list[FakeHost]:
-        chosen: list[FakeHost] = []
-        for term in pattern.split(","):
-            if term == "all":
-                chosen.extend(self.hosts.values())
-            elif term.startswith("@") or term in {g for h in self.hosts.values() for g in h.groups}:
-                group = term.lstrip("@")
-                chosen.extend(h for h in self.hosts.values() if group in h.groups)
-            elif term in self.hosts:
-                chosen.append(self.hosts[term])
-            else:
-                raise SelectionError(f"no host or group {term!r}", pattern=term)
-        return chosen
-
-    def route(self, name: str) -> list[FakeHost]:
-        host = self.hosts[name]
-        hops = [host]
-        while host.gateway is not None:
-            host = self.hosts[host.gateway]
-            hops.insert(0, host)
-        return hops
-
-
-INVENTORY = FakeInventory(
-    FakeHost("bastion", hostname="127.0.0.1", port=2200, user="jump", known_hosts_file="kh"),
-    FakeHost("node01", hostname="10.0.0.1", user="root", gateway="bastion", groups=("nodes",)),
-    FakeHost("node02", hostname="10.0.0.2", user="root", gateway="bastion", groups=("nodes",)),
-    FakeHost("me", connection="local", groups=("local",)),
+    [local.hosts]
+    me = { connection = "local" }
+    """
 )
 
 
