@@ -170,12 +170,6 @@ class TargetSpec:
     source: str | None = None
     line: int | None = None
 
-    @property
-    def is_plain_name(self) -> bool:
-        """A bare name: no user, port or gateway (may name an inventory host)."""
-        hop = self.route[-1]
-        return len(self.route) == 1 and hop.user is None and hop.port is None
-
 
 def read_specs(values: Iterable[str], *, _depth: int = 0) -> list[TargetSpec]:
     """Parse ``-t`` values: comma lists, routes, ``@FILE`` references.
@@ -305,14 +299,38 @@ def _spec_targets(
             raise ConfigError(
                 f"bad target {spec.text!r}: {exc.message}", source=spec.source, line=spec.line
             ) from exc
+    if inventory is not None:
+        gateways = _inventory_hops(gateways, inventory)
     targets: list[Target] = []
     for name in names:
-        if inventory is not None and spec.is_plain_name and name in known:
-            targets.append(inventory_target(inventory, name))
+        if inventory is not None and _is_plain(last) and name in known:
+            if not gateways:  # the inventory host itself, gateways included
+                targets.append(inventory_target(inventory, name))
+                continue
+            host = hop_from_host(known[name])
         else:
             host = replace(last, name=name, hostname=name)
-            targets.append(Target(name=name, route=(*gateways, host)))
+        targets.append(Target(name=name, route=(*gateways, host)))
     return targets
+
+
+def _is_plain(hop: Hop) -> bool:
+    return hop.user is None and hop.port is None
+
+
+def _inventory_hops(hops: Sequence[Hop], inventory: Inventory) -> list[Hop]:
+    """Gateway hops, where a bare inventory host name stands for that host.
+
+    The first hop also brings the inventory gateways of its host.
+    """
+    result: list[Hop] = []
+    for index, hop in enumerate(hops):
+        if _is_plain(hop) and hop.hostname in inventory.hosts:
+            route = inventory_target(inventory, hop.hostname).route
+            result.extend(route if index == 0 else route[-1:])
+        else:
+            result.append(hop)
+    return result
 
 
 def _excluded_names(

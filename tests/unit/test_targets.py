@@ -145,6 +145,17 @@ def test_plain_target_naming_an_inventory_host_is_that_host() -> None:
     assert not adhoc.from_inventory and adhoc.route == (Hop("node02", "node02", user="root"),)
 
 
+def test_inventory_names_in_a_route_are_inventory_hosts() -> None:
+    (through, ranged, adhoc) = resolve(targets=("bastion->node02", "bastion->n[1-1]", "gw->node01"))
+    assert through.describe() == "node02  jump@127.0.0.1:2200 -> root@10.0.0.2"
+    assert not through.from_inventory
+    assert ranged.describe() == "n1  jump@127.0.0.1:2200 -> n1"
+    assert adhoc.describe() == "node01  gw -> root@10.0.0.1"
+    # a hop with a user or a port is an address, not an inventory name
+    (literal,) = resolve(targets=("u@bastion->node02:22",))
+    assert literal.describe() == "node02  u@bastion -> node02:22"
+
+
 def test_union_dedup_and_exclude() -> None:
     targets = resolve("nodes", targets=("node01", "extra[1-3]"), exclude="node02,extra2")
     assert [t.name for t in targets] == ["node01", "extra1", "extra3"]
