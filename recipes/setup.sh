@@ -4,7 +4,7 @@ usage="usage: setup.sh [--force] [--dir DIR] [-h]
   Create DIR (default \$HOME/apssh-lab) with a marker file; a node already set
   up is left alone unless --force. Settings are read from setup.conf when it is
   sent along with --include.
-example: apssh -i lab.toml -g nodes -s recipes/setup.sh --include recipes/setup.conf --force"
+example: apssh -i lab.toml -g nodes --include recipes/setup.conf -s recipes/setup.sh --force"
 
 force=
 workdir=

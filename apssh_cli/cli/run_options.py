@@ -189,9 +189,12 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
     inventory = load_inventory(inventory_paths) if inventory_paths else None
     specs = read_specs(params["targets"])
     pattern: str | None = params["group"]
-    if pattern is None and not specs and inventory is not None:
-        pattern = "all"
+    if pattern is None and not params["targets"] and inventory is not None:
+        pattern = "all"  # not when -t names nothing (an empty --failed-to file)
     if pattern is None and not specs:
+        if params["targets"]:
+            given = ",".join(params["targets"])
+            raise ConfigError(f"no hosts: -t {given} names none (an empty file?)")
         raise ConfigError(NO_HOSTS_MESSAGE)
     from apssh_cli.hostrange import expand
 

@@ -184,6 +184,17 @@ def test_usage_errors_exit_one_with_one_message(
     assert "Traceback" not in err and out == ""
 
 
+def test_empty_target_file_runs_nothing_even_with_an_inventory(
+    inventory: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an empty --failed-to file (nothing failed) must not fall back to every host
+    retry = tmp_path / "retry.txt"
+    retry.write_text("")
+    status, out, err = apssh(["-i", inventory, "-t", f"@{retry}", "uptime"], capsys)
+    assert status == 1 and out == ""
+    assert err == f"apssh: no hosts: -t @{retry} names none (an empty file?)\n"
+
+
 def test_subcommand_name_after_double_dash_is_a_remote_command(
     inventory: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
