@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from apssh_cli.errors import CommandTimeoutError, ConfigError
 from apssh_cli.output import STDERR
+from apssh_cli.process import shielded_cleanup
 from apssh_cli.results import CommandResult
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ class _PrivateDirCommand(Command):
     async def co_run(
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
     ) -> CommandResult:
-        from apssh_cli.node import TransferError, shielded_cleanup
+        from apssh_cli.sftp import TransferError
 
         files = self._files()
         await node.connect()
@@ -309,7 +310,8 @@ class _Transfer(Command):
     async def co_run(
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
     ) -> CommandResult:
-        from apssh_cli.node import SshNode, TransferError
+        from apssh_cli.node import SshNode
+        from apssh_cli.sftp import TransferError
 
         if not isinstance(node, SshNode):
             raise ConfigError(f"{type(self).__name__} needs an SshNode, not {node!r}")

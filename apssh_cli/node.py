@@ -12,60 +12,52 @@ timeout that terminates the process), ``install_files`` / ``remove_private_dir``
 (the private directory of RunScript and RunString). SshNode adds ``push``/``pull``
 over SFTP.
 
-This module (with keys.py and hostkeys.py) is the only user of asyncssh; asyncssh
-and OS errors are turned into the errors of :mod:`apssh_cli.errors` here.
+The pieces live next door: :mod:`~apssh_cli.connection` (one connection attempt,
+host keys, retries), :mod:`~apssh_cli.remote_wrapper` (the remote pid and the
+kill of a process group), :mod:`~apssh_cli.process` (streaming, terminate on
+timeout or cancel), :mod:`~apssh_cli.sftp` (transfers) and
+:mod:`~apssh_cli.local_node` (LocalNode, re-exported here). These modules (with
+keys.py and hostkeys.py) are the only users of asyncssh; asyncssh and OS errors
+are turned into the errors of :mod:`apssh_cli.errors` there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import posixpath
-import secrets
 import shlex
-import shutil
-import signal
-import stat
-import tempfile
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 import asyncssh
 
-from apssh_cli import hostkeys
-from apssh_cli.errors import (
-    AuthRefusedError,
-    CommandTimeoutError,
-    ConnectError,
-    HostKeyRefusedError,
-    UnreachableError,
-)
-from apssh_cli.keys import KeySpec, resolve_keys
+from apssh_cli import hostkeys, sftp
+from apssh_cli.connection import Credentials, Target, open_connection, with_retries
+from apssh_cli.errors import CommandTimeoutError, ConnectError, UnreachableError
+from apssh_cli.keys import KeySpec
+from apssh_cli.local_node import LocalNode
 from apssh_cli.log import host_logger
-from apssh_cli.output import DEFAULT_FORMATTER, STDERR, STDOUT, Formatter, LineSplitter, Stream
+from apssh_cli.output import DEFAULT_FORMATTER, Formatter
+from apssh_cli.process import (
+    CLEANUP_TIMEOUT,
+    PRIVATE_PREFIX,
+    TERMINATE_STEPS,
+    private_dir_name,
+    shielded_cleanup,
+    stream_process,
+)
+from apssh_cli.remote_wrapper import GO_LINE, PidMarker, kill_group_script
 from apssh_cli.results import CommandResult
+from apssh_cli.sftp import TransferError
 from apssh_cli.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, load_ssh_config
+
+__all__ = ["LocalNode", "NodeLike", "SshNode", "TransferError", "close_nodes", "closing"]
 
 DEFAULT_PORT = 22
 DEFAULT_CONNECT_TIMEOUT = 10.0
-STDERR_TAIL_LINES = 5
-# terminating a process: signal, then how long to wait for it to go; TERM is sent
-# twice because OpenSSH drops a signal that arrives before the session is set up
-_TERMINATE_STEPS = (("TERM", 0.5), ("TERM", 1.0), ("KILL", 1.0))
-# bounded cleanup (rm of the private dir) once a command is over or cancelled
-_CLEANUP_TIMEOUT = 5.0
-_BACKOFF_FIRST = 0.5
-_BACKOFF_MAX = 8.0
-_CHUNK = 65536
-
-
-class TransferError(Exception):
-    """A Push or Pull could not complete (reported as a failed command, rc 1)."""
 
 
 class NodeLike(Protocol):
@@ -86,183 +78,6 @@ class NodeLike(Protocol):
     async def install_files(self, files: Sequence[tuple[str, bytes | Path, int]]) -> str: ...
 
     async def remove_private_dir(self, path: str) -> None: ...
-
-
-class _Emitter:
-    """Turns output chunks of one stream into formatter lines; keeps a stderr tail."""
-
-    def __init__(self, host: str, formatter: Formatter, stream: Stream, tail: deque[str]):
-        self.host = host
-        self.formatter = formatter
-        self.stream = stream
-        self.tail = tail
-        self.splitter = LineSplitter()
-
-    def feed(self, data: bytes) -> None:
-        self._emit(self.splitter.feed(data))
-
-    def close(self) -> None:
-        self._emit(self.splitter.flush())
-
-    def _emit(self, lines: list[str]) -> None:
-        for line in lines:
-            if self.stream == STDERR:
-                self.tail.append(line)
-            self.formatter.line(self.host, line, self.stream)
-
-
-async def _pump(read: Callable[[int], Awaitable[bytes]], emitter: _Emitter) -> None:
-    try:
-        while data := await read(_CHUNK):
-            emitter.feed(data)
-    finally:
-        emitter.close()
-
-
-async def _stream_process(
-    *,
-    host: str,
-    display: str,
-    formatter: Formatter,
-    read_stdout: Callable[[int], Awaitable[bytes]],
-    read_stderr: Callable[[int], Awaitable[bytes]],
-    wait: Callable[[], Awaitable[int]],
-    terminate: Callable[[], Awaitable[None]],
-    timeout: float | None,
-) -> CommandResult:
-    """Stream a started process's output until it exits; terminate it on timeout or cancel."""
-    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-    pumps = [
-        asyncio.ensure_future(_pump(read_stdout, _Emitter(host, formatter, STDOUT, tail))),
-        asyncio.ensure_future(_pump(read_stderr, _Emitter(host, formatter, STDERR, tail))),
-    ]
-    try:
-        async with asyncio.timeout(timeout):
-            await asyncio.gather(*pumps)
-            rc = await wait()
-    except TimeoutError:
-        await shielded_cleanup(terminate())
-        assert timeout is not None
-        raise CommandTimeoutError(host, display, timeout) from None
-    except asyncio.CancelledError:
-        await shielded_cleanup(terminate())
-        raise
-    finally:
-        for pump in pumps:
-            pump.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
-    return CommandResult(display, rc, "\n".join(tail))
-
-
-async def shielded_cleanup(coro: Awaitable[None], limit: float = _CLEANUP_TIMEOUT) -> None:
-    """Run cleanup to its end even if the caller is being cancelled (bounded in time)."""
-    task = asyncio.ensure_future(asyncio.wait_for(coro, limit))
-    try:
-        # if the caller is cancelled again meanwhile, the cleanup still finishes
-        await asyncio.shield(task)
-    except Exception as exc:  # cleanup is best effort; the original error matters
-        host_logger("-").debug("cleanup failed: %r", exc)
-
-
-class _PidMarker:
-    """Learn the remote process's pid from a first stdout line that the user never sees.
-
-    sshd makes the command's shell a session leader, so its pid is also the
-    process group of everything the command starts: ``kill -- -pid`` ends them all.
-    The wrapper prints a line with a random token and the pid, then execs the
-    user's shell on the command (same pid).
-    """
-
-    def __init__(self) -> None:
-        self.token = f"apssh-pid-{secrets.token_hex(8)}"
-        self.pid: int | None = None
-        self._checked = False
-        self._buffer = b""
-
-    def wrap(self, command: str) -> str:
-        return (
-            f"printf '%s %s\\n' {self.token} \"$$\"; "
-            f'exec "${{SHELL:-/bin/sh}}" -c {shlex.quote(command)}'
-        )
-
-    def reader(self, read: Callable[[int], Awaitable[bytes]]) -> Callable[[int], Awaitable[bytes]]:
-        async def read_past_marker(size: int) -> bytes:
-            while not self._checked:
-                data = await read(size)
-                self._buffer += data
-                line, newline, rest = self._buffer.partition(b"\n")
-                if not newline and data:
-                    continue  # the first line is not complete yet
-                self._checked = True
-                self._buffer = b""
-                words = line.split()
-                if newline and len(words) == 2 and words[0] == self.token.encode():
-                    self.pid = int(words[1])
-                    if rest:
-                        return rest
-                    continue
-                # something printed before our marker (a noisy rc file): pass it through
-                return line + newline + rest
-            return await read(size)
-
-        return read_past_marker
-
-
-def _kill_group_script(pid: int) -> str:
-    """TERM the process group, give it a moment, then KILL what is left."""
-    # "kill -s SIG -- -PGID" is the form dash, bash and procps' kill all accept
-    group = f"-- -{int(pid)}"
-    return (
-        f"kill -s TERM {group} 2>/dev/null || exit 0; i=0; "
-        f"while [ $i -lt 10 ] && kill -s 0 {group} 2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
-        f"kill -s KILL {group} 2>/dev/null; exit 0"
-    )
-
-
-# --------------------------------------------------------------------------- SSH
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where and how to connect, after ~/.ssh/config."""
-
-    host: str
-    port: int
-    username: str | None
-    identity_files: tuple[str, ...]
-    gateway: SshNode | None
-
-
-class _Client(asyncssh.SSHClient):
-    """Per-connection callbacks: host key policy, recording, connection loss."""
-
-    def __init__(self, node: SshNode, policy: str, file: hostkeys.KnownHostsFile):
-        self._node = node
-        self._policy = policy
-        self._file = file
-        self._pending: tuple[str, int | None, asyncssh.SSHKey] | None = None
-        self.refusal: str | None = None
-
-    def validate_host_public_key(
-        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
-    ) -> bool:
-        # called only for a key that is not recorded for this host
-        decision = hostkeys.decide(self._policy, self._file.has_record(host, addr, port))
-        if decision is hostkeys.Decision.RECORD:
-            self._pending = (host, port, key)
-            return True
-        self.refusal = hostkeys.refusal_message(decision, host, port, self._file.path)
-        return False
-
-    def begin_auth(self, username: str) -> None:
-        # the key exchange succeeded: the new host key has proven itself, record it
-        if self._pending is not None:
-            host, port, key = self._pending
-            self._pending = None
-            self._file.record(host, port, key)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._node._forget_connection()
 
 
 class SshNode:
@@ -319,7 +134,7 @@ class SshNode:
         self.label = label if label is not None else hostname
         self.ssh_config = ssh_config
         self._follow_proxyjump = True
-        self._target: _Target | None = None
+        self._target: Target | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._sftp: asyncssh.SFTPClient | None = None
@@ -348,7 +163,7 @@ class SshNode:
         """Whether the node holds an open connection."""
         return self._conn is not None
 
-    def resolve(self) -> _Target:
+    def resolve(self) -> Target:
         """Apply ~/.ssh/config (read once per process) to the given settings."""
         if self._target is None:
             config = (
@@ -359,7 +174,7 @@ class SshNode:
             gateway = self.gateway
             if gateway is None and self._follow_proxyjump and config.proxy_jump:
                 gateway = self._jump_chain(config.proxy_jump)
-            self._target = _Target(
+            self._target = Target(
                 host=config.hostname or self.hostname,
                 port=self.port or config.port or DEFAULT_PORT,
                 username=self.username or config.user,
@@ -403,17 +218,7 @@ class SshNode:
                 self.formatter.connected(self.label)
 
     async def _connect_with_retries(self) -> asyncssh.SSHClientConnection:
-        attempt = 0
-        while True:
-            try:
-                return await self._connect_once()
-            except UnreachableError as exc:
-                if attempt >= self.connect_retries:
-                    raise
-                delay = min(_BACKOFF_FIRST * 2**attempt, _BACKOFF_MAX)
-                attempt += 1
-                self._log.info("unreachable (%s), retry %d in %.1fs", exc.message, attempt, delay)
-                await asyncio.sleep(delay)
+        return await with_retries(self._connect_once, self.connect_retries, self._log)
 
     async def _connect_once(self) -> asyncssh.SSHClientConnection:
         target = self.resolve()
@@ -426,53 +231,15 @@ class SshNode:
                     self.label, f"gateway {target.gateway.label}: {exc.message}"
                 ) from exc
             tunnel = target.gateway._conn
-        client_keys = resolve_keys(self.keys, target.identity_files)
-        file = hostkeys.known_hosts_file(self.known_hosts_file)
-        known_hosts: Any = None if self.known_hosts == hostkeys.OFF else file.load()
-        client = _Client(self, self.known_hosts, file)
-        options: dict[str, Any] = {}
-        if target.username is not None:
-            options["username"] = target.username
-        if not client_keys.use_agent:
-            options["agent_path"] = None
-        where = f"{target.host}:{target.port}"
-        if tunnel is not None:
-            where += f" via {target.gateway.label if target.gateway else '?'}"
-        self._log.debug("connecting to %s", where)
-        try:
-            conn = await asyncssh.connect(
-                target.host,
-                target.port,
-                tunnel=tunnel,
-                config=None,
-                client_factory=lambda: client,
-                client_keys=list(client_keys.keys) or None,
-                known_hosts=known_hosts,
-                connect_timeout=self.connect_timeout,
-                **options,
-            )
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise HostKeyRefusedError(self.label, client.refusal or exc.reason) from exc
-        except asyncssh.PermissionDenied as exc:
-            user = target.username or "the local user name"
-            raise AuthRefusedError(
-                self.label, f"authentication refused for {user} ({exc.reason})"
-            ) from exc
-        except asyncssh.ChannelOpenError as exc:
-            raise UnreachableError(
-                self.label, f"the gateway could not reach {target.host}:{target.port}: {exc.reason}"
-            ) from exc
-        except TimeoutError as exc:
-            raise UnreachableError(
-                self.label, f"connection to {where} timed out after {self.connect_timeout:g}s"
-            ) from exc
-        except asyncssh.Error as exc:
-            raise UnreachableError(self.label, f"{where}: {exc.reason}") from exc
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise UnreachableError(self.label, f"cannot connect to {where}: {reason}") from exc
-        self._log.info("connected to %s", where)
-        return conn
+        return await open_connection(
+            self.label,
+            target,
+            Credentials(self.keys, self.known_hosts, self.known_hosts_file),
+            tunnel=tunnel,
+            connect_timeout=self.connect_timeout,
+            on_lost=self._forget_connection,
+            log=self._log,
+        )
 
     def _forget_connection(self) -> None:
         self._conn = None
@@ -501,8 +268,10 @@ class SshNode:
     ) -> CommandResult:
         """Run ``command`` with the remote user's shell, streaming its output.
 
-        On timeout or cancellation the remote process group is terminated (TERM,
-        then KILL) and the call returns once it is gone.
+        The command starts only once its pid is known (see
+        :mod:`~apssh_cli.remote_wrapper`). On timeout or cancellation its process
+        group is terminated (TERM, then KILL) and the call returns once it is
+        gone; if that comes before the pid is known, the command never starts.
 
         Raises:
             CommandTimeoutError: it ran past ``timeout``.
@@ -511,12 +280,17 @@ class SshNode:
         conn = await self._connection()
         if verbose:
             self.formatter.command_started(self.label, display)
-        marker = _PidMarker()
-        try:
-            process = await conn.create_process(marker.wrap(command), encoding=None)
-        except (asyncssh.Error, OSError) as exc:
-            raise UnreachableError(self.label, f"cannot start a session: {exc}") from exc
-        process.stdin.write_eof()
+        process: asyncssh.SSHClientProcess[bytes] | None = None
+
+        def go() -> None:
+            # the pid is known (or cannot be): the wrapper may exec the command
+            if process is not None:
+                with suppress(asyncssh.Error, OSError):
+                    process.stdin.write(GO_LINE)
+                    process.stdin.write_eof()
+
+        marker = PidMarker(on_marker=go)
+        process = await self._start_process(conn, marker.wrap(command))
 
         async def wait() -> int:
             await process.wait(check=False)
@@ -525,20 +299,10 @@ class SshNode:
             return 255 if rc is None else rc
 
         async def terminate() -> None:
-            # OpenSSH honours channel signals only for non-root users (privilege
-            # separation), so the process group is also killed from a second channel
-            with suppress(asyncssh.Error, OSError):
-                process.send_signal("TERM")
-            if marker.pid is not None:
-                with suppress(ConnectError, TimeoutError):
-                    await self._capture(_kill_group_script(marker.pid), timeout=_CLEANUP_TIMEOUT)
-            try:
-                await asyncio.wait_for(process.wait_closed(), _TERMINATE_STEPS[-1][1])
-            except TimeoutError:
-                process.close()
+            await self._terminate(process, marker)
 
         try:
-            result = await _stream_process(
+            result = await stream_process(
                 host=self.label,
                 display=display,
                 formatter=self.formatter,
@@ -557,6 +321,40 @@ class SshNode:
         if verbose:
             self.formatter.command_done(self.label, display, result.rc)
         return result
+
+    async def _start_process(
+        self, conn: asyncssh.SSHClientConnection, wrapped: str
+    ) -> asyncssh.SSHClientProcess[bytes]:
+        """Open a session running ``wrapped``; cancelled meanwhile, it is ended at once."""
+        starting = asyncio.ensure_future(conn.create_process(wrapped, encoding=None))
+        try:
+            return await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # the wrapper may be waiting for its go line: end of input makes it exit
+            await shielded_cleanup(_abandon(starting))
+            raise
+        except (asyncssh.Error, OSError) as exc:
+            raise UnreachableError(self.label, f"cannot start a session: {exc}") from exc
+
+    async def _terminate(
+        self, process: asyncssh.SSHClientProcess[bytes], marker: PidMarker
+    ) -> None:
+        """End a command that may still run, and wait (bounded) for its session to close."""
+        if not marker.seen:
+            # no go line was sent: the command has not started, and never will
+            with suppress(asyncssh.Error, OSError):
+                process.stdin.write_eof()
+        # OpenSSH honours channel signals only for non-root users (privilege
+        # separation), so the process group is also killed from a second channel
+        with suppress(asyncssh.Error, OSError):
+            process.send_signal("TERM")
+        if marker.pid is not None:
+            with suppress(ConnectError, TimeoutError):
+                await self._capture(kill_group_script(marker.pid), timeout=CLEANUP_TIMEOUT)
+        try:
+            await asyncio.wait_for(process.wait_closed(), TERMINATE_STEPS[-1][1])
+        except TimeoutError:
+            process.close()
 
     async def _capture(self, command: str, timeout: float | None = 30.0) -> tuple[int, str, str]:
         """Run a helper command quietly; return (rc, stdout, stderr)."""
@@ -578,7 +376,7 @@ class SshNode:
         Returns:
             the directory's path on the node.
         """
-        name = _private_dir_name()
+        name = private_dir_name()
         rc, out, err = await self._capture(
             f'umask 077 && d="${{TMPDIR:-/tmp}}/{name}" && mkdir -m 700 -- "$d" && printf %s "$d"'
         )
@@ -602,10 +400,10 @@ class SshNode:
 
     async def remove_private_dir(self, path: str) -> None:
         """Remove a directory made by :meth:`install_files` (best effort, bounded)."""
-        if not posixpath.basename(path).startswith(_PRIVATE_PREFIX):
+        if not posixpath.basename(path).startswith(PRIVATE_PREFIX):
             raise ValueError(f"refusing to remove {path!r}: not a private directory")
         try:
-            await self._capture(f"rm -rf -- {shlex.quote(path)}", timeout=_CLEANUP_TIMEOUT)
+            await self._capture(f"rm -rf -- {shlex.quote(path)}", timeout=CLEANUP_TIMEOUT)
         except (ConnectError, TimeoutError) as exc:
             self._log.warning("could not remove %s: %s", path, exc)
 
@@ -629,55 +427,13 @@ class SshNode:
         recurse: bool = False,
         preserve: bool = False,
     ) -> None:
-        """Copy local files (or trees) to ``remotepath`` over SFTP.
-
-        Each file is written under a temporary name in its target directory and
-        renamed when complete. Several sources need an existing remote directory.
+        """Copy local files (or trees) to ``remotepath`` over SFTP (see :func:`sftp.push`).
 
         Raises:
             TransferError: a missing source, a directory without ``recurse``, an SFTP error.
         """
-        sftp = await self._sftp_client()
-        try:
-            into_dir = await sftp.isdir(remotepath)
-            if len(localpaths) > 1 and not into_dir:
-                raise TransferError(f"{remotepath}: not a directory on the node")
-            for local in localpaths:
-                target = posixpath.join(remotepath, local.name) if into_dir else remotepath
-                if local.is_dir():
-                    if not recurse:
-                        raise TransferError(f"{local}: is a directory (use recurse)")
-                    await self._push_tree(sftp, local, target, preserve)
-                elif local.exists():
-                    await _push_file(sftp, local, target, preserve)
-                else:
-                    raise TransferError(f"{local}: no such file")
-        except asyncssh.SFTPError as exc:
-            raise TransferError(f"sftp: {exc.reason}") from exc
-        except OSError as exc:
-            raise TransferError(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
-
-    async def _push_tree(
-        self, sftp: asyncssh.SFTPClient, root: Path, target: str, preserve: bool
-    ) -> None:
-        for directory, _dirs, files in os.walk(root):
-            relative = Path(directory).relative_to(root)
-            remote_dir = posixpath.join(target, *relative.parts) if relative.parts else target
-            await sftp.makedirs(remote_dir, exist_ok=True)
-            for name in sorted(files):
-                await _push_file(
-                    sftp, Path(directory, name), posixpath.join(remote_dir, name), preserve
-                )
-        if preserve:
-            info = root.stat()
-            await sftp.setstat(
-                target,
-                asyncssh.SFTPAttrs(
-                    permissions=stat.S_IMODE(info.st_mode),
-                    atime=int(info.st_atime),
-                    mtime=int(info.st_mtime),
-                ),
-            )
+        client = await self._sftp_client()
+        await sftp.push(client, localpaths, remotepath, recurse=recurse, preserve=preserve)
 
     async def pull(
         self,
@@ -687,95 +443,21 @@ class SshNode:
         recurse: bool = False,
         preserve: bool = False,
     ) -> None:
-        """Copy files (or trees) from the node to ``localpath`` over SFTP.
-
-        Each file is written under a temporary name next to its target and renamed
-        when complete, so an interrupted transfer never leaves a truncated file
-        under the final name. Several sources need an existing local directory.
+        """Copy files (or trees) from the node to ``localpath`` (see :func:`sftp.pull`).
 
         Raises:
             TransferError: a missing source, a directory without ``recurse``, an SFTP error.
         """
-        sftp = await self._sftp_client()
-        try:
-            into_dir = localpath.is_dir()
-            if len(remotepaths) > 1 and not into_dir:
-                raise TransferError(f"{localpath}: not a local directory")
-            for remote in remotepaths:
-                name = posixpath.basename(remote.rstrip("/")) or remote
-                target = localpath / name if into_dir else localpath
-                if await sftp.isdir(remote):
-                    if not recurse:
-                        raise TransferError(f"{remote}: is a directory (use recurse)")
-                    await _pull_tree(sftp, remote, target, preserve)
-                else:
-                    await _pull_file(sftp, remote, target, preserve)
-        except asyncssh.SFTPError as exc:
-            raise TransferError(f"sftp: {exc.reason}") from exc
-        except OSError as exc:
-            raise TransferError(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
+        client = await self._sftp_client()
+        await sftp.pull(client, remotepaths, localpath, recurse=recurse, preserve=preserve)
 
 
-def _temp_name(name: str) -> str:
-    return f".{name}.apssh-{secrets.token_hex(6)}"
-
-
-async def _push_file(sftp: asyncssh.SFTPClient, local: Path, target: str, preserve: bool) -> None:
-    directory, name = posixpath.split(target)
-    temporary = posixpath.join(directory, _temp_name(name))
-    try:
-        await sftp.put(str(local), temporary, preserve=preserve)
-        try:
-            await sftp.posix_rename(temporary, target)
-        except asyncssh.SFTPOpUnsupported:
-            # servers without the OpenSSH extension: rename refuses to overwrite
-            if await sftp.exists(target):
-                await sftp.remove(target)
-            await sftp.rename(temporary, target)
-    except BaseException:
-        await shielded_cleanup(_quiet_remove(sftp, temporary))
-        raise
-
-
-async def _quiet_remove(sftp: asyncssh.SFTPClient, path: str) -> None:
-    with suppress(asyncssh.SFTPError, OSError):
-        await sftp.remove(path)
-
-
-async def _pull_file(sftp: asyncssh.SFTPClient, remote: str, target: Path, preserve: bool) -> None:
-    temporary = target.parent / _temp_name(target.name)
-    try:
-        await sftp.get(remote, str(temporary), preserve=preserve)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-async def _pull_tree(sftp: asyncssh.SFTPClient, remote: str, target: Path, preserve: bool) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    for entry in await sftp.readdir(remote):
-        name = entry.filename if isinstance(entry.filename, str) else entry.filename.decode()
-        if name in (".", ".."):
-            continue
-        source = posixpath.join(remote, name)
-        if await sftp.isdir(source):
-            await _pull_tree(sftp, source, target / name, preserve)
-        else:
-            await _pull_file(sftp, source, target / name, preserve)
-    if preserve:
-        attrs = await sftp.stat(remote)
-        if attrs.permissions is not None:
-            os.chmod(target, stat.S_IMODE(attrs.permissions))
-        if attrs.atime is not None and attrs.mtime is not None:
-            os.utime(target, (attrs.atime, attrs.mtime))
-
-
-_PRIVATE_PREFIX = "apssh-"
-
-
-def _private_dir_name() -> str:
-    return f"{_PRIVATE_PREFIX}{secrets.token_hex(12)}"
+async def _abandon(starting: asyncio.Future[asyncssh.SSHClientProcess[bytes]]) -> None:
+    """Close a session whose start was cancelled, once it has started (or failed to)."""
+    with suppress(asyncssh.Error, OSError):
+        process = await starting
+        process.stdin.write_eof()
+        process.close()
 
 
 # jump nodes built from ProxyJump are shared, so nodes behind the same jump host
@@ -812,106 +494,6 @@ def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshN
         node._follow_proxyjump = False  # a jump host's own ProxyJump would loop
         _JUMP_NODES[key] = node
     return node
-
-
-# ------------------------------------------------------------------------- local
-
-
-class LocalNode:
-    """The local machine: runs Run, RunScript and RunString with /bin/sh.
-
-    Args:
-        formatter: where output goes (default: ``host:line``).
-        label: the name shown in output.
-        verbose: send command events to the formatter.
-    """
-
-    def __init__(
-        self, formatter: Formatter | None = None, label: str = "localhost", verbose: bool = False
-    ) -> None:
-        self.formatter = formatter if formatter is not None else DEFAULT_FORMATTER
-        self.label = label
-        self.verbose = verbose
-
-    def __repr__(self) -> str:
-        return f"<LocalNode {self.label}>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def connect(self) -> None:
-        """Nothing to do: kept so that LocalNode and SshNode are interchangeable."""
-
-    async def close(self) -> None:
-        """Nothing to do."""
-
-    async def run_shell(
-        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
-    ) -> CommandResult:
-        """Run ``command`` with /bin/sh in its own process group, streaming its output.
-
-        Raises:
-            CommandTimeoutError: it ran past ``timeout`` (the process group was killed).
-        """
-        if verbose:
-            self.formatter.command_started(self.label, display)
-        process = await asyncio.create_subprocess_shell(
-            command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group: killed as a whole
-        )
-        assert process.stdout is not None and process.stderr is not None
-
-        async def terminate() -> None:
-            for name, grace in _TERMINATE_STEPS:
-                try:
-                    os.killpg(process.pid, getattr(signal, f"SIG{name}"))
-                except ProcessLookupError:
-                    return
-                try:
-                    await asyncio.wait_for(process.wait(), grace)
-                    return
-                except TimeoutError:
-                    continue
-
-        result = await _stream_process(
-            host=self.label,
-            display=display,
-            formatter=self.formatter,
-            read_stdout=process.stdout.read,
-            read_stderr=process.stderr.read,
-            wait=process.wait,
-            terminate=terminate,
-            timeout=timeout,
-        )
-        if verbose:
-            self.formatter.command_done(self.label, display, result.rc)
-        return result
-
-    async def install_files(self, files: Sequence[tuple[str, bytes | Path, int]]) -> str:
-        """Create a private local directory (mode 700) holding ``files``."""
-        directory = tempfile.mkdtemp(prefix=_PRIVATE_PREFIX)
-        try:
-            for filename, content, mode in files:
-                path = Path(directory, filename)
-                if isinstance(content, Path):
-                    shutil.copyfile(content, path)
-                else:
-                    path.write_bytes(content)
-                path.chmod(mode)
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        return directory
-
-    async def remove_private_dir(self, path: str) -> None:
-        """Remove a directory made by :meth:`install_files`."""
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- closing

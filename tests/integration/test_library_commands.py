@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 
 from apssh_cli.commands import Pull, Push, Run, RunScript, RunString
@@ -139,6 +140,50 @@ def test_cancellation_terminates_the_remote_process(
     assert job.outcome.status is Status.INTERRUPTED
     assert processes(topology, endpoint, "sleep 4246") == []
     assert private_dirs(topology, endpoint) == []
+
+
+@pytest.mark.parametrize(("when", "yields"), [("start", 0), *(("started", n) for n in range(4))])
+def test_cancellation_right_after_start_leaves_nothing(
+    topology: Topology,
+    ssh_keypair: KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+    yields: int,
+) -> None:
+    # cancelled while the session opens, or once it is open but before its pid
+    # line came back: the command must not be left running, nor start later
+    endpoint = topology.direct[0]
+    node = make_node(topology, ssh_keypair, endpoint)
+    sleeper = f"sleep 4{yields}{len(when)}47"
+    started = asyncio.Event()
+    original = asyncssh.SSHClientConnection.create_process
+    tasks: list[asyncio.Future[Any]] = []
+
+    async def create_process(self: Any, *args: Any, **kwargs: Any) -> Any:
+        process = await original(self, *args, **kwargs)
+        if when == "start":
+            tasks[0].cancel()  # lands while the start is still being awaited
+        started.set()
+        return process
+
+    monkeypatch.setattr(asyncssh.SSHClientConnection, "create_process", create_process)
+
+    async def scenario() -> None:
+        await node.connect()
+        # a background grandchild: a signal to the shell alone would not end it
+        tasks.append(asyncio.ensure_future(Run(f"{sleeper} & wait").co_run(node)))
+        await started.wait()
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        tasks[0].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
+        # the connection is still open: a wrapper waiting for its go would show here
+        assert processes(topology, endpoint, sleeper) == []
+        await close_nodes([node])
+
+    run(scenario())
+    assert processes(topology, endpoint, sleeper) == []
 
 
 def _tree(root: Path) -> dict[str, str]:

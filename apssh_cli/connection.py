@@ -1,0 +1,169 @@
+"""Opening one SSH connection: host key policy, keys, retries, and errors a user can act on.
+
+:func:`open_connection` makes one attempt (directly, or through an open gateway
+connection used as a tunnel) and turns every asyncssh or OS error into an
+:class:`~apssh_cli.errors.UnreachableError`, :class:`~apssh_cli.errors.AuthRefusedError`
+or :class:`~apssh_cli.errors.HostKeyRefusedError`. :func:`with_retries` repeats
+an attempt while the host is unreachable, with exponential backoff; refused keys
+are never retried. :class:`SshNode <apssh_cli.node.SshNode>` holds the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncssh
+
+from apssh_cli import hostkeys
+from apssh_cli.errors import AuthRefusedError, HostKeyRefusedError, UnreachableError
+from apssh_cli.keys import KeySpec, resolve_keys
+from apssh_cli.log import HostAdapter
+
+if TYPE_CHECKING:
+    from apssh_cli.node import SshNode
+
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 8.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to connect, after ~/.ssh/config."""
+
+    host: str
+    port: int
+    username: str | None
+    identity_files: tuple[str, ...]
+    gateway: SshNode | None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What proves who we are and who the server is."""
+
+    keys: Sequence[KeySpec] | None
+    known_hosts: str
+    known_hosts_file: str | Path | None
+
+
+class _Client(asyncssh.SSHClient):
+    """Per-connection callbacks: host key policy, recording, connection loss."""
+
+    def __init__(
+        self, policy: str, file: hostkeys.KnownHostsFile, on_lost: Callable[[], None]
+    ) -> None:
+        self._policy = policy
+        self._file = file
+        self._on_lost = on_lost
+        self._pending: tuple[str, int | None, asyncssh.SSHKey] | None = None
+        self.refusal: str | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        # called only for a key that is not recorded for this host
+        decision = hostkeys.decide(self._policy, self._file.has_record(host, addr, port))
+        if decision is hostkeys.Decision.RECORD:
+            self._pending = (host, port, key)
+            return True
+        self.refusal = hostkeys.refusal_message(decision, host, port, self._file.path)
+        return False
+
+    def begin_auth(self, username: str) -> None:
+        # the key exchange succeeded: the new host key has proven itself, record it
+        if self._pending is not None:
+            host, port, key = self._pending
+            self._pending = None
+            self._file.record(host, port, key)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost()
+
+
+async def open_connection(
+    label: str,
+    target: Target,
+    credentials: Credentials,
+    *,
+    tunnel: asyncssh.SSHClientConnection | None,
+    connect_timeout: float | None,
+    on_lost: Callable[[], None],
+    log: HostAdapter,
+) -> asyncssh.SSHClientConnection:
+    """One connection attempt to ``target`` (through ``tunnel`` when given).
+
+    Raises:
+        UnreachableError: refused, no route, unknown name, timeout, or the gateway
+            could not reach the target.
+        AuthRefusedError: no key was accepted.
+        HostKeyRefusedError: the host key is unknown (strict) or changed.
+        ConfigError: bad key file or known_hosts file.
+    """
+    client_keys = resolve_keys(credentials.keys, target.identity_files)
+    file = hostkeys.known_hosts_file(credentials.known_hosts_file)
+    known_hosts: Any = None if credentials.known_hosts == hostkeys.OFF else file.load()
+    client = _Client(credentials.known_hosts, file, on_lost)
+    options: dict[str, Any] = {}
+    if target.username is not None:
+        options["username"] = target.username
+    if not client_keys.use_agent:
+        options["agent_path"] = None
+    where = f"{target.host}:{target.port}"
+    if tunnel is not None:
+        where += f" via {target.gateway.label if target.gateway else '?'}"
+    log.debug("connecting to %s", where)
+    try:
+        conn = await asyncssh.connect(
+            target.host,
+            target.port,
+            tunnel=tunnel,
+            config=None,
+            client_factory=lambda: client,
+            client_keys=list(client_keys.keys) or None,
+            known_hosts=known_hosts,
+            connect_timeout=connect_timeout,
+            **options,
+        )
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise HostKeyRefusedError(label, client.refusal or exc.reason) from exc
+    except asyncssh.PermissionDenied as exc:
+        user = target.username or "the local user name"
+        raise AuthRefusedError(label, f"authentication refused for {user} ({exc.reason})") from exc
+    except asyncssh.ChannelOpenError as exc:
+        raise UnreachableError(
+            label, f"the gateway could not reach {target.host}:{target.port}: {exc.reason}"
+        ) from exc
+    except TimeoutError as exc:
+        raise UnreachableError(
+            label, f"connection to {where} timed out after {connect_timeout:g}s"
+        ) from exc
+    except asyncssh.Error as exc:
+        raise UnreachableError(label, f"{where}: {exc.reason}") from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise UnreachableError(label, f"cannot connect to {where}: {reason}") from exc
+    log.info("connected to %s", where)
+    return conn
+
+
+async def with_retries(attempt: Callable[[], Awaitable[T]], retries: int, log: HostAdapter) -> T:
+    """Await ``attempt()``; while it raises UnreachableError, retry up to ``retries`` times.
+
+    The delays double from 0.5s up to 8s; each retry is logged (INFO).
+    """
+    done = 0
+    while True:
+        try:
+            return await attempt()
+        except UnreachableError as exc:
+            if done >= retries:
+                raise
+            delay = min(_BACKOFF_FIRST * 2**done, _BACKOFF_MAX)
+            done += 1
+            log.info("unreachable (%s), retry %d in %.1fs", exc.message, done, delay)
+            await asyncio.sleep(delay)
