@@ -7,7 +7,10 @@ generated here, so the known_hosts file and the TOML inventory are written
 without scanning anything.
 
 Every container and network carries the label ``org.apssh-cli.lab=<name>``:
-removal goes by label, so it works even when the state files are gone. The
+removal goes by label, so it works even when the state files are gone. A test
+topology also names its owner process (see owner_token): a later session sweeps it
+only once that very process is gone, never one of another machine or PID namespace.
+The
 Docker client, testcontainers and asyncssh are imported only when a topology
 is started or inspected (the ``lab`` extra); importing this module is cheap.
 """
@@ -16,12 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
+import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +38,7 @@ from apssh_cli.errors import ApsshError
 LABEL_LAB = "org.apssh-cli.lab"  # the topology's name
 LABEL_ROLE = "org.apssh-cli.role"  # bastion | node | direct | extra
 LABEL_KIND = "org.apssh-cli.kind"  # lab (outlives its command) | test (swept when its owner dies)
-LABEL_OWNER = "org.apssh-cli.owner"  # "<hostname>:<pid>" of the process that made a test topology
+LABEL_OWNER = "org.apssh-cli.owner"  # owner_token() of the process that made a test topology
 LABEL_IMAGE = "org.apssh-cli.image"  # set on the image by docker/build-image
 
 IMAGE_REPOSITORY = "apssh-cli-sshd"
@@ -41,6 +47,7 @@ LOCALHOST = "127.0.0.1"
 DEFAULT_USER = "root"
 DEFAULT_NODES = 3
 KNOWN_HOSTS_POLICY = "accept-new"
+LAB_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # what Docker accepts in container names
 ENGINE_HINT = (
     "run `bash docker/engine` (Debian, as root: installs and starts dockerd), "
     "or start Docker Desktop / your distribution's dockerd"
@@ -294,8 +301,75 @@ def lab_labels(name: str, kind: str) -> dict[str, str]:
     """Labels that mark a topology's containers and network."""
     labels = {LABEL_LAB: name, LABEL_KIND: kind}
     if kind == "test":
-        labels[LABEL_OWNER] = f"{socket.gethostname()}:{os.getpid()}"
+        labels[LABEL_OWNER] = owner_token()
     return labels
+
+
+# ---------------------------------------------------------------- owners
+
+
+_OWNER_TOKEN = re.compile(r"(?P<scope>[0-9a-f]{10})-(?P<pid>[0-9]+)-(?P<start>[0-9]+)")
+
+
+def owner_token(pid: int | None = None) -> str:
+    """Name a process so that another one can tell, later, whether it is gone.
+
+    The token is ``<scope>-<pid>-<start>``, usable in a label and in a container
+    name. ``scope`` hashes the host name, the boot id and the PID namespace: a pid
+    means something only there (a session in a container with the host's name, or
+    on another machine sharing the engine, has another scope). ``start`` is the
+    process's start time from /proc, so that a reused pid is not taken for the
+    owner ("0" where /proc is missing).
+
+    Args:
+        pid: the process; this one when None.
+    """
+    pid = os.getpid() if pid is None else pid
+    return f"{_owner_scope()}-{pid}-{_start_time(pid)}"
+
+
+def is_owner_gone(token: str) -> bool:
+    """Whether the process named by owner_token is known to be gone.
+
+    False when unsure: a token of another scope (machine, boot or PID
+    namespace), or one this module did not write (an older format).
+    """
+    match = _OWNER_TOKEN.fullmatch(token)
+    if match is None or match["scope"] != _owner_scope():
+        return False
+    pid = int(match["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, as another user
+    # alive: the owner itself, unless the pid now names a younger process
+    return match["start"] != "0" and _start_time(pid) not in ("0", match["start"])
+
+
+def _owner_scope() -> str:
+    boot_id = _read_or_empty(lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    pid_namespace = _read_or_empty(lambda: os.readlink("/proc/self/ns/pid"))
+    scope = "\0".join([socket.gethostname(), boot_id, pid_namespace])
+    return hashlib.sha1(scope.encode()).hexdigest()[:10]
+
+
+def _read_or_empty(read: Callable[[], str]) -> str:
+    try:
+        return read()
+    except OSError:  # no /proc: not Linux
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    # field 22 of /proc/PID/stat; the command name (field 2) may hold spaces and ")"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "0"
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 and fields[19].isdigit() else "0"
 
 
 def start_sshd(
@@ -350,7 +424,8 @@ def start_sshd(
     try:
         container.start()
     except Exception as exc:
-        _remove_quietly(container_name)
+        # only what this call created: a name conflict means the name is someone else's
+        _remove_created(container)
         raise LabError(f"container {container_name} did not start: {_first_line(exc)}") from exc
     if not publish:
         return Endpoint(node_name, node_name, 22, container, host_key.public_line)
@@ -402,70 +477,83 @@ def start_topology(
     Raises:
         LabError: no engine, no image, a name already in use, or a container failed.
     """
-    client = docker_client()
-    if find_containers(name, client):
+    if not LAB_NAME.fullmatch(name):
         raise LabError(
-            f"a lab named {name!r} is already up",
-            hint=f"`apssh lab status --name {name}`, or `apssh lab down --name {name}`",
+            f"invalid lab name {name!r}",
+            hint="use letters, digits, '_', '.' and '-', starting with a letter or digit",
         )
-    remove_topology(name, client)  # a network left over by an interrupted run
-    image = image or ensure_image(client)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    keypair = keypair or generate_keypair(state_dir / "id_ed25519")
-    labels = lab_labels(name, kind)
-    prefix = f"apssh-{name}"
-    try:
-        network = _create_network(prefix, labels)
-        specs: list[tuple[str, str, bool]] = [("bastion", "bastion", True)]
-        specs += [(f"node{i}", "node", False) for i in range(1, nodes + 1)]
-        specs += [(f"direct{i}", "direct", True) for i in range(1, direct + 1)]
-
-        def start(spec: tuple[str, str, bool]) -> Endpoint:
-            node_name, role, publish = spec
-            return start_sshd(
-                image=image,
-                container_name=f"{prefix}-{node_name}",
-                node_name=node_name,
-                labels={**labels, LABEL_ROLE: role},
-                authorized_key=keypair.public_key,
-                network=network,
-                publish=publish,
+    client = docker_client()
+    # one start per name at a time on this machine: between the check and the
+    # containers, another start of the same name would meet ours, and each one's
+    # clean-up by label would remove the other's
+    with _name_lock(name):
+        if find_containers(name, client):
+            raise LabError(
+                f"a lab named {name!r} is already up",
+                hint=f"`apssh lab status --name {name}`, or `apssh lab down --name {name}`",
             )
+        remove_topology(name, client)  # a network left over by an interrupted run
+        image = image or ensure_image(client)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        keypair = keypair or generate_keypair(state_dir / "id_ed25519")
+        labels = lab_labels(name, kind)
+        prefix = f"apssh-{name}"
+        try:
+            network = _create_network(prefix, labels)
+            specs: list[tuple[str, str, bool]] = [("bastion", "bastion", True)]
+            specs += [(f"node{i}", "node", False) for i in range(1, nodes + 1)]
+            specs += [(f"direct{i}", "direct", True) for i in range(1, direct + 1)]
 
-        # containers start in parallel: the engine, not this process, is the bottleneck
-        with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
-            endpoints = list(pool.map(start, specs))
-    except _docker_module().errors.DockerException as exc:
-        remove_topology(name, client)
-        raise LabError(f"could not start topology {name!r}: {_first_line(exc)}") from exc
-    except BaseException:
-        remove_topology(name, client)
-        raise
-    bastion, internal, published = endpoints[0], endpoints[1 : nodes + 1], endpoints[nodes + 1 :]
-    known_hosts = state_dir / "known_hosts"
-    known_hosts.write_text(known_hosts_text(endpoints))
-    inventory = inventory or state_dir / "inventory.toml"
-    inventory.write_text(
-        inventory_text(
+            def start(spec: tuple[str, str, bool]) -> Endpoint:
+                node_name, role, publish = spec
+                return start_sshd(
+                    image=image,
+                    container_name=f"{prefix}-{node_name}",
+                    node_name=node_name,
+                    labels={**labels, LABEL_ROLE: role},
+                    authorized_key=keypair.public_key,
+                    network=network,
+                    publish=publish,
+                )
+
+            # containers start in parallel: the engine, not this process, is the bottleneck
+            with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
+                endpoints = list(pool.map(start, specs))
+        except _docker_module().errors.DockerException as exc:
+            remove_topology(name, client)
+            raise LabError(f"could not start topology {name!r}: {_first_line(exc)}") from exc
+        except BaseException:
+            remove_topology(name, client)
+            raise
+        bastion, internal, published = (
+            endpoints[0],
+            endpoints[1 : nodes + 1],
+            endpoints[nodes + 1 :],
+        )
+        known_hosts = state_dir / "known_hosts"
+        known_hosts.write_text(known_hosts_text(endpoints))
+        inventory = inventory or state_dir / "inventory.toml"
+        inventory.write_text(
+            inventory_text(
+                bastion=bastion,
+                internal=internal,
+                direct=published,
+                identity_file=keypair.private_path.resolve(),
+                known_hosts=known_hosts.resolve(),
+                comment=f"topology {name!r}, generated by apssh_cli.lab; removed with it",
+            )
+        )
+        return Topology(
+            name=name,
+            state_dir=state_dir,
+            keypair=keypair,
             bastion=bastion,
             internal=internal,
             direct=published,
-            identity_file=keypair.private_path.resolve(),
-            known_hosts=known_hosts.resolve(),
-            comment=f"topology {name!r}, generated by apssh_cli.lab; removed with it",
+            network=network.name,
+            known_hosts=known_hosts,
+            inventory=inventory,
         )
-    )
-    return Topology(
-        name=name,
-        state_dir=state_dir,
-        keypair=keypair,
-        bastion=bastion,
-        internal=internal,
-        direct=published,
-        network=network.name,
-        known_hosts=known_hosts,
-        inventory=inventory,
-    )
 
 
 def _create_network(prefix: str, labels: dict[str, str]) -> Any:
@@ -477,13 +565,48 @@ def _create_network(prefix: str, labels: dict[str, str]) -> Any:
     return network.create()
 
 
+@contextlib.contextmanager
+def _name_lock(name: str) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"apssh-cli-lab-{digest}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def find_containers(name: str, client: Any | None = None) -> list[Any]:
     """The docker-py containers of topology ``name`` (running or not)."""
     client = client or docker_client()
+    # another process may remove one between the listing and its inspection
     containers: list[Any] = client.containers.list(
-        all=True, filters={"label": f"{LABEL_LAB}={name}"}
+        all=True, filters={"label": f"{LABEL_LAB}={name}"}, ignore_removed=True
     )
     return containers
+
+
+def list_labs(kind: str, client: Any | None = None) -> dict[str, str]:
+    """The topologies of a kind ("lab" or "test") on the engine.
+
+    Returns:
+        name -> owner token ("" when the topology has none), from containers and networks.
+    """
+    client = client or docker_client()
+    selector = {"label": f"{LABEL_KIND}={kind}"}
+    labs: dict[str, str] = {}
+    # sparse: the listing alone, no inspection of objects that may vanish meanwhile
+    for obj in [
+        *client.containers.list(all=True, filters=selector, sparse=True),
+        *client.networks.list(filters=selector),
+    ]:
+        labels = obj.attrs.get("Labels") or {}
+        if labels.get(LABEL_LAB):
+            labs[labels[LABEL_LAB]] = labels.get(LABEL_OWNER, "")
+    return labs
 
 
 def remove_topology(name: str, client: Any | None = None) -> tuple[int, int]:
@@ -501,35 +624,17 @@ def remove_topology(name: str, client: Any | None = None) -> tuple[int, int]:
 
 
 def sweep_orphans(client: Any | None = None) -> list[str]:
-    """Remove test topologies whose owning process, on this machine, is gone.
+    """Remove the test topologies whose owner process is known to be gone (is_owner_gone).
 
     Returns:
         The names of the topologies removed.
     """
     client = client or docker_client()
-    here = socket.gethostname()
-    orphans: set[str] = set()
-    for obj in [
-        *client.containers.list(all=True, filters={"label": f"{LABEL_KIND}=test"}),
-        *client.networks.list(filters={"label": f"{LABEL_KIND}=test"}),
-    ]:
-        labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
-        host, _, pid = labels.get(LABEL_OWNER, "").rpartition(":")
-        if host == here and pid.isdigit() and not _pid_alive(int(pid)):
-            orphans.add(labels[LABEL_LAB])
-    for name in sorted(orphans):
+    owners = list_labs("test", client)
+    orphans = sorted(name for name, owner in owners.items() if is_owner_gone(owner))
+    for name in orphans:
         remove_topology(name, client)
-    return sorted(orphans)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return orphans
 
 
 def _each(objects: Iterable[Any], action: Callable[[Any], None]) -> None:
@@ -540,9 +645,12 @@ def _each(objects: Iterable[Any], action: Callable[[Any], None]) -> None:
             action(obj)
 
 
-def _remove_quietly(container_name: str) -> None:
-    with contextlib.suppress(_docker_module().errors.DockerException, LabError):
-        docker_client().containers.get(container_name).remove(force=True, v=True)
+def _remove_created(container: Any) -> None:
+    from testcontainers.core.exceptions import ContainerStartException
+
+    with contextlib.suppress(ContainerStartException, _docker_module().errors.DockerException):
+        # ContainerStartException: nothing was created
+        container.get_wrapped_container().remove(force=True, v=True)
 
 
 def _docker_module() -> Any:

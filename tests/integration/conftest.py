@@ -12,9 +12,15 @@ key, a given port), for host-key changes and unreachable hosts.
 
 Everything is named and labelled after this session (``apssh-t<pid>-<random>-*``), so
 that sessions running at the same time on one engine never meet. Cleanup: fixture
-finalizers, then a label sweep at session end and at exit; a session killed outright
-is swept by the next one (its owner pid is gone). Without an engine, fixtures fail
-with a message naming ``bash docker/engine``: they never skip.
+finalizers, then a label sweep at session end and at exit (in this process only, not
+in a fork of it); a session killed outright is swept by the next one, once its owner
+process (``lab.owner_token``: machine, PID namespace, pid and start time) is known to
+be gone, so a live session elsewhere (another PID namespace, another machine on the
+same engine) is never swept. Without an engine, fixtures fail with a message naming
+``bash docker/engine``: they never skip.
+
+Function-scoped ``lab_name``: a name for a real lab (``apssh lab up --name``) that
+carries this process's owner token, so that the next session can sweep it too.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from apssh_cli import lab
 from apssh_cli.lab import Endpoint, HostKey, KeyPair, LabError, Topology
 
 SESSION_LAB = f"t{os.getpid()}-{secrets.token_hex(3)}"
+SESSION_PID = os.getpid()  # a fork inherits the exit hooks, not the topology
 INTERNAL_NODES = 2
 DIRECT_NODES = 3
 
@@ -51,7 +58,7 @@ def _fail(exc: LabError) -> None:
 
 def _sweep_session() -> None:
     global _started
-    if not _started:
+    if not _started or os.getpid() != SESSION_PID:
         return
     _started = False
     # if the engine went away, the next session's orphan sweep removes the rest
@@ -79,29 +86,28 @@ def docker_engine() -> Any:
     return client
 
 
+# test_lab.py's labs are real labs (kind=lab, made by `apssh lab up`), with no owner
+# label: their name carries the owner token instead
+_TEST_LAB_NAME = re.compile(r"tl-(?P<owner>.+)-[0-9a-f]{6}")
+
+
 def _sweep_orphan_test_labs(client: Any) -> None:
-    # test_lab.py's labs are real labs (kind=lab, made by `apssh lab up`), named
-    # tl<pid>-<hex>: remove those whose test process died before its finalizer ran
-    names = {
-        container.labels.get(lab.LABEL_LAB, "")
-        for container in client.containers.list(
-            all=True, filters={"label": f"{lab.LABEL_KIND}=lab"}
-        )
-    }
-    for name in names:
-        match = re.fullmatch(r"tl(\d+)-[0-9a-f]{6}", name)
-        if match and not _pid_alive(int(match.group(1))):
+    # remove those whose test process died before the lab_name finalizer ran
+    for name in lab.list_labs("lab", client):
+        match = _TEST_LAB_NAME.fullmatch(name)
+        if match and lab.is_owner_gone(match["owner"]):
             lab.remove_topology(name, client)
 
 
-def _pid_alive(pid: int) -> bool:
+@pytest.fixture
+def lab_name(docker_engine: Any) -> Iterator[str]:
+    """A unique name for a lab a test starts with `apssh lab up`; removed after the test."""
+    name = f"tl-{lab.owner_token()}-{secrets.token_hex(3)}"
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        yield name
+    finally:
+        # whatever the test did, this lab does not outlive it
+        lab.remove_topology(name, docker_engine)
 
 
 @pytest.fixture(scope="session")

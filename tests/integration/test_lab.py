@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +25,24 @@ def _apssh(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
 
 
 @pytest.fixture
-def lab_env(tmp_path: Path, docker_engine: Any, sshd_image: str) -> Iterator[dict[str, str]]:
-    """An environment for `apssh lab` with its own state dir and a unique lab name."""
-    name = f"tl{os.getpid()}-{secrets.token_hex(3)}"
-    env = {**os.environ, "APSSH_LAB_DIR": str(tmp_path / "state"), "APSSH_LAB_IMAGE": sshd_image}
-    env["APSSH_TEST_LAB_NAME"] = name
-    try:
-        yield env
-    finally:
-        # whatever the test did, this lab does not outlive it
-        lab.remove_topology(name, docker_engine)
+def lab_env(tmp_path: Path, lab_name: str, sshd_image: str) -> dict[str, str]:
+    """An environment for `apssh lab` with its own state dir; the lab is named lab_name."""
+    return {**os.environ, "APSSH_LAB_DIR": str(tmp_path / "state"), "APSSH_LAB_IMAGE": sshd_image}
+
+
+def _lab_up(nodes: int, name: str, env: dict[str, str], cwd: Path) -> Path:
+    """`apssh lab up --nodes N --name NAME`, which must succeed; returns the state dir."""
+    up = _apssh("lab", "up", "--nodes", str(nodes), "--name", name, env=env, cwd=cwd)
+    assert up.returncode == 0, up.stderr
+    assert "-g nodes uptime" in up.stdout
+    return Path(env["APSSH_LAB_DIR"])
 
 
 def test_lab_up_run_down_leaves_nothing(
-    lab_env: dict[str, str], tmp_path: Path, docker_engine: Any
+    lab_env: dict[str, str], lab_name: str, tmp_path: Path, docker_engine: Any
 ) -> None:
-    name = lab_env["APSSH_TEST_LAB_NAME"]
-    state = Path(lab_env["APSSH_LAB_DIR"])
-
-    up = _apssh("lab", "up", "--nodes", "2", "--name", name, env=lab_env, cwd=tmp_path)
-    assert up.returncode == 0, up.stderr
-    assert "-g nodes uptime" in up.stdout
+    name = lab_name
+    state = _lab_up(2, name, lab_env, tmp_path)
     inventory = state / "inventory.toml"
     data = tomllib.loads(inventory.read_text())
     assert sorted(data["nodes"]["hosts"]) == ["node1", "node2"]
@@ -83,12 +78,10 @@ def test_lab_up_run_down_leaves_nothing(
 
 
 def test_lab_down_finds_the_containers_without_state_files(
-    lab_env: dict[str, str], tmp_path: Path, docker_engine: Any
+    lab_env: dict[str, str], lab_name: str, tmp_path: Path, docker_engine: Any
 ) -> None:
-    name = lab_env["APSSH_TEST_LAB_NAME"]
-    state = Path(lab_env["APSSH_LAB_DIR"])
-    up = _apssh("lab", "up", "--nodes", "1", "--name", name, env=lab_env, cwd=tmp_path)
-    assert up.returncode == 0, up.stderr
+    name = lab_name
+    state = _lab_up(1, name, lab_env, tmp_path)
     for path in state.iterdir():
         path.unlink()
 
@@ -98,8 +91,10 @@ def test_lab_down_finds_the_containers_without_state_files(
     assert lab.find_containers(name, docker_engine) == []
 
 
-def test_lab_status_of_a_lab_that_is_not_up(lab_env: dict[str, str], tmp_path: Path) -> None:
-    name = lab_env["APSSH_TEST_LAB_NAME"]
+def test_lab_status_of_a_lab_that_is_not_up(
+    lab_env: dict[str, str], lab_name: str, tmp_path: Path
+) -> None:
+    name = lab_name
     status = _apssh("lab", "status", "--name", name, env=lab_env, cwd=tmp_path)
     assert status.returncode == 0
     assert status.stdout.strip() == f"lab {name!r} is not running"

@@ -1,13 +1,16 @@
-"""apssh_cli.lab without Docker: generated files, naming, state, and the no-engine error."""
+"""apssh_cli.lab without Docker: generated files, naming, state, owners and sweeps, no engine."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import docker.errors
 import pytest
 
 from apssh_cli import lab
@@ -135,3 +138,148 @@ def test_lab_help_imports_neither_docker_nor_testcontainers() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "up" in proc.stdout and "down" in proc.stdout and "status" in proc.stdout
+
+
+# ---------------------------------------------------------------- owners and sweeps
+
+
+def test_owner_token_of_this_process_is_not_gone_and_fits_a_container_name() -> None:
+    token = lab.owner_token()
+    assert lab.LAB_NAME.fullmatch(f"tl-{token}-abcdef")
+    assert token.split("-")[1] == str(os.getpid())
+    assert not lab.is_owner_gone(token)
+
+
+def test_owner_token_of_a_process_that_ended_is_gone() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    token = lab.owner_token(child.pid)
+    assert not lab.is_owner_gone(token)
+    child.communicate(b"")  # ends it and reaps it
+    assert lab.is_owner_gone(token)
+
+
+def test_a_reused_pid_is_not_taken_for_the_owner() -> None:
+    scope, pid, start = lab.owner_token().split("-")
+    assert start != "0"  # /proc is there
+    assert lab.is_owner_gone(f"{scope}-{pid}-{int(start) + 1}")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "0123456789-999999999-1",  # another machine, boot or PID namespace: never ours to judge
+        "vm:999999999",  # an older format
+        "",
+        "garbage",
+    ],
+)
+def test_owners_of_unknown_scope_or_format_are_never_gone(token: str) -> None:
+    assert not lab.is_owner_gone(token)
+
+
+class _Engine:
+    """The few docker-py calls the sweep makes, over a dict of objects by id.
+
+    Like docker-py, a non-sparse container listing inspects each container after
+    listing them all, and fails with NotFound when one went away in between
+    (unless ignore_removed); ``vanish`` names ids another process removes then.
+    """
+
+    def __init__(self, objects: dict[str, dict[str, str]], vanish: tuple[str, ...] = ()) -> None:
+        self.objects = {
+            key: (labels, "container" if key.startswith("c") else "network")
+            for key, labels in objects.items()
+        }
+        self.vanish = vanish
+        self.containers = _Collection(self, "container")
+        self.networks = _Collection(self, "network")
+
+
+class _Collection:
+    def __init__(self, engine: _Engine, kind: str) -> None:
+        self.engine, self.kind = engine, kind
+
+    def list(
+        self,
+        all: bool = False,
+        filters: dict[str, str] | None = None,
+        sparse: bool = False,
+        ignore_removed: bool = False,
+    ) -> list[Any]:
+        key, _, value = (filters or {})["label"].partition("=")
+        listed = [
+            ident
+            for ident, (labels, kind) in self.engine.objects.items()
+            if kind == self.kind and labels.get(key) == value
+        ]
+        for ident in self.engine.vanish:
+            self.engine.objects.pop(ident, None)
+        found = []
+        for ident in listed:
+            if self.kind == "container" and not sparse and ident not in self.engine.objects:
+                if ignore_removed:
+                    continue
+                raise docker.errors.NotFound(f"No such container: {ident}")
+            found.append(
+                _Object(
+                    self.engine,
+                    ident,
+                    self.engine.objects.get(ident, ({}, ""))[0],
+                    sparse or self.kind == "network",
+                )
+            )
+        return found
+
+
+class _Object:
+    def __init__(self, engine: _Engine, ident: str, labels: dict[str, str], sparse: bool) -> None:
+        self.engine, self.id = engine, ident
+        self.attrs: dict[str, Any] = (
+            {"Labels": labels} if sparse else {"Config": {"Labels": labels}}
+        )
+
+    def remove(self, **kwargs: Any) -> None:
+        if self.engine.objects.pop(self.id, None) is None:
+            raise docker.errors.NotFound(f"No such object: {self.id}")
+
+
+def _test_labels(name: str, owner: str) -> dict[str, str]:
+    return {lab.LABEL_LAB: name, lab.LABEL_KIND: "test", lab.LABEL_OWNER: owner}
+
+
+def test_sweep_removes_only_topologies_whose_owner_is_known_gone() -> None:
+    mine = lab.owner_token()
+    scope, pid, start = mine.split("-")
+    dead = f"{scope}-{pid}-{int(start) + 1}"  # this pid, another start: the owner is gone
+    elsewhere = "0123456789-999999999-1"  # a dead pid, but in another PID namespace
+    engine = _Engine(
+        {
+            "c-live": _test_labels("live", mine),
+            "n-live": _test_labels("live", mine),
+            "c-dead-1": _test_labels("dead", dead),
+            "c-dead-2": _test_labels("dead", dead),
+            "n-dead": _test_labels("dead", dead),
+            "n-netonly": _test_labels("netonly", dead),  # a network its containers left behind
+            "c-elsewhere": _test_labels("elsewhere", elsewhere),
+            "c-legacy": _test_labels("legacy", "vm:999999999"),
+            "c-lab": {lab.LABEL_LAB: "mylab", lab.LABEL_KIND: "lab"},
+        }
+    )
+    assert lab.sweep_orphans(engine) == ["dead", "netonly"]
+    assert sorted(engine.objects) == ["c-elsewhere", "c-lab", "c-legacy", "c-live", "n-live"]
+
+
+def test_sweep_and_removal_bear_containers_that_vanish_meanwhile() -> None:
+    # another session removes its containers while this one lists them
+    dead = "-".join([*lab.owner_token().split("-")[:2], "1"])
+    objects = {
+        "c-other": _test_labels("other", lab.owner_token()),
+        "c-dead": _test_labels("dead", dead),
+        "c-dead-2": _test_labels("dead", dead),
+    }
+    engine = _Engine(objects, vanish=("c-other", "c-dead-2"))
+    assert lab.sweep_orphans(engine) == ["dead"]
+    assert engine.objects == {}
+    assert lab.remove_topology("dead", _Engine(objects, vanish=("c-dead",))) == (1, 0)
