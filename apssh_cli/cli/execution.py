@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import resource
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,12 +96,11 @@ async def run_targets(
         def line(self, host: str, text: str, stream: Stream) -> None:
             renderer.line(host, text, stream)
 
-        # the events below come only from verbose (-v) nodes
-        def connected(self, host: str) -> None:
-            renderer.note(host, "connected")
-
+        # the events below come only from verbose (-v) nodes; "connected" is
+        # left to the library's log ("connected to ADDR via GATEWAY", see _library_log)
         def connect_failed(self, host: str, error: Exception) -> None:
-            renderer.note(host, f"connection failed: {error}")
+            if options.verbose:  # otherwise the host's [unreachable] line says it
+                renderer.note(host, f"connection failed: {error}")
 
         def command_started(self, host: str, command: str) -> None:
             renderer.note(host, f"start: {command}")
@@ -180,15 +180,8 @@ async def run_targets(
         loop.add_signal_handler(signal.SIGINT, on_sigint)
     ticker = asyncio.ensure_future(_tick(renderer)) if renderer.options.progress else None
     try:
-        try:
-            await main
-        except asyncio.CancelledError:
-            if not interrupted:
-                raise
-            # let the cancelled jobs finish their cleanup (remote processes terminated)
-            pending = [task for task in running.values() if not task.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+        with _library_log(renderer, options.verbose):
+            await _wait(main, running, interrupted=lambda: interrupted)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
@@ -201,6 +194,58 @@ async def run_targets(
     status = renderer.finish(results, interrupted=interrupted)
     await _close(close_nodes(created))
     return status
+
+
+async def _wait(
+    main: asyncio.Future[Any],
+    running: dict[str, asyncio.Task[Any]],
+    *,
+    interrupted: Callable[[], bool],
+) -> None:
+    """Await the scheduler; after a Ctrl-C, let the cancelled jobs finish their cleanup."""
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not interrupted():
+            raise
+        # the remote processes of the cancelled jobs are being terminated
+        pending = [task for task in running.values() if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+
+
+class _NoteHandler(logging.Handler):
+    """The library's log records as renderer notes: ``host: -- message``."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        super().__init__(logging.INFO)
+        self._renderer = renderer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        host = "apssh"
+        if text.startswith("host="):  # apssh_cli.log.HostAdapter's prefix
+            head, _, text = text.partition(" ")
+            host = head.removeprefix("host=")
+        self._renderer.note(host, text)
+
+
+@contextlib.contextmanager
+def _library_log(renderer: Renderer, verbose: bool) -> Iterator[None]:
+    """With ``-v``, show the library's INFO log (connections, retries, recorded host keys)."""
+    if not verbose:
+        yield
+        return
+    logger = logging.getLogger("apssh_cli")
+    handler = _NoteHandler(renderer)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 async def _close(closing: Awaitable[None]) -> None:

@@ -162,6 +162,34 @@ def test_auth_refused_is_four(topology: Topology) -> None:
     assert "  auth refused" in done.stderr
 
 
+@pytest.mark.parametrize("retries", [0, 2])
+def test_retries_attempt_again_then_report_unreachable(retries: int) -> None:
+    # bound but not listening: every attempt is refused at once, whatever the timing
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        done = apssh("-v", "--json", "--retries", str(retries), "-t", f"127.0.0.1:{port}", "true")
+    assert done.returncode == 4, done.stderr
+    hosts, summary = json_records(done.stdout)
+    assert hosts["127.0.0.1"]["status"] == "unreachable"
+    assert summary["unreachable"] == 1 and summary["exit_status"] == 4
+    lines = done.stderr.splitlines()
+    retried = [line for line in lines if line.startswith("127.0.0.1: -- unreachable (")]
+    assert [line.split("), ")[-1].split(" in ")[0] for line in retried] == [
+        f"retry {attempt}" for attempt in range(1, retries + 1)
+    ]
+    assert sum("-- connection failed" in line for line in lines) == 1
+
+
+def test_inventory_names_in_a_target_route(topology: Topology) -> None:
+    # -t 'bastion->node' with -i: both hops are the inventory's hosts (address, user, key)
+    internal = names(topology, "nodes")
+    targets = ",".join(f"{topology.bastion.name}->{name}" for name in internal)
+    done = apssh("-i", str(topology.inventory), "-t", targets, "-r", "hostname")
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == sorted(internal)
+
+
 def test_adhoc_targets_keys_and_host_key_policy(
     topology: Topology, ssh_keypair: KeyPair, tmp_path: Path
 ) -> None:
