@@ -212,17 +212,15 @@ class _PrivateDirCommand(Command):
         display = self.describe()
         directory: str | None = None
         try:
-            # installing counts against the command's timeout too
+            # one deadline for the whole command: installing, then running
             async with asyncio.timeout(limit):
                 directory = await node.install_files(files)
-            command = (
-                f"cd {shlex.quote(directory)} && ./{shlex.join((self.script_name, *self.args))}"
-            )
-            return await node.run_shell(command, display=display, timeout=limit, verbose=verbose)
+                command = (
+                    f"cd {shlex.quote(directory)} && ./{shlex.join((self.script_name, *self.args))}"
+                )
+                return await node.run_shell(command, display=display, verbose=verbose)
         except TransferError as exc:
             return _transfer_failed(node, display, exc)
-        except CommandTimeoutError:
-            raise
         except TimeoutError:
             assert limit is not None
             raise CommandTimeoutError(node.label, display, limit) from None

@@ -14,6 +14,7 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Self
 
@@ -140,8 +141,11 @@ async def _terminate(process: Process) -> None:
             break  # the group is gone (the shell may still need reaping)
         try:
             await asyncio.wait_for(process.wait(), grace)
-            return
+            break
         except TimeoutError:
             continue
     # a killed process goes at once; wait for it so that it never outlives the loop
     await asyncio.wait_for(process.wait(), CLEANUP_TIMEOUT)
+    # the shell is gone; whatever is left of its group did not go with it
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from apssh_cli.errors import CommandTimeoutError, ConfigError
 from apssh_cli.node import LocalNode
 from apssh_cli.output import CaptureFormatter, Formatter
 from apssh_cli.results import CommandResult
+
+GUARD_TURNS = 6000  # a guard against a hang (a minute), not a timing assertion
 
 
 class FakeNode:
@@ -47,6 +50,28 @@ class FakeNode:
 
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+class JumpingClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock a test moves forward at will: deadlines without waiting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return super().time() + self.offset
+
+
+def jump(seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, JumpingClockLoop)
+    loop.offset += seconds
+
+
+def run_with_clock(coro):  # type: ignore[no-untyped-def]
+    with asyncio.Runner(loop_factory=JumpingClockLoop) as runner:
+        return runner.run(coro)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +135,32 @@ def test_run_string_installs_runs_from_private_dir_and_cleans(tmp_path: Path) ->
     assert node.shell == [f"cd {shlex.quote('/tmp/apssh-x y')} && ./probe.sh 'a b' c"]
     assert node.removed == ["/tmp/apssh-x y"]
     assert command.describe() == "probe.sh 'a b' c"
+
+
+class SlowNode(FakeNode):
+    """Installing takes 0.75 of the limit, and so does running: 1.5 limits in all."""
+
+    async def install_files(self, files: Sequence[tuple[str, bytes | Path, int]]) -> str:
+        jump(75)
+        return await super().install_files(files)
+
+    async def run_shell(
+        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
+    ) -> CommandResult:
+        self.shell.append(command)
+        jump(75)
+        for _ in range(10):  # the overdue deadline fires within a few loop turns
+            await asyncio.sleep(0)
+        return CommandResult(display, 0)
+
+
+def test_run_string_timeout_bounds_install_and_run_together() -> None:
+    node = SlowNode()
+    with pytest.raises(CommandTimeoutError) as info:
+        run_with_clock(RunString("sleep 1", timeout=100).co_run(node))
+    assert info.value.timeout == 100
+    assert len(node.shell) == 1
+    assert node.removed == ["/tmp/apssh-x y"]
 
 
 def test_run_string_rejects_a_path_as_name() -> None:
@@ -182,21 +233,40 @@ def test_local_run_script_with_include_and_cleanup(tmp_path: Path) -> None:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        # a zombie is dead for our purpose
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1][0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    # a zombie is dead for our purpose
-    with open(f"/proc/{pid}/stat") as handle:
-        return handle.read().split(") ")[1][0] != "Z"
+
+
+def _dies(pid: int) -> bool:
+    """Whether ``pid`` dies: a signalled process takes a moment to go (guarded, not timed)."""
+    for _ in range(GUARD_TURNS):
+        if not _alive(pid):
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     # the shell starts a grandchild in the background and waits: both must die
-    command = Run(f"sleep 300 & echo $! > {pidfile}; wait", timeout=0.5)
+    command = Run(f"sleep 300 & echo $! > {pidfile}.new && mv {pidfile}.new {pidfile}; wait")
+
+    async def scenario() -> None:
+        running = asyncio.ensure_future(
+            command.co_run(LocalNode(formatter=CaptureFormatter()), timeout=3600)
+        )
+        while not pidfile.exists():  # the deadline passes only once the pid is known
+            await asyncio.sleep(0.02)
+        jump(3600)
+        await running
+
     with pytest.raises(CommandTimeoutError) as info:
-        run(command.co_run(LocalNode(formatter=CaptureFormatter())))
-    assert info.value.timeout == 0.5
-    assert not _alive(int(pidfile.read_text()))
+        run_with_clock(scenario())
+    assert info.value.timeout == 3600
+    assert _dies(int(pidfile.read_text()))
 
 
 def test_local_cancellation_kills_and_cleans(tmp_path: Path) -> None:
@@ -215,5 +285,5 @@ def test_local_cancellation_kills_and_cleans(tmp_path: Path) -> None:
             await task
 
     run(scenario())
-    assert not _alive(int(pidfile.read_text()))
+    assert _dies(int(pidfile.read_text()))
     assert not os.path.exists(dirfile.read_text().strip())
