@@ -235,14 +235,18 @@ def test_default_window() -> None:
     assert default_window(2) == 1
 
 
-def test_first_ctrl_c_prints_the_summary_and_exits_130(inventory: str) -> None:
-    command = [sys.executable, "-m", "apssh_cli.cli.main", "-i", inventory, "-w", "2"]
-    process = subprocess.Popen(
-        [*command, "echo ready; sleep 30"],
+def start_apssh(*args: str) -> subprocess.Popen[str]:
+    """The apssh command as a process, its stdout and stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "apssh_cli.cli.main", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_first_ctrl_c_prints_the_summary_and_exits_130(inventory: str) -> None:
+    process = start_apssh("-i", inventory, "-w", "2", "echo ready; sleep 30")
     assert process.stdout is not None
     first = process.stdout.readline()  # a host is running its command
     assert first.endswith(": ready\n")
@@ -272,13 +276,7 @@ def test_help_and_dry_run_do_not_import_ssh(argv: list[str]) -> None:
 
 def test_broken_pipe_stops_the_run_quietly(inventory: str) -> None:
     # `apssh ... | head -1`: the reader goes away, apssh stops the hosts without a word
-    command = [sys.executable, "-m", "apssh_cli.cli.main", "-i", inventory]
-    process = subprocess.Popen(
-        [*command, "while :; do echo y; sleep 0.05; done"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_apssh("-i", inventory, "while :; do echo y; sleep 0.05; done")
     assert process.stdout is not None
     assert process.stdout.readline().endswith(": y\n")
     process.stdout.close()  # a next write fails: the endless commands must be stopped
