@@ -477,21 +477,13 @@ def start_topology(
     Raises:
         LabError: no engine, no image, a name already in use, or a container failed.
     """
-    if not LAB_NAME.fullmatch(name):
-        raise LabError(
-            f"invalid lab name {name!r}",
-            hint="use letters, digits, '_', '.' and '-', starting with a letter or digit",
-        )
+    _check_name(name)
     client = docker_client()
     # one start per name at a time on this machine: between the check and the
     # containers, another start of the same name would meet ours, and each one's
     # clean-up by label would remove the other's
     with _name_lock(name):
-        if find_containers(name, client):
-            raise LabError(
-                f"a lab named {name!r} is already up",
-                hint=f"`apssh lab status --name {name}`, or `apssh lab down --name {name}`",
-            )
+        _refuse_if_up(name, client)
         remove_topology(name, client)  # a network left over by an interrupted run
         image = image or ensure_image(client)
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -553,6 +545,22 @@ def start_topology(
             network=network.name,
             known_hosts=known_hosts,
             inventory=inventory,
+        )
+
+
+def _check_name(name: str) -> None:
+    if not LAB_NAME.fullmatch(name):
+        raise LabError(
+            f"invalid lab name {name!r}",
+            hint="use letters, digits, '_', '.' and '-', starting with a letter or digit",
+        )
+
+
+def _refuse_if_up(name: str, client: Any) -> None:
+    if find_containers(name, client):
+        raise LabError(
+            f"a lab named {name!r} is already up",
+            hint=f"`apssh lab status --name {name}`, or `apssh lab down --name {name}`",
         )
 
 
@@ -711,9 +719,14 @@ def read_state(state_dir: Path) -> dict[str, Any]:
 def lab_up(
     state_dir: Path, *, name: str, nodes: int = DEFAULT_NODES, inventory: Path | None = None
 ) -> Topology:
-    """Start a lab (bastion + nodes) that outlives this process, and record it in state_dir."""
+    """Start a lab (bastion + nodes) that outlives this process, and record it in state_dir.
+
+    Raises:
+        LabError: as check_startable, or the lab did not start.
+    """
     if nodes < 1:
         raise LabError(f"a lab needs at least one node (got {nodes})")
+    check_startable(state_dir, name)
     topology = start_topology(name, state_dir, nodes=nodes, kind="lab", inventory=inventory)
     files = [
         topology.keypair.private_path,
@@ -730,6 +743,25 @@ def lab_up(
     }
     (state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     return topology
+
+
+def check_startable(state_dir: Path, name: str) -> None:
+    """Raise the error lab_up would raise before it starts anything (nothing when it can start).
+
+    Raises:
+        LabError: no engine, an invalid name, a lab of that name already up, or
+            state_dir holding the files of another lab that is up (they would be
+            overwritten, and that lab would lose its inventory and key).
+    """
+    _check_name(name)
+    client = docker_client()
+    _refuse_if_up(name, client)
+    recorded = str(read_state(state_dir).get("name") or "")
+    if recorded and recorded != name and find_containers(recorded, client):
+        raise LabError(
+            f"{state_dir} holds the files of lab {recorded!r}, which is up",
+            hint=f"take it down first (`apssh lab down --dir {state_dir}`), or use another --dir",
+        )
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def up(nodes: int, inventory: Path | None, state_dir: Path | None, name: str | N
     network. Prints the inventory to use and how to take the lab down.
     """
     state_dir, name = _resolve(state_dir, name)
+    lab_core.check_startable(state_dir, name)  # before saying "starting"
     click.echo(f"starting lab {name!r}: a bastion and {_nodes(nodes)}...", err=True)
     topology = lab_core.lab_up(state_dir, name=name, nodes=nodes, inventory=inventory)
     shown = _shown(topology.inventory)
@@ -91,6 +92,7 @@ def status(state_dir: Path | None, name: str | None) -> None:
     if not rows:
         click.echo(f"lab {name!r} is not running")
         return
+    click.echo(f"lab {name!r}:")
     width = max(len(row.name) for row in rows)
     for row in rows:
         click.echo(f"{row.name:<{width}}  {row.role:<8} {row.status:<8} {row.address}")
@@ -106,9 +108,15 @@ def down(state_dir: Path | None, name: str | None) -> None:
     """Remove the lab's containers, network and generated files."""
     state_dir, name = _resolve(state_dir, name)
     containers, networks, files = lab_core.lab_down(state_dir, name)
-    click.echo(
-        f"lab {name!r} removed: {containers} container(s), {networks} network(s), {files} file(s)"
-    )
+    if containers or networks:
+        click.echo(
+            f"lab {name!r} removed: {containers} container(s), {networks} network(s), "
+            f"{files} file(s)"
+        )
+    else:
+        # nothing to do is not a failure: `down` in a clean-up step may run twice
+        leftovers = f" (removed its {files} leftover file(s))" if files else ""
+        click.echo(f"no lab {name!r} is up: nothing to remove{leftovers}")
 
 
 def _nodes(count: int) -> str:

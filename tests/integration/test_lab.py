@@ -63,7 +63,19 @@ def test_lab_up_run_down_leaves_nothing(
     again = _apssh("lab", "up", "--name", name, env=lab_env, cwd=tmp_path)
     assert again.returncode == 1
     assert "already up" in again.stderr
+    assert "starting" not in again.stderr
     assert len(lab.find_containers(name, docker_engine)) == 3
+
+    # nor may another lab take over the state dir of a lab that is up
+    other = f"{name}-other"
+    try:
+        taken = _apssh("lab", "up", "--name", other, env=lab_env, cwd=tmp_path)
+        assert taken.returncode == 1
+        assert f"holds the files of lab {name!r}, which is up" in taken.stderr
+        assert lab.find_containers(other, docker_engine) == []
+    finally:
+        lab.remove_topology(other, docker_engine)
+    assert lab.read_state(state)["name"] == name
 
     run = _apssh("-i", str(inventory), "-g", "nodes", "hostname", env=lab_env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -91,10 +103,13 @@ def test_lab_down_finds_the_containers_without_state_files(
     assert lab.find_containers(name, docker_engine) == []
 
 
-def test_lab_status_of_a_lab_that_is_not_up(
+def test_status_and_down_of_a_lab_that_is_not_up(
     lab_env: dict[str, str], lab_name: str, tmp_path: Path
 ) -> None:
     name = lab_name
     status = _apssh("lab", "status", "--name", name, env=lab_env, cwd=tmp_path)
     assert status.returncode == 0
     assert status.stdout.strip() == f"lab {name!r} is not running"
+    down = _apssh("lab", "down", "--name", name, env=lab_env, cwd=tmp_path)
+    assert down.returncode == 0
+    assert down.stdout.strip() == f"no lab {name!r} is up: nothing to remove"

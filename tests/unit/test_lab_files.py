@@ -114,9 +114,21 @@ def test_lab_up_without_an_engine_says_how_to_get_one(
         main(["lab", "up", "--dir", str(tmp_path / "state")])
     assert info.value.code == 1
     err = capsys.readouterr().err
-    assert "\napssh: no Docker engine answers" in err
+    # said before "starting lab ...", which is not printed
+    assert err.startswith("apssh: no Docker engine answers")
     assert "bash docker/engine" in err
     assert "Traceback" not in err
+    assert not (tmp_path / "state").exists()
+
+
+def test_an_invalid_lab_name_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["lab", "up", "--dir", str(tmp_path / "state"), "--name", "my lab"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("apssh: invalid lab name 'my lab'\n")
     assert not (tmp_path / "state").exists()
 
 
