@@ -19,7 +19,7 @@ import shlex
 import signal
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apssh_cli.errors import CommandTimeoutError, ConfigError
 from apssh_cli.output import STDERR
@@ -333,7 +333,16 @@ class _Transfer(Command):
         return result
 
     @abc.abstractmethod
-    async def _transfer(self, node: SshNode) -> None: ...
+    def _paths(self) -> tuple[Sequence[Any], Any]:
+        """(sources, destination), as :mod:`apssh_cli.sftp` takes them."""
+
+    async def _transfer(self, node: SshNode) -> None:
+        from apssh_cli import sftp
+
+        move = sftp.push if isinstance(self, Push) else sftp.pull
+        sources, destination = self._paths()
+        client = await node.sftp_client()
+        await move(client, sources, destination, recurse=self.recurse, preserve=self.preserve)
 
 
 def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:
@@ -376,10 +385,8 @@ class Push(_Transfer):
         sources = " ".join(str(path) for path in self.localpaths)
         return f"push {sources} -> {self.remotepath}"
 
-    async def _transfer(self, node: SshNode) -> None:
-        await node.push(
-            self.localpaths, self.remotepath, recurse=self.recurse, preserve=self.preserve
-        )
+    def _paths(self) -> tuple[Sequence[Path], str]:
+        return self.localpaths, self.remotepath
 
 
 class Pull(_Transfer):
@@ -413,7 +420,5 @@ class Pull(_Transfer):
     def _default_label(self) -> str:
         return f"pull {' '.join(self.remotepaths)} -> {self.localpath}"
 
-    async def _transfer(self, node: SshNode) -> None:
-        await node.pull(
-            self.remotepaths, self.localpath, recurse=self.recurse, preserve=self.preserve
-        )
+    def _paths(self) -> tuple[Sequence[str], Path]:
+        return self.remotepaths, self.localpath

@@ -9,8 +9,8 @@ exactly one connection to the bastion.
 Both node classes offer the same primitives to the commands (:mod:`apssh_cli.commands`):
 ``run_shell`` (stream a shell command's output through the formatter, with a
 timeout that terminates the process), ``install_files`` / ``remove_private_dir``
-(the private directory of RunScript and RunString). SshNode adds ``push``/``pull``
-over SFTP.
+(the private directory of RunScript and RunString). SshNode adds an SFTP session
+for Push and Pull.
 
 The pieces live next door: :mod:`~apssh_cli.connection` (one connection attempt,
 host keys, retries), :mod:`~apssh_cli.remote_wrapper` (the remote pid and the
@@ -34,7 +34,7 @@ from typing import Any, Protocol, Self
 
 import asyncssh
 
-from apssh_cli import hostkeys, sftp
+from apssh_cli import hostkeys
 from apssh_cli.connection import Credentials, Target, open_connection, with_retries
 from apssh_cli.errors import CommandTimeoutError, ConnectError, UnreachableError
 from apssh_cli.keys import KeySpec
@@ -384,7 +384,7 @@ class SshNode:
             raise TransferError(f"cannot create a private directory: {err.strip() or rc}")
         directory = out
         try:
-            sftp = await self._sftp_client()
+            sftp = await self.sftp_client()
             for filename, content, mode in files:
                 path = posixpath.join(directory, filename)
                 if isinstance(content, Path):
@@ -409,7 +409,8 @@ class SshNode:
 
     # ------------------------------------------------------------------ transfers
 
-    async def _sftp_client(self) -> asyncssh.SFTPClient:
+    async def sftp_client(self) -> asyncssh.SFTPClient:
+        """The node's SFTP session (opened once, on first use), for :mod:`apssh_cli.sftp`."""
         conn = await self._connection()
         async with self._sftp_lock:
             if self._sftp is None:
@@ -418,38 +419,6 @@ class SshNode:
                 except (asyncssh.Error, OSError) as exc:
                     raise UnreachableError(self.label, f"cannot start SFTP: {exc}") from exc
             return self._sftp
-
-    async def push(
-        self,
-        localpaths: Sequence[Path],
-        remotepath: str,
-        *,
-        recurse: bool = False,
-        preserve: bool = False,
-    ) -> None:
-        """Copy local files (or trees) to ``remotepath`` over SFTP (see :func:`sftp.push`).
-
-        Raises:
-            TransferError: a missing source, a directory without ``recurse``, an SFTP error.
-        """
-        client = await self._sftp_client()
-        await sftp.push(client, localpaths, remotepath, recurse=recurse, preserve=preserve)
-
-    async def pull(
-        self,
-        remotepaths: Sequence[str],
-        localpath: Path,
-        *,
-        recurse: bool = False,
-        preserve: bool = False,
-    ) -> None:
-        """Copy files (or trees) from the node to ``localpath`` (see :func:`sftp.pull`).
-
-        Raises:
-            TransferError: a missing source, a directory without ``recurse``, an SFTP error.
-        """
-        client = await self._sftp_client()
-        await sftp.pull(client, remotepaths, localpath, recurse=recurse, preserve=preserve)
 
 
 async def _abandon(starting: asyncio.Future[asyncssh.SSHClientProcess[bytes]]) -> None:
