@@ -8,6 +8,7 @@ asyncssh or asynciojobs.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -139,6 +140,16 @@ def _count(number: int, word: str) -> str:
     return f"{number} {word}{'' if number == 1 else 's'}"
 
 
+# variables whose values are secrets (ansible_password, ansible_become_pass, api_token...)
+_SECRET_NAME = re.compile(r"pass|secret|token", re.IGNORECASE)
+MASK = "********"
+
+
+def shown_vars(host: Host) -> dict[str, Any]:
+    """The host's variables as printed: secrets masked, never shown."""
+    return {key: MASK if _SECRET_NAME.search(key) else value for key, value in host.vars.items()}
+
+
 def host_record(inventory: Inventory, host: Host) -> dict[str, Any]:
     """A host as JSON-ready data, with its route (names, outermost first)."""
     return {
@@ -154,7 +165,7 @@ def host_record(inventory: Inventory, host: Host) -> dict[str, Any]:
         "connect_timeout": host.connect_timeout,
         "connection": host.connection,
         "groups": list(host.groups),
-        "vars": dict(host.vars),
+        "vars": shown_vars(host),
     }
 
 
@@ -193,7 +204,7 @@ def host_lines(inventory: Inventory, host: Host) -> list[str]:
     ]
     lines = [title, *(f"  {key:<16} {value}" for key, value in rows)]
     lines.append("  vars" if host.vars else "  vars             -")
-    for key, value in sorted(host.vars.items()):
+    for key, value in sorted(shown_vars(host).items()):
         lines.append(f"    {key} = {json.dumps(value, default=str)}")
     return lines
 

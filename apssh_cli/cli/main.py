@@ -40,8 +40,10 @@ SUBCOMMAND_HELP = {
 class ApsshGroup(click.Group):
     """A group whose first word picks a subcommand, and anything else means `run`.
 
-    `apssh -g nodes uptime` is `apssh run -g nodes uptime`; a remote command whose
-    name is also a subcommand is given after `--`: `apssh -g nodes -- lab`.
+    `apssh -g nodes uptime` is `apssh run -g nodes uptime`. Options may also come
+    before a subcommand's name: `apssh -i lab.toml inventory graph` is
+    `apssh inventory -i lab.toml graph`. A remote command whose name is also a
+    subcommand is given after `--`: `apssh -g nodes -- lab`.
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -52,13 +54,7 @@ class ApsshGroup(click.Group):
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        try:
-            module = import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return None  # not built yet
-        command: click.Command = getattr(module, attribute)
+        command: click.Command = getattr(import_module(module_name), attribute)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -73,8 +69,31 @@ class ApsshGroup(click.Group):
         while index < len(args) and args[index] in _GROUP_FLAGS:
             index += 1
         if index < len(args) and args[index] not in SUBCOMMANDS:
-            args = [*args[:index], DEFAULT_SUBCOMMAND, *args[index:]]
+            rest = args[index:]
+            moved = self._options_before_subcommand(ctx, rest)
+            args = [*args[:index], *(moved or [DEFAULT_SUBCOMMAND, *rest])]
         return super().parse_args(ctx, args)
+
+    def _options_before_subcommand(self, ctx: click.Context, rest: list[str]) -> list[str] | None:
+        """`-i x.toml inventory graph` -> `inventory -i x.toml graph`; None if not that form.
+
+        The run command's own parser finds where the options end, so that option
+        values (`-g push`) are never taken for a subcommand's name.
+        """
+        run = self.get_command(ctx, DEFAULT_SUBCOMMAND)
+        assert run is not None
+        try:
+            with run.make_context(DEFAULT_SUBCOMMAND, list(rest), resilient_parsing=True) as probe:
+                words: tuple[str, ...] = probe.params.get("command") or ()
+                is_script = bool(probe.params.get("script"))
+        except click.ClickException:
+            return None
+        if not words or words[0] not in SUBCOMMANDS or is_script:
+            return None
+        position = len(rest) - len(words)
+        if position > 0 and rest[position - 1] == "--":
+            return None  # `apssh -g nodes -- lab`: a remote command named lab
+        return [words[0], *rest[:position], *words[1:]]
 
 
 _GROUP_FLAGS = {"--debug", "--version", "-V", "--help", "-h"}

@@ -41,3 +41,12 @@ def test_help_does_not_import_asyncssh() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_remote_command_named_like_a_subcommand_goes_after_double_dash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # without `--`, `inventory` is the subcommand (options moved after it): dry run of
+    # the remote command `inventory` on an ad hoc target, with `--`
+    assert run_main(["-t", "node1", "-n", "--", "inventory"]) == 0
+    assert "inventory on 1 host" in capsys.readouterr().err

@@ -243,3 +243,24 @@ def test_inventory_flags_on_group_and_subcommand_add_up(
         "ok: 4 hosts, 3 groups\n",
         "",
     )
+
+
+def test_options_before_the_subcommand_name(lab: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # `apssh -i lab.toml inventory list` is `apssh inventory -i lab.toml list`
+    assert apssh(capsys, "-i", lab, "inventory", "list") == (
+        0,
+        "bastion\nnode1\nnode2\nnode3\n",
+        "",
+    )
+
+
+def test_secrets_are_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "secret.toml"
+    path.write_text('[g.hosts.node1]\nansible_password = "hunter2"\napi_token = "t0k"\nrack = 3\n')
+    status, out, _ = apssh(capsys, "inventory", "host", "-i", str(path), "node1")
+    assert status == 0
+    assert "hunter2" not in out and "t0k" not in out
+    assert 'ansible_password = "********"' in out and "rack = 3" in out
+    status, out, _ = apssh(capsys, "inventory", "list", "--json", "-i", str(path))
+    assert status == 0
+    assert "hunter2" not in out and "t0k" not in out

@@ -162,7 +162,9 @@ def test_dry_run_shows_routes(capsys: pytest.CaptureFixture[str]) -> None:
         (["-t", "h", "-r", "--json", "x"], "--raw and --json do not go together"),
         (["-t", "h", "--mark", "x"], "--mark needs -o/--out-dir"),
         (["-t", "h", "--include", "f", "x"], "--include goes with -s/--script"),
-        (["-t", "h", "push", "a", "b"], "'push' is an apssh subcommand"),
+        # options before a subcommand's name go to it: this is `apssh push -t h a b`
+        (["-t", "h", "push", "a", "b"], "a: no such local file"),
+        (["run", "-t", "h", "push", "a", "b"], "'push' is an apssh subcommand"),
         (["-t", "h", "--format", "{nope}", "x"], "unknown field {nope}"),
         (["-t", "h:99999", "x"], "bad target 'h:99999'"),
         (["-t", "h", "-s", "/no/such/script"], "/no/such/script: script not found"),
