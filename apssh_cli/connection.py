@@ -66,8 +66,11 @@ class _Client(asyncssh.SSHClient):
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
-        # called only for a key that is not recorded for this host
-        decision = hostkeys.decide(self._policy, self._file.has_record(host, addr, port))
+        # called for a key that was not recorded when this connection started;
+        # another connection to the same host may have recorded it since
+        decision = self._file.judge(self._policy, host, addr, port, key)
+        if decision is None:
+            return True
         if decision is hostkeys.Decision.RECORD:
             self._pending = (host, port, key)
             return True
@@ -79,7 +82,11 @@ class _Client(asyncssh.SSHClient):
         if self._pending is not None:
             host, port, key = self._pending
             self._pending = None
-            self._file.record(host, port, key)
+            if not self._file.record(host, port, key):
+                # another connection recorded a different key for this new host meanwhile
+                decision = hostkeys.Decision.REFUSE_CHANGED
+                self.refusal = hostkeys.refusal_message(decision, host, port, self._file.path)
+                raise asyncssh.HostKeyNotVerifiable(self.refusal)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_lost()

@@ -10,6 +10,10 @@ is *not* among the keys recorded for the host, and answers
 
 With ``accept-new`` the key is written to the file only once the key exchange
 has succeeded (when authentication begins), never from a failed handshake.
+Connections opened at the same time may both meet a host that was new when they
+started: the file is re-read under a per-file lock before each write, so a key
+another connection has just recorded is accepted and never written twice, and
+only a *different* key is refused.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ class KnownHostsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._snapshot: _Snapshot | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one per file: instances are shared per path
 
     def load(self) -> asyncssh.SSHKnownHosts:
         """The file's entries (empty if it does not exist).
@@ -130,11 +134,38 @@ class KnownHostsFile:
         trusted_keys, trusted_cas = matched[0], matched[1]
         return bool(trusted_keys or trusted_cas)
 
-    def record(self, host: str, port: int | None, key: asyncssh.SSHKey) -> None:
-        """Append ``key`` for ``host``; the file (and ~/.ssh) are created private."""
+    def has_key(self, host: str, addr: str, port: int | None, key: asyncssh.SSHKey) -> bool:
+        """Whether ``key`` itself is recorded for this host (by name or address)."""
+        trusted_keys = self.load().match(host, addr, port)[0]
+        return any(known.public_data == key.public_data for known in trusted_keys)
+
+    def judge(
+        self, policy: str, host: str, addr: str, port: int | None, key: asyncssh.SSHKey
+    ) -> Decision | None:
+        """What to do with ``key`` presented by ``host``: None when it is already recorded.
+
+        The file is read afresh, so a key another connection recorded since this
+        one started is found here.
+        """
+        with self._lock:
+            if self.has_key(host, addr, port, key):
+                return None
+            return decide(policy, self.has_record(host, addr, port))
+
+    def record(self, host: str, port: int | None, key: asyncssh.SSHKey) -> bool:
+        """Append ``key`` for ``host``; the file (and ~/.ssh) are created private.
+
+        Under the file's lock, the file is read again first: a key already
+        recorded for the host is not written twice (True), and another key
+        recorded meanwhile is left alone (False: the caller refuses the host).
+        """
         public = key.export_public_key("openssh").decode("ascii").split()
         entry = f"{host_pattern(host, port)} {public[0]} {public[1]}\n"
         with self._lock:
+            if self.has_key(host, "", port, key):
+                return True
+            if self.has_record(host, "", port):
+                return False
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -145,6 +176,7 @@ class KnownHostsFile:
             finally:
                 os.close(fd)
         logger.info("host=%s recorded host key (%s) in %s", host, public[0], self.path)
+        return True
 
     def _ends_with_newline(self) -> bool:
         with self.path.open("rb") as handle:
@@ -153,12 +185,14 @@ class KnownHostsFile:
 
 
 _FILES: dict[Path, KnownHostsFile] = {}
+_FILES_LOCK = threading.Lock()
 
 
 def known_hosts_file(path: str | Path | None = None) -> KnownHostsFile:
     """The shared :class:`KnownHostsFile` for ``path`` (``~/.ssh/known_hosts`` by default)."""
     resolved = Path(path if path is not None else DEFAULT_KNOWN_HOSTS).expanduser().absolute()
-    instance = _FILES.get(resolved)
-    if instance is None:
-        instance = _FILES[resolved] = KnownHostsFile(resolved)
-    return instance
+    with _FILES_LOCK:
+        instance = _FILES.get(resolved)
+        if instance is None:
+            instance = _FILES[resolved] = KnownHostsFile(resolved)
+        return instance

@@ -77,6 +77,28 @@ def test_accept_new_records_then_a_changed_key_is_refused(
     assert known_hosts.read_text() == recorded  # never overwritten
 
 
+def test_accept_new_with_many_connections_at_once_to_a_new_host(
+    topology: Topology, ssh_keypair: KeyPair, tmp_path: Path
+) -> None:
+    # each connection starts with the host unknown; the first to finish the key
+    # exchange records the key, the others must accept it (not "differs") and not
+    # write it again
+    endpoint = topology.direct[0]
+    keys = [ssh_keypair.private_path]
+    for attempt in range(3):
+        known_hosts = tmp_path / f"known_hosts.{attempt}"
+        nodes = [node_for(endpoint, keys, known_hosts, "accept-new") for _ in range(8)]
+
+        async def all_at_once(nodes: list[SshNode] = nodes) -> list[str]:
+            return list(await asyncio.gather(*(hostname(node) for node in nodes)))
+
+        assert run(all_at_once()) == [endpoint.name] * len(nodes)
+        lines = known_hosts.read_text().splitlines()
+        assert [line.split() for line in lines] == [
+            [f"[{endpoint.host}]:{endpoint.port}", *endpoint.host_key.split()[:2]]
+        ]
+
+
 def test_strict_refuses_an_unknown_key_and_off_records_nothing(
     sshd_factory: Any, ssh_keypair: KeyPair, tmp_path: Path
 ) -> None:

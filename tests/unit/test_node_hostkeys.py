@@ -68,3 +68,29 @@ def test_record_appends_after_a_line_without_newline(tmp_path: Path) -> None:
 
 def test_files_are_shared(tmp_path: Path) -> None:
     assert known_hosts_file(tmp_path / "k") is known_hosts_file(tmp_path / "k")
+
+
+def test_record_writes_a_key_once_and_never_a_second_key_for_the_host(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    # two connections that both found the host new record the same key: one line
+    first, second = hostkeys.KnownHostsFile(path), hostkeys.KnownHostsFile(path)
+    assert first.record("h", 2222, key) is True
+    assert second.record("h", 2222, key) is True
+    written = path.read_text()
+    assert len(written.splitlines()) == 1
+    # a different key recorded meanwhile is not written: the caller refuses the host
+    assert second.record("h", 2222, other) is False
+    assert path.read_text() == written
+
+
+def test_judge_accepts_a_key_recorded_since_the_connection_started(tmp_path: Path) -> None:
+    file = hostkeys.KnownHostsFile(tmp_path / "known_hosts")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    assert file.judge("accept-new", "h", "10.0.0.1", 2222, key) is Decision.RECORD
+    file.record("h", 2222, key)
+    assert file.judge("accept-new", "h", "10.0.0.1", 2222, key) is None
+    assert file.judge("strict", "h", "10.0.0.1", 2222, key) is None
+    assert file.judge("accept-new", "h", "10.0.0.1", 2222, other) is Decision.REFUSE_CHANGED
