@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import os
 import shlex
 import signal
 from collections.abc import Sequence
@@ -395,8 +396,10 @@ class Pull(_Transfer):
     Each file is written under a temporary name next to its target, then renamed.
 
     Args:
-        remotepaths: one path or several (then ``localpath`` must be a directory).
-        localpath: a file name, or an existing directory to copy into.
+        remotepaths: one path or several (then ``localpath`` is a directory).
+        localpath: a file name, or a directory to copy into: an existing one, a
+            name ending with ``/``, or any name when there are several remote
+            paths. Missing local directories are created.
         recurse: copy directories and their contents.
         preserve: keep modes and times.
     """
@@ -416,9 +419,10 @@ class Pull(_Transfer):
             remotepaths = [remotepaths]
         self.remotepaths = tuple(str(path) for path in remotepaths)
         self.localpath = Path(localpath)
+        self._destination = os.fspath(localpath)  # a trailing "/" says "a directory"
 
     def _default_label(self) -> str:
-        return f"pull {' '.join(self.remotepaths)} -> {self.localpath}"
+        return f"pull {' '.join(self.remotepaths)} -> {self._destination}"
 
-    def _paths(self) -> tuple[Sequence[str], Path]:
-        return self.remotepaths, self.localpath
+    def _paths(self) -> tuple[Sequence[str], str]:
+        return self.remotepaths, self._destination

@@ -66,20 +66,29 @@ async def push(
 async def pull(
     sftp: asyncssh.SFTPClient,
     remotepaths: Sequence[str],
-    localpath: Path,
+    localpath: str | Path,
     *,
     recurse: bool = False,
     preserve: bool = False,
 ) -> None:
-    """Copy files (or trees) from the node to ``localpath``; several need a local directory.
+    """Copy files (or trees) from the node to ``localpath``, creating missing local directories.
+
+    ``localpath`` is a directory to copy into when it is one already, when its
+    name ends with ``/``, or when there are several remote paths; otherwise it
+    names the copy.
 
     Raises:
-        TransferError: a missing source, a directory without ``recurse``, an SFTP error.
+        TransferError: a missing source, a directory without ``recurse``, a
+            local path that is not a directory where one is needed, an SFTP error.
     """
     with _transfer_errors():
+        wants_dir = len(remotepaths) > 1 or str(localpath).endswith(("/", os.sep))
+        localpath = Path(localpath)
+        if wants_dir and not localpath.is_dir():
+            if localpath.exists():
+                raise TransferError(f"{localpath}: not a local directory")
+            localpath.mkdir(parents=True)
         into_dir = localpath.is_dir()
-        if len(remotepaths) > 1 and not into_dir:
-            raise TransferError(f"{localpath}: not a local directory")
         for remote in remotepaths:
             name = posixpath.basename(remote.rstrip("/")) or remote
             target = localpath / name if into_dir else localpath
@@ -140,6 +149,7 @@ async def _quiet_remove(sftp: asyncssh.SFTPClient, path: str) -> None:
 
 async def _pull_file(sftp: asyncssh.SFTPClient, remote: str, target: Path, preserve: bool) -> None:
     temporary = target.parent / _temp_name(target.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         await sftp.get(remote, str(temporary), preserve=preserve)
         os.replace(temporary, target)

@@ -222,3 +222,35 @@ def test_push_pull_through_sftp(tmp_path: Path) -> None:
         assert (back / "src" / relative).read_bytes() == (source / relative).read_bytes()
     leftovers = [p for p in [*remote.rglob("*"), *back.rglob("*")] if ".apssh-" in p.name]
     assert leftovers == []
+
+
+def test_pull_creates_missing_local_directories(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "x.txt").write_bytes(b"x\n")
+    (remote / "y.txt").write_bytes(b"y\n")
+    out = tmp_path / "out"
+    (tmp_path / "plain").write_text("a file")
+
+    async def scenario() -> list[int]:
+        async with ssh_server() as server:
+            node = make(server, tmp_path / "kh")
+            x, y = str(remote / "x.txt"), str(remote / "y.txt")
+            commands = [
+                Pull(x, out / "results" / "node1.txt"),  # a file name: its parents made
+                Pull(x, f"{out}/into/"),  # a trailing "/": a directory, made
+                Pull([x, y], out / "both"),  # several sources: a directory, made
+                Pull([x, y], tmp_path / "plain"),  # several sources, and a file there
+            ]
+            rcs = []
+            for command in commands:
+                rcs.append((await command.co_run(node)).rc)
+            await node.close()
+            return rcs
+
+    assert run(scenario) == [0, 0, 0, 1]
+    assert (out / "results" / "node1.txt").read_bytes() == b"x\n"
+    assert (out / "into" / "x.txt").read_bytes() == b"x\n"
+    assert sorted(p.name for p in (out / "both").iterdir()) == ["x.txt", "y.txt"]
+    assert (tmp_path / "plain").read_text() == "a file"
+    assert [p for p in tmp_path.rglob("*") if ".apssh-" in p.name] == []
