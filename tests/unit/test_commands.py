@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from apssh_cli.node import LocalNode
 from apssh_cli.output import CaptureFormatter, Formatter
 from apssh_cli.results import CommandResult
 
-GUARD_TURNS = 6000  # a guard against a hang (a minute), not a timing assertion
+from .processes import dies
 
 
 class FakeNode:
@@ -230,25 +229,6 @@ def test_local_run_script_with_include_and_cleanup(tmp_path: Path) -> None:
     assert not os.path.exists(directory)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        # a zombie is dead for our purpose
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ")[1][0] != "Z"
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-
-
-def _dies(pid: int) -> bool:
-    """Whether ``pid`` dies: a signalled process takes a moment to go (guarded, not timed)."""
-    for _ in range(GUARD_TURNS):
-        if not _alive(pid):
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     # the shell starts a grandchild in the background and waits: both must die
@@ -266,7 +246,7 @@ def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     with pytest.raises(CommandTimeoutError) as info:
         run_with_clock(scenario())
     assert info.value.timeout == 3600
-    assert _dies(int(pidfile.read_text()))
+    assert dies(int(pidfile.read_text()))
 
 
 def test_local_cancellation_kills_and_cleans(tmp_path: Path) -> None:
@@ -285,5 +265,5 @@ def test_local_cancellation_kills_and_cleans(tmp_path: Path) -> None:
             await task
 
     run(scenario())
-    assert _dies(int(pidfile.read_text()))
+    assert dies(int(pidfile.read_text()))
     assert not os.path.exists(dirfile.read_text().strip())
