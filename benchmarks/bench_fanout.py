@@ -100,7 +100,7 @@ def tools(hosts: list[str], group: str, inventory: Path, config: Path) -> list[T
             "-f",
             n,
             "-m",
-            "command",
+            "raw",  # our nodes have no Python, which every other module needs there
             "-a",
             COMMAND,
         ]
