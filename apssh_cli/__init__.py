@@ -13,119 +13,55 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # type checkers see the real names; at run time they load lazily
     from apssh_cli.commands import (
         Command as Command,
-    )
-    from apssh_cli.commands import (
         Pull as Pull,
-    )
-    from apssh_cli.commands import (
         Push as Push,
-    )
-    from apssh_cli.commands import (
         Run as Run,
-    )
-    from apssh_cli.commands import (
         RunScript as RunScript,
-    )
-    from apssh_cli.commands import (
         RunString as RunString,
     )
     from apssh_cli.errors import (
         ApsshError as ApsshError,
-    )
-    from apssh_cli.errors import (
         AuthRefusedError as AuthRefusedError,
-    )
-    from apssh_cli.errors import (
         CommandError as CommandError,
-    )
-    from apssh_cli.errors import (
         CommandFailedError as CommandFailedError,
-    )
-    from apssh_cli.errors import (
         CommandTimeoutError as CommandTimeoutError,
-    )
-    from apssh_cli.errors import (
         ConfigError as ConfigError,
-    )
-    from apssh_cli.errors import (
         ConnectError as ConnectError,
-    )
-    from apssh_cli.errors import (
         HostError as HostError,
-    )
-    from apssh_cli.errors import (
         HostKeyRefusedError as HostKeyRefusedError,
-    )
-    from apssh_cli.errors import (
         HostRangeError as HostRangeError,
-    )
-    from apssh_cli.errors import (
         InventoryError as InventoryError,
-    )
-    from apssh_cli.errors import (
         RecipeError as RecipeError,
-    )
-    from apssh_cli.errors import (
         RunError as RunError,
-    )
-    from apssh_cli.errors import (
         SelectionError as SelectionError,
-    )
-    from apssh_cli.errors import (
         UnreachableError as UnreachableError,
     )
     from apssh_cli.inventory import (
         Group as Group,
-    )
-    from apssh_cli.inventory import (
         Host as Host,
-    )
-    from apssh_cli.inventory import (
         Inventory as Inventory,
     )
     from apssh_cli.job import (
         Scheduler as Scheduler,
-    )
-    from apssh_cli.job import (
         Sequence as Sequence,
-    )
-    from apssh_cli.job import (
         SshJob as SshJob,
     )
     from apssh_cli.node import (
         LocalNode as LocalNode,
-    )
-    from apssh_cli.node import (
         SshNode as SshNode,
-    )
-    from apssh_cli.node import (
         close_nodes as close_nodes,
     )
     from apssh_cli.output import (
         CaptureFormatter as CaptureFormatter,
-    )
-    from apssh_cli.output import (
         Formatter as Formatter,
-    )
-    from apssh_cli.output import (
         HostFormatter as HostFormatter,
-    )
-    from apssh_cli.output import (
         RawFormatter as RawFormatter,
-    )
-    from apssh_cli.output import (
         SubdirFormatter as SubdirFormatter,
-    )
-    from apssh_cli.output import (
         TimeHostFormatter as TimeHostFormatter,
     )
     from apssh_cli.results import (
         CommandResult as CommandResult,
-    )
-    from apssh_cli.results import (
         HostResult as HostResult,
-    )
-    from apssh_cli.results import (
         Status as Status,
     )
 
