@@ -6,8 +6,7 @@ import contextlib
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from apssh_cli import hostrange
 from apssh_cli.errors import HostRangeError, InventoryError

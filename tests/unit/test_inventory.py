@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from apssh_cli.errors import HostRangeError, InventoryError, SelectionError
 from apssh_cli.inventory import Host, Inventory

@@ -7,8 +7,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from apssh_cli.errors import InventoryError, SelectionError
 from apssh_cli.inventory import Inventory
