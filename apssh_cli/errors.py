@@ -16,7 +16,8 @@
     │   └── CommandError             .command, .exit_status, .stderr_tail
     │       ├── CommandFailedError   non-zero exit of a critical command
     │       └── CommandTimeoutError  also a TimeoutError
-    └── RunError                     .report: raised only by strict calls
+    ├── RunError                     .report: raised only by strict calls
+    └── LabError (in lab.py)         `apssh lab`: no Docker engine, no image, name in use
 
 Messages are built from the fields, so every raise site reads the same.
 """
