@@ -31,8 +31,6 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         HostKeyRefusedError as HostKeyRefusedError,
         HostRangeError as HostRangeError,
         InventoryError as InventoryError,
-        RecipeError as RecipeError,
-        RunError as RunError,
         SelectionError as SelectionError,
         UnreachableError as UnreachableError,
     )
@@ -74,7 +72,6 @@ _LAZY: dict[str, str] = {
     "InventoryError": "apssh_cli.errors",
     "HostRangeError": "apssh_cli.errors",
     "SelectionError": "apssh_cli.errors",
-    "RecipeError": "apssh_cli.errors",
     "HostError": "apssh_cli.errors",
     "ConnectError": "apssh_cli.errors",
     "UnreachableError": "apssh_cli.errors",
@@ -83,7 +80,6 @@ _LAZY: dict[str, str] = {
     "CommandError": "apssh_cli.errors",
     "CommandFailedError": "apssh_cli.errors",
     "CommandTimeoutError": "apssh_cli.errors",
-    "RunError": "apssh_cli.errors",
     "Status": "apssh_cli.results",
     "HostResult": "apssh_cli.results",
     # the SSH job library

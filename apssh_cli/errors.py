@@ -4,10 +4,9 @@
 
     ApsshError
     ├── ConfigError                  nothing ran; .source (file), .line, .where (key path)
-    │   ├── InventoryError
-    │   │   ├── HostRangeError       .fragment: the bad piece of "node[1:x]"
-    │   │   └── SelectionError       .pattern: unknown group or host
-    │   └── RecipeError
+    │   └── InventoryError
+    │       ├── HostRangeError       .fragment: the bad piece of "node[1:x]"
+    │       └── SelectionError       .pattern: unknown group or host
     ├── HostError                    .host; recorded per host, never stops the others
     │   ├── ConnectError             could not get a usable connection
     │   │   ├── UnreachableError     refused, no route, DNS, connect timeout, gateway hop
@@ -16,7 +15,6 @@
     │   └── CommandError             .command, .exit_status, .stderr_tail
     │       ├── CommandFailedError   non-zero exit of a critical command
     │       └── CommandTimeoutError  also a TimeoutError
-    ├── RunError                     .report: raised only by strict calls
     └── LabError (in lab.py)         `apssh lab`: no Docker engine, no image, name in use
 
 Messages are built from the fields, so every raise site reads the same.
@@ -95,10 +93,6 @@ class SelectionError(InventoryError):
         super().__init__(message, **kwargs)
 
 
-class RecipeError(ConfigError):
-    """A recipe file is wrong."""
-
-
 class HostError(ApsshError):
     """Something went wrong on one host; the other hosts carry on.
 
@@ -171,15 +165,3 @@ class CommandTimeoutError(CommandError, TimeoutError):
         super().__init__(
             host, command, None, message=f"command {command!r} timed out after {timeout:g}s"
         )
-
-
-class RunError(ApsshError):
-    """Raised by strict calls when some hosts did not succeed.
-
-    Args:
-        report: the per-host results of the whole run.
-    """
-
-    def __init__(self, report: Any, message: str = "some hosts did not succeed") -> None:
-        self.report = report
-        super().__init__(message)
