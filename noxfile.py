@@ -13,6 +13,10 @@ nox.options.sessions = ["lint", "typecheck", "tests", "integration"]
 nox.options.reuse_existing_virtualenvs = True
 # uv builds the virtualenvs in seconds where it is installed; virtualenv otherwise
 nox.options.default_venv_backend = "uv|virtualenv"
+# uv does not write .pyc files at install time (pip does); where the environment also
+# sets PYTHONDONTWRITEBYTECODE, every `apssh` start would compile asyncssh again
+# (about 0.2 s): the integration tests and the benchmarks start it many times.
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 PYTHON = "3.11"
 
