@@ -19,6 +19,7 @@ only a *different* key is refused.
 from __future__ import annotations
 
 import enum
+import fcntl
 import os
 import threading
 from dataclasses import dataclass
@@ -162,13 +163,16 @@ class KnownHostsFile:
         public = key.export_public_key("openssh").decode("ascii").split()
         entry = f"{host_pattern(host, port)} {public[0]} {public[1]}\n"
         with self._lock:
-            if self.has_key(host, "", port, key):
-                return True
-            if self.has_record(host, "", port):
-                return False
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                # the threading lock covers this process; flock covers other apssh runs
+                # writing the same file at the same time (closing the file releases it)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if self.has_key(host, "", port, key):
+                    return True
+                if self.has_record(host, "", port):
+                    return False
                 # an existing file that does not end with a newline must not glue lines
                 if os.fstat(fd).st_size and not self._ends_with_newline():
                     entry = "\n" + entry

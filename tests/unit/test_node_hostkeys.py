@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import stat
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -94,3 +96,28 @@ def test_judge_accepts_a_key_recorded_since_the_connection_started(tmp_path: Pat
     assert file.judge("accept-new", "h", "10.0.0.1", 2222, key) is None
     assert file.judge("strict", "h", "10.0.0.1", 2222, key) is None
     assert file.judge("accept-new", "h", "10.0.0.1", 2222, other) is Decision.REFUSE_CHANGED
+
+
+_RECORDERS = 6
+
+
+def _record_in_another_process(path: str, key_data: bytes, barrier: Any) -> bool:
+    # each process has its own KnownHostsFile (and threading lock): only flock is shared
+    key = asyncssh.import_public_key(key_data)
+    barrier.wait()
+    return known_hosts_file(path).record("node9", 2222, key)
+
+
+def test_processes_recording_the_same_host_write_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    key = asyncssh.generate_private_key("ssh-ed25519").convert_to_public()
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(_RECORDERS)
+    with context.Pool(_RECORDERS) as pool:
+        results = pool.starmap(
+            _record_in_another_process,
+            [(str(path), key.export_public_key(), barrier)] * _RECORDERS,
+        )
+    assert results == [True] * _RECORDERS
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[node9]:2222 ssh-ed25519 ")
