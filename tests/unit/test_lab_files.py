@@ -295,3 +295,21 @@ def test_sweep_and_removal_bear_containers_that_vanish_meanwhile() -> None:
     assert lab.sweep_orphans(engine) == ["dead"]
     assert engine.objects == {}
     assert lab.remove_topology("dead", _Engine(objects, vanish=("c-dead",))) == (1, 0)
+
+
+def test_shipped_test_topology_inventory_is_what_the_lab_writes() -> None:
+    # inventories/test-topology.toml shows the shape of the generated inventory,
+    # with the fixed ports and relative paths below
+    shipped = Path(__file__).parents[2] / "inventories" / "test-topology.toml"
+    bastion = Endpoint("bastion", "127.0.0.1", 2200, None)
+    internal = [Endpoint(f"node{i}", f"node{i}", 22, None) for i in (1, 2)]
+    direct = [Endpoint(f"direct{i}", "127.0.0.1", 2200 + i, None) for i in (1, 2, 3)]
+    generated = lab.inventory_text(
+        bastion=bastion,
+        internal=internal,
+        direct=direct,
+        identity_file=Path("id_ed25519"),
+        known_hosts=Path("known_hosts"),
+    )
+    body = "".join(line for line in shipped.read_text().splitlines(True) if line[0] != "#")
+    assert body == generated
