@@ -49,7 +49,7 @@ def expand(pattern: str) -> list[str]:
             reversed range, a zero step, or more than ``MAX_NAMES`` names.
     """
     names: dict[str, None] = {}
-    for piece in _split_top_level(pattern):
+    for piece in split_top_level(pattern):
         if not piece:
             raise HostRangeError(f"empty name in {pattern!r}", fragment=pattern)
         for name in _expand_one(piece):
@@ -115,22 +115,38 @@ def _fold_numbers(numbers: set[str]) -> str:
     return ",".join(start if start == end else f"{start}-{end}" for start, end in runs)
 
 
-def _split_top_level(pattern: str) -> list[str]:
-    """Split on the commas that are outside brackets."""
+def split_top_level(text: str, separator: str = ",") -> list[str]:
+    """Split ``text`` on the separators that are outside brackets.
+
+    Brackets nest; a ``]`` with no open ``[`` is an ordinary character, and an
+    unclosed ``[`` keeps the rest of the text in one piece (range expansion then
+    reports it). Pieces are returned as written: not stripped, empty ones kept.
+
+    Args:
+        text: e.g. ``"node[1,3],web"``.
+        separator: one character, not a bracket.
+
+    Returns:
+        The pieces, at least one.
+
+    >>> split_top_level("node[1,3],web")
+    ['node[1,3]', 'web']
+    >>> split_top_level("a[1:2]:b", ":")
+    ['a[1:2]', 'b']
+    """
+    if "[" not in text:  # the common case, and str.split is fast
+        return text.split(separator)
     pieces = []
-    depth = 0
-    current: list[str] = []
-    for char in pattern:
+    depth = start = 0
+    for index, char in enumerate(text):
         if char == "[":
             depth += 1
-        elif char == "]":
+        elif char == "]" and depth > 0:
             depth -= 1
-        if char == "," and depth == 0:
-            pieces.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    pieces.append("".join(current))
+        elif char == separator and depth == 0:
+            pieces.append(text[start:index])
+            start = index + 1
+    pieces.append(text[start:])
     return pieces
 
 

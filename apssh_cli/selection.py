@@ -93,36 +93,16 @@ def split_pattern(pattern: str) -> list[str]:
     Raises:
         SelectionError: the pattern has no terms.
     """
-    separator = "," if _has_top_level(pattern, ",") else ":"
-    terms = []
-    depth = 0
-    current: list[str] = []
-    for char in pattern:
-        depth += char == "["
-        depth -= char == "]" and depth > 0
-        if char == separator and depth == 0:
-            terms.append("".join(current).strip())
-            current = []
-        else:
-            current.append(char)
-    terms.append("".join(current).strip())
-    terms = [term for term in terms if term]
+    pieces = hostrange.split_top_level(pattern, ",")
+    if len(pieces) == 1:  # no comma outside brackets: Ansible's older ':' separator
+        pieces = hostrange.split_top_level(pattern, ":")
+    terms = [piece.strip() for piece in pieces if piece.strip()]
     if not terms:
         raise SelectionError("empty host pattern", pattern=pattern)
     for term in terms:
         if term.lstrip("!&") == "" or term[:2] in ("!!", "&&", "!&", "&!"):
             raise SelectionError(f"bad term {term!r} in pattern {pattern!r}", pattern=term)
     return terms
-
-
-def _has_top_level(pattern: str, separator: str) -> bool:
-    depth = 0
-    for char in pattern:
-        depth += char == "["
-        depth -= char == "]" and depth > 0
-        if char == separator and depth == 0:
-            return True
-    return False
 
 
 def _match_term(inventory: Inventory, term: str) -> set[str]:

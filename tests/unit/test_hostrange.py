@@ -59,6 +59,30 @@ def test_expand(pattern: str, names: list[str]) -> None:
     assert expand(pattern) == names
 
 
+SPLIT = [
+    # (text, separator, pieces)
+    ("a", ",", ["a"]),
+    ("a,b", ",", ["a", "b"]),
+    ("", ",", [""]),
+    ("a,,b,", ",", ["a", "", "b", ""]),  # empty pieces kept
+    (" a , b ", ",", [" a ", " b "]),  # not stripped
+    ("node[1,3],web", ",", ["node[1,3]", "web"]),
+    ("r[1,2]n[3,4],x", ",", ["r[1,2]n[3,4]", "x"]),
+    ("a[1:2]:b", ":", ["a[1:2]", "b"]),
+    ("a[1:2],b:c", ",", ["a[1:2]", "b:c"]),
+    ("u@[::1]:22,h", ",", ["u@[::1]:22", "h"]),
+    ("a[[1,2],3],b", ",", ["a[[1,2],3]", "b"]),  # brackets nest
+    ("a],b", ",", ["a]", "b"]),  # a ']' with no open '[' is ordinary
+    ("a]b,c[1,2]", ",", ["a]b", "c[1,2]"]),
+    ("n[1,2,m", ",", ["n[1,2,m"]),  # an unclosed '[' keeps the rest whole
+]
+
+
+@pytest.mark.parametrize(("text", "separator", "pieces"), SPLIT)
+def test_split_top_level(text: str, separator: str, pieces: list[str]) -> None:
+    assert hostrange.split_top_level(text, separator) == pieces
+
+
 BAD = [
     ("node[", "["),
     ("node[1:3", "[1:3"),
