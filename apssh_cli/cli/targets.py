@@ -1,8 +1,10 @@
 """Which hosts a command runs on, and how to reach each of them.
 
 A `Target` is a host name plus its route: the SSH hops to go through, gateways
-first, the host itself last. Targets come from the inventory (``-g``/``-x``) and
-from ``-t`` specs written for hosts outside any inventory::
+first, the host itself last. Each hop is an inventory `Host`; a hop written in
+``-t`` is an ad hoc one (`Host.from_target`), whose unset fields leave the choice
+to the node's defaults and to ``~/.ssh/config``. Targets come from the inventory
+(``-g``/``-x``) and from ``-t`` specs written for hosts outside any inventory::
 
     node1                 a host name (or an inventory host's name)
     root@node1:2222       user, host, port
@@ -18,41 +20,20 @@ the node classes as arguments: this module never imports asyncssh.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from apssh_cli.errors import ConfigError, InventoryError, SelectionError
-from apssh_cli.hostvars import parse_target
+from apssh_cli.hostrange import split_top_level
 from apssh_cli.inventory import Host, Inventory
 
 ROUTE_SEPARATOR = "->"
 
 
-@dataclass(frozen=True)
-class Hop:
-    """One SSH hop: where to connect and with which settings.
-
-    Unset fields (None, empty) leave the choice to the node's defaults and to
-    ``~/.ssh/config``.
-    """
-
-    name: str
-    hostname: str
-    port: int | None = None
-    user: str | None = None
-    identity_files: tuple[str, ...] = ()
-    known_hosts_policy: str | None = None
-    known_hosts_file: str | None = None
-    connect_timeout: float | None = None
-    is_local: bool = False
-    vars: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    def spec(self) -> str:
-        """This hop written as a ``-t`` spec: ``[user@]host[:port]``."""
-        return Host(self.name, self.hostname, port=self.port, user=self.user).target
+# Hop was a copy of Host's fields; the alias stays while tests/unit/test_render.py says Hop
+Hop = Host
 
 
 @dataclass(frozen=True)
@@ -66,30 +47,35 @@ class Target:
     """
 
     name: str
-    route: tuple[Hop, ...]
+    route: tuple[Host, ...]
     from_inventory: bool = False
 
     @property
-    def host(self) -> Hop:
+    def host(self) -> Host:
         """The last hop: the host itself."""
         return self.route[-1]
 
     @property
-    def gateways(self) -> tuple[Hop, ...]:
+    def gateways(self) -> tuple[Host, ...]:
         """The hops before the host, outermost first."""
         return self.route[:-1]
+
+    @property
+    def is_local(self) -> bool:
+        """True when the host runs commands on this machine (``connection = "local"``)."""
+        return self.host.connection == "local"
 
     def spec(self) -> str:
         """How to name this target again with ``-t`` (what ``--failed-to`` writes)."""
         if self.from_inventory:
             return self.name
-        return ROUTE_SEPARATOR.join(hop.spec() for hop in self.route)
+        return ROUTE_SEPARATOR.join(hop.target for hop in self.route)
 
     def describe(self) -> str:
         """One line for ``--dry-run``: the name and the hops it goes through."""
-        if self.host.is_local:
+        if self.is_local:
             return f"{self.name}  (local)"
-        return f"{self.name}  " + " -> ".join(hop.spec() for hop in self.route)
+        return f"{self.name}  " + " -> ".join(hop.target for hop in self.route)
 
 
 @dataclass(frozen=True)
@@ -105,7 +91,7 @@ class Overrides:
     """
 
     user: str | None = None
-    gateway: tuple[Hop, ...] = ()
+    gateway: tuple[Host, ...] = ()
     keys: tuple[str, ...] = ()
     known_hosts: str | None = None
     connect_timeout: float | None = None
@@ -120,18 +106,13 @@ def split_specs(text: str) -> list[str]:
     >>> split_specs("a,node[1,3],b")
     ['a', 'node[1,3]', 'b']
     """
-    return [part.strip() for part in _SPEC.findall(text) if part.strip()]
+    return [part.strip() for part in split_top_level(text) if part.strip()]
 
 
-# one spec: runs of characters other than ',' and '[', and bracket groups
-# (an unclosed '[' runs to the end, as range expansion will then report)
-_SPEC = re.compile(r"(?:\[[^\]]*\]?|[^,\[])+")
+def parse_hop(text: str, *, source: str | None = None, line: int | None = None) -> Host:
+    """Parse ``[user@]host[:port]`` (``[v6addr]:port`` for IPv6) into an ad hoc Host.
 
-
-def parse_hop(text: str, *, source: str | None = None, line: int | None = None) -> Hop:
-    """Parse ``[user@]host[:port]`` (``[v6addr]:port`` for IPv6) into a Hop.
-
-    The inventory's `apssh_cli.hostvars.parse_target` does the parsing.
+    The inventory's `Host.from_target` does the parsing.
 
     Raises:
         ConfigError: empty host or user, or a port that is not 1..65535.
@@ -141,15 +122,15 @@ def parse_hop(text: str, *, source: str | None = None, line: int | None = None) 
         return ConfigError(f"bad target {text!r}: {problem}", source=source, line=line)
 
     try:
-        user, hostname, port = parse_target(text.strip())
+        host = Host.from_target(text.strip())
     except InventoryError as exc:
         raise fail(exc.message) from exc
-    if any(char.isspace() for char in hostname):
+    if any(char.isspace() for char in host.hostname):
         raise fail("white space in host name")
-    return Hop(name=hostname, hostname=hostname, port=port, user=user)
+    return host
 
 
-def parse_route(text: str, *, source: str | None = None, line: int | None = None) -> list[Hop]:
+def parse_route(text: str, *, source: str | None = None, line: int | None = None) -> list[Host]:
     """Parse ``gw->...->host`` into hops, outermost first.
 
     Raises:
@@ -166,7 +147,7 @@ class TargetSpec:
     """One ``-t`` word, before it is resolved: its route, and where it was written."""
 
     text: str
-    route: tuple[Hop, ...]
+    route: tuple[Host, ...]
     source: str | None = None
     line: int | None = None
 
@@ -213,26 +194,9 @@ def _read_spec_file(path: str, depth: int) -> list[TargetSpec]:
 # ---------------------------------------------------------------- resolving
 
 
-def hop_from_host(host: Host) -> Hop:
-    """Convert an inventory Host into a Hop."""
-    return Hop(
-        name=host.name,
-        hostname=host.hostname,
-        port=host.port,
-        user=host.user,
-        identity_files=host.identity_files,
-        known_hosts_policy=host.known_hosts_policy,
-        known_hosts_file=host.known_hosts_file,
-        connect_timeout=host.connect_timeout,
-        is_local=host.connection == "local",
-        vars=dict(host.vars),
-    )
-
-
 def inventory_target(inventory: Inventory, name: str) -> Target:
     """The target of an inventory host, with its gateways from the inventory."""
-    route = tuple(hop_from_host(host) for host in inventory.route(name))
-    return Target(name=name, route=route, from_inventory=True)
+    return Target(name=name, route=tuple(inventory.route(name)), from_inventory=True)
 
 
 def resolve_targets(
@@ -307,23 +271,23 @@ def _spec_targets(
             if not gateways:  # the inventory host itself, gateways included
                 targets.append(inventory_target(inventory, name))
                 continue
-            host = hop_from_host(known[name])
+            host = known[name]
         else:
             host = replace(last, name=name, hostname=name)
         targets.append(Target(name=name, route=(*gateways, host)))
     return targets
 
 
-def _is_plain(hop: Hop) -> bool:
+def _is_plain(hop: Host) -> bool:
     return hop.user is None and hop.port is None
 
 
-def _inventory_hops(hops: Sequence[Hop], inventory: Inventory) -> list[Hop]:
+def _inventory_hops(hops: Sequence[Host], inventory: Inventory) -> list[Host]:
     """Gateway hops, where a bare inventory host name stands for that host.
 
     The first hop also brings the inventory gateways of its host.
     """
-    result: list[Hop] = []
+    result: list[Host] = []
     for index, hop in enumerate(hops):
         if _is_plain(hop) and hop.hostname in inventory.hosts:
             route = inventory_target(inventory, hop.hostname).route
@@ -356,11 +320,11 @@ def _excluded_names(
 def apply_overrides(target: Target, overrides: Overrides) -> Target:
     """Apply the command-line settings to every hop of a target."""
     route = list(target.route)
-    needs_gateway = len(route) == 1 and not route[0].is_local
+    needs_gateway = len(route) == 1 and not target.is_local
     # a host given with -G is not sent through itself
     if needs_gateway and all(hop.hostname != route[0].hostname for hop in overrides.gateway):
         route = [*overrides.gateway, *route]
-    new_route: list[Hop] = []
+    new_route: list[Host] = []
     for index, hop in enumerate(route):
         is_host = index == len(route) - 1
         changes: dict[str, Any] = {}
@@ -382,7 +346,7 @@ def apply_overrides(target: Target, overrides: Overrides) -> Target:
 
 def resolve_gateway(
     text: str, inventory: Inventory | None, expand: Callable[[str], list[str]] | None = None
-) -> tuple[Hop, ...]:
+) -> tuple[Host, ...]:
     """The route of ``-G GATEWAY``: an inventory host's route, or a spec (chains allowed)."""
     if inventory is not None and text in inventory.hosts:
         return inventory_target(inventory, text).route
@@ -427,7 +391,7 @@ def build_nodes(
     created: list[Any] = []
     result: dict[str, Any] = {}
     for target in targets:
-        if target.host.is_local:
+        if target.is_local:
             node = local_node(
                 formatter=settings.formatter, label=target.name, verbose=settings.verbose
             )
@@ -456,7 +420,7 @@ def build_nodes(
     return result, created
 
 
-def _hop_key(hop: Hop) -> tuple[Any, ...]:
+def _hop_key(hop: Host) -> tuple[Any, ...]:
     return (
         hop.hostname,
         hop.port,
@@ -468,7 +432,7 @@ def _hop_key(hop: Hop) -> tuple[Any, ...]:
     )
 
 
-def _node_kwargs(hop: Hop, gateway: Any, settings: NodeSettings, *, label: str) -> dict[str, Any]:
+def _node_kwargs(hop: Host, gateway: Any, settings: NodeSettings, *, label: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "username": hop.user,
         "port": hop.port,

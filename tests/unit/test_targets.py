@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from apssh_cli.cli.targets import (
-    Hop,
     NodeSettings,
     Overrides,
     Target,
@@ -22,7 +21,7 @@ from apssh_cli.cli.targets import (
 )
 from apssh_cli.errors import ConfigError, SelectionError
 from apssh_cli.hostrange import expand
-from apssh_cli.inventory import Inventory
+from apssh_cli.inventory import Host, Inventory
 
 
 @pytest.mark.parametrize(
@@ -64,7 +63,7 @@ def test_parse_hop_errors(text: str, message: str) -> None:
 
 def test_route_chain() -> None:
     hops = parse_route("gw->u@mid:2200->node1")
-    assert [hop.spec() for hop in hops] == ["gw", "u@mid:2200", "node1"]
+    assert [hop.target for hop in hops] == ["gw", "u@mid:2200", "node1"]
     with pytest.raises(ConfigError, match="empty hop"):
         parse_route("gw->->node1")
 
@@ -142,7 +141,7 @@ def test_plain_target_naming_an_inventory_host_is_that_host() -> None:
     (target,) = resolve(targets=("node02",))
     assert target.from_inventory and target.host.hostname == "10.0.0.2"
     (adhoc,) = resolve(targets=("root@node02",))
-    assert not adhoc.from_inventory and adhoc.route == (Hop("node02", "node02", user="root"),)
+    assert not adhoc.from_inventory and adhoc.route == (Host("node02", "node02", user="root"),)
 
 
 def test_inventory_names_in_a_route_are_inventory_hosts() -> None:
@@ -204,8 +203,8 @@ def test_gateway_option_only_for_targets_without_gateway() -> None:
     assert [hop.name for hop in direct.route] == ["bastion", "h1"]
     assert [hop.name for hop in chained.route] == ["gw", "h2"]
     assert [hop.name for hop in bastion.route] == ["bastion"]  # not through itself
-    assert local.route[-1].is_local and len(local.route) == 1
-    assert [hop.spec() for hop in resolve_gateway("a->u@b:1", None)] == ["a", "u@b:1"]
+    assert local.route[-1].connection == "local" and len(local.route) == 1
+    assert [hop.target for hop in resolve_gateway("a->u@b:1", None)] == ["a", "u@b:1"]
 
 
 # ---------------------------------------------------------------- nodes
@@ -239,8 +238,8 @@ def test_build_nodes_shares_gateways() -> None:
 
 def test_same_address_twice_gets_two_nodes() -> None:
     targets = [
-        Target("a", (Hop("a", "10.0.0.9"),)),
-        Target("b", (Hop("b", "10.0.0.9"),)),
+        Target("a", (Host("a", "10.0.0.9"),)),
+        Target("b", (Host("b", "10.0.0.9"),)),
     ]
     nodes, _ = build_nodes(targets, ssh_node=FakeNode, local_node=FakeNode)
     assert nodes["a"] is not nodes["b"]
