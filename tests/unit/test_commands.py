@@ -232,13 +232,16 @@ def test_local_run_script_with_include_and_cleanup(tmp_path: Path) -> None:
 def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     # the shell starts a grandchild in the background and waits: both must die
-    command = Run(f"sleep 300 & echo $! > {pidfile}.new && mv {pidfile}.new {pidfile}; wait")
+    command = Run(
+        f"sleep 300 & echo $! > {pidfile}.new && mv {pidfile}.new {pidfile}; echo started; wait"
+    )
+    capture = CaptureFormatter()
 
     async def scenario() -> None:
-        running = asyncio.ensure_future(
-            command.co_run(LocalNode(formatter=CaptureFormatter()), timeout=3600)
-        )
-        while not pidfile.exists():  # the deadline passes only once the pid is known
+        running = asyncio.ensure_future(command.co_run(LocalNode(formatter=capture), timeout=3600))
+        # the clock jumps only once the deadline is set: the process starts before it,
+        # and may write its pid file first; its output is streamed only within it
+        while not pidfile.exists() or capture.lines("localhost") != ["started"]:
             await asyncio.sleep(0.02)
         jump(3600)
         await running
