@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,13 @@ def names(topology: Topology, group: str) -> list[str]:
     return [endpoint.name for endpoint in endpoints]
 
 
-def closed_port() -> int:
-    # a port nothing listens on: bound, then released
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port that refuses connections for the whole test: bound, so that nothing else
+    (a container published meanwhile) can take it, and never listening."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+        yield int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("group", ["direct", "nodes"])
@@ -105,10 +107,10 @@ def test_json_all_hosts(topology: Topology) -> None:
 
 
 def test_mixed_succeeding_failing_unreachable_and_hung_under_a_window_of_two(
-    topology: Topology, tmp_path: Path
+    topology: Topology, tmp_path: Path, refused_port: int
 ) -> None:
     extra = tmp_path / "extra.toml"
-    extra.write_text(f'[dead.hosts]\ndead = {{ hostname = "127.0.0.1", port = {closed_port()} }}\n')
+    extra.write_text(f'[dead.hosts]\ndead = {{ hostname = "127.0.0.1", port = {refused_port} }}\n')
     ok, failing, *hung = names(topology, "direct")
     internal_ok, *_ = names(topology, "nodes")
     command = (

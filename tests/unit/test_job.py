@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,16 +26,19 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(asyncio.wait_for(coro, GUARD))
 
 
-def closed_port() -> int:
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port that refuses connections for the whole test: bound, so that nothing else
+    can take it meanwhile (a released port could be), and never listening."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
-def unreachable_node(name: str, tmp_path: Path) -> SshNode:
+def unreachable_node(name: str, tmp_path: Path, port: int) -> SshNode:
     return SshNode(
         "127.0.0.1",
-        port=closed_port(),
+        port=port,
         label=name,
         known_hosts_file=tmp_path / "known_hosts",
         ssh_config=None,
@@ -46,10 +50,15 @@ def local() -> LocalNode:
     return LocalNode(formatter=CaptureFormatter())
 
 
-def test_window_gives_slots_back_when_jobs_raise(tmp_path: Path) -> None:
+def test_window_gives_slots_back_when_jobs_raise(tmp_path: Path, refused_port: int) -> None:
     scheduler = Scheduler(jobs_window=2, critical=False)
     failing = [
-        SshJob(unreachable_node(f"n{i}", tmp_path), "true", critical=False, scheduler=scheduler)
+        SshJob(
+            unreachable_node(f"n{i}", tmp_path, refused_port),
+            "true",
+            critical=False,
+            scheduler=scheduler,
+        )
         for i in range(5)
     ]
     after = SshJob(local(), "echo after", critical=False, scheduler=scheduler, required=failing)
@@ -153,8 +162,8 @@ def test_cancelled_job_is_interrupted() -> None:
     assert job.outcome.status is Status.INTERRUPTED
 
 
-def test_unreachable_critical_job_raises(tmp_path: Path) -> None:
-    job = SshJob(unreachable_node("n1", tmp_path), "true")
+def test_unreachable_critical_job_raises(tmp_path: Path, refused_port: int) -> None:
+    job = SshJob(unreachable_node("n1", tmp_path, refused_port), "true")
     with pytest.raises(UnreachableError):
         run(job.co_run())
     assert job.outcome.status is Status.UNREACHABLE
@@ -248,10 +257,10 @@ def test_verbose_jobs_report_command_events() -> None:
 
 
 def test_connect_retries_then_reports_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, refused_port: int
 ) -> None:
     events = EventFormatter()
-    node = unreachable_node("n1", tmp_path)
+    node = unreachable_node("n1", tmp_path, refused_port)
     node.formatter = events
     node.connect_retries = 1
     caplog.set_level("INFO", logger="apssh_cli")
