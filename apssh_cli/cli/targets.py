@@ -32,10 +32,6 @@ from apssh_cli.inventory import Host, Inventory
 ROUTE_SEPARATOR = "->"
 
 
-# Hop was a copy of Host's fields; the alias stays while tests/unit/test_render.py says Hop
-Hop = Host
-
-
 @dataclass(frozen=True)
 class Target:
     """A host to run on: its name as shown in output, and its route.

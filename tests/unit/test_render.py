@@ -18,13 +18,15 @@ from apssh_cli.cli.render import (
     short_names,
     summary_lines,
 )
-from apssh_cli.cli.targets import Hop, Target
+from apssh_cli.cli.targets import Target
 from apssh_cli.errors import ConfigError
+from apssh_cli.inventory import Host
 from apssh_cli.results import HostResult, Status
 
 
 def target(name: str, hostname: str | None = None, user: str | None = "root") -> Target:
-    return Target(name, (Hop(name, hostname or name, user=user),), from_inventory=True)
+    hop = Host.adhoc(name, hostname=hostname or name, user=user)
+    return Target(name, (hop,), from_inventory=True)
 
 
 class Clock:
@@ -217,7 +219,7 @@ def test_out_dir_mark_and_failed_to(tmp_path: Path) -> None:
 def test_failed_to_writes_adhoc_specs(tmp_path: Path) -> None:
     failed_to = tmp_path / "retry.txt"
     out, err = io.StringIO(), io.StringIO()
-    adhoc = Target("h", (Hop("gw", "gw", user="u"), Hop("h", "h", port=2222)))
+    adhoc = Target("h", (Host.adhoc("gw", user="u"), Host.adhoc("h", port=2222)))
     renderer = Renderer([adhoc], OutputOptions(failed_to=failed_to), stdout=out, stderr=err)
     renderer.finish([HostResult("h", Status.TIMEOUT)])
     assert failed_to.read_text() == "u@gw->h:2222\n"

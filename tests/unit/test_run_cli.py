@@ -65,7 +65,10 @@ def test_explicit_run_and_words_joined_for_the_shell(
 def test_exit_statuses(
     inventory: str, capsys: pytest.CaptureFixture[str], command: str, expected: int
 ) -> None:
-    status, _, err = apssh(["-i", inventory, "--timeout", "0.5", command], capsys)
+    # only the command meant to time out gets a short limit: a stalled machine must
+    # not turn `exit 0` into a timeout
+    timeout = "0.5" if command.startswith("sleep") else "60"
+    status, _, err = apssh(["-i", inventory, "--timeout", timeout, command], capsys)
     assert status == expected, err
 
 
