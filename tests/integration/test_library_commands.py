@@ -15,9 +15,10 @@ from apssh_cli.commands import Pull, Push, Run, RunScript, RunString
 from apssh_cli.errors import CommandFailedError, CommandTimeoutError
 from apssh_cli.job import Scheduler, SshJob
 from apssh_cli.lab import Endpoint, KeyPair, Topology
-from apssh_cli.node import SshNode, close_nodes
+from apssh_cli.node import close_nodes
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import Status
+from tests.integration.nodes import make_node
 
 pytestmark = pytest.mark.integration
 
@@ -26,20 +27,6 @@ GUARD = 120  # a guard against a hang, not a timing assertion
 
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, GUARD))
-
-
-def make_node(topology: Topology, keypair: KeyPair, endpoint: Endpoint) -> SshNode:
-    return SshNode(
-        endpoint.host,
-        port=endpoint.port,
-        username="root",
-        keys=[keypair.private_path],
-        known_hosts="strict",
-        known_hosts_file=topology.known_hosts,
-        ssh_config=None,
-        label=endpoint.name,
-        formatter=CaptureFormatter(),
-    )
 
 
 async def run_job(job: SshJob) -> Any:

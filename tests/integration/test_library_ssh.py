@@ -14,6 +14,7 @@ from apssh_cli.lab import Endpoint, KeyPair, Topology
 from apssh_cli.node import SshNode, close_nodes
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import Status
+from tests.integration.nodes import make_node
 
 pytestmark = pytest.mark.integration
 
@@ -23,27 +24,6 @@ GUARD = 120
 
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, GUARD))
-
-
-def make_node(
-    topology: Topology,
-    keypair: KeyPair,
-    endpoint: Endpoint,
-    capture: CaptureFormatter,
-    gateway: SshNode | None = None,
-) -> SshNode:
-    return SshNode(
-        endpoint.host,
-        port=endpoint.port,
-        username="root",
-        keys=[keypair.private_path],
-        known_hosts="strict",
-        known_hosts_file=topology.known_hosts,
-        ssh_config=None,
-        gateway=gateway,
-        label=endpoint.name,
-        formatter=capture,
-    )
 
 
 def established_ssh(topology: Topology, endpoint: Endpoint) -> int:
