@@ -44,12 +44,13 @@ from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.process import (
     CLEANUP_TIMEOUT,
     PRIVATE_PREFIX,
+    TERMINATE_LIMIT,
     TERMINATE_STEPS,
     private_dir_name,
     shielded_cleanup,
     stream_process,
 )
-from apssh_cli.remote_wrapper import GO_LINE, PidMarker, kill_group_script
+from apssh_cli.remote_wrapper import PidMarker, kill_group_script
 from apssh_cli.results import CommandResult
 from apssh_cli.sftp import TransferError
 from apssh_cli.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, load_ssh_config
@@ -268,10 +269,10 @@ class SshNode:
     ) -> CommandResult:
         """Run ``command`` with the remote user's shell, streaming its output.
 
-        The command starts only once its pid is known (see
-        :mod:`~apssh_cli.remote_wrapper`). On timeout or cancellation its process
-        group is terminated (TERM, then KILL) and the call returns once it is
-        gone; if that comes before the pid is known, the command never starts.
+        Its stdin is closed at once. On timeout or cancellation its process group
+        is terminated (TERM, then KILL) and the call returns once it is gone; if
+        that comes before its pid is known, apssh first waits (bounded) for the
+        pid (see :mod:`~apssh_cli.remote_wrapper`).
 
         Raises:
             CommandTimeoutError: it ran past ``timeout``.
@@ -280,17 +281,8 @@ class SshNode:
         conn = await self._connection()
         if verbose:
             self.formatter.command_started(self.label, display)
-        process: asyncssh.SSHClientProcess[bytes] | None = None
-
-        def go() -> None:
-            # the pid is known (or cannot be): the wrapper may exec the command
-            if process is not None:
-                with suppress(asyncssh.Error, OSError):
-                    process.stdin.write(GO_LINE)
-                    process.stdin.write_eof()
-
-        marker = PidMarker(on_marker=go)
-        process = await self._start_process(conn, marker.wrap(command))
+        marker = PidMarker()
+        process = await self._start_process(conn, marker.wrap(command), marker)
 
         async def wait() -> int:
             await process.wait(check=False)
@@ -323,31 +315,47 @@ class SshNode:
         return result
 
     async def _start_process(
-        self, conn: asyncssh.SSHClientConnection, wrapped: str
+        self, conn: asyncssh.SSHClientConnection, wrapped: str, marker: PidMarker
     ) -> asyncssh.SSHClientProcess[bytes]:
-        """Open a session running ``wrapped``; cancelled meanwhile, it is ended at once."""
-        starting = asyncio.ensure_future(conn.create_process(wrapped, encoding=None))
+        """Open a session running ``wrapped``, its stdin closed.
+
+        Cancelled meanwhile, the command is terminated once the session is open.
+        """
+        starting = asyncio.ensure_future(_open_session(conn, wrapped))
         try:
             return await asyncio.shield(starting)
         except asyncio.CancelledError:
-            # the wrapper may be waiting for its go line: end of input makes it exit
-            await shielded_cleanup(_abandon(starting))
+            await shielded_cleanup(self._abandon(starting, marker), TERMINATE_LIMIT)
             raise
         except (asyncssh.Error, OSError) as exc:
             raise UnreachableError(self.label, f"cannot start a session: {exc}") from exc
+
+    async def _abandon(
+        self, starting: asyncio.Future[asyncssh.SSHClientProcess[bytes]], marker: PidMarker
+    ) -> None:
+        """End a command whose start was cancelled, once its session is open (or failed)."""
+        try:
+            process = await starting
+        except (asyncssh.Error, OSError):
+            return
+        try:
+            await self._terminate(process, marker)
+        finally:
+            process.close()
 
     async def _terminate(
         self, process: asyncssh.SSHClientProcess[bytes], marker: PidMarker
     ) -> None:
         """End a command that may still run, and wait (bounded) for its session to close."""
-        if not marker.seen:
-            # no go line was sent: the command has not started, and never will
-            with suppress(asyncssh.Error, OSError):
-                process.stdin.write_eof()
         # OpenSSH honours channel signals only for non-root users (privilege
         # separation), so the process group is also killed from a second channel
         with suppress(asyncssh.Error, OSError):
             process.send_signal("TERM")
+        if not marker.seen:
+            # the command may run already: its pid line is on the way, unless the
+            # output ends first (the command is over, nothing to kill)
+            with suppress(asyncssh.Error, OSError, TimeoutError):
+                await asyncio.wait_for(marker.await_pid(process.stdout.read), CLEANUP_TIMEOUT)
         if marker.pid is not None:
             with suppress(ConnectError, TimeoutError):
                 await self._capture(kill_group_script(marker.pid), timeout=CLEANUP_TIMEOUT)
@@ -421,12 +429,14 @@ class SshNode:
             return self._sftp
 
 
-async def _abandon(starting: asyncio.Future[asyncssh.SSHClientProcess[bytes]]) -> None:
-    """Close a session whose start was cancelled, once it has started (or failed to)."""
+async def _open_session(
+    conn: asyncssh.SSHClientConnection, wrapped: str
+) -> asyncssh.SSHClientProcess[bytes]:
+    """Start ``wrapped`` with no input: its stdin gets end-of-file at once."""
+    process = await conn.create_process(wrapped, encoding=None)
     with suppress(asyncssh.Error, OSError):
-        process = await starting
         process.stdin.write_eof()
-        process.close()
+    return process
 
 
 # jump nodes built from ProxyJump are shared, so nodes behind the same jump host

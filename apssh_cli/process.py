@@ -28,6 +28,8 @@ STDERR_TAIL_LINES = 5
 TERMINATE_STEPS = (("TERM", 0.5), ("TERM", 1.0), ("KILL", 1.0))
 # bounded cleanup (rm of the private dir, killing a process) once a command is over
 CLEANUP_TIMEOUT = 5.0
+# terminating a remote command may first wait for its pid, then run the kill
+TERMINATE_LIMIT = 2 * CLEANUP_TIMEOUT + TERMINATE_STEPS[-1][1]
 # private directories of RunScript / RunString: this prefix, then a random name
 PRIVATE_PREFIX = "apssh-"
 _CHUNK = 65536
@@ -103,13 +105,13 @@ async def stream_process(
             rc = await wait()
         finished = True
     except TimeoutError:
-        await shielded_cleanup(terminate())
+        await shielded_cleanup(terminate(), TERMINATE_LIMIT)
         finished = True
         assert timeout is not None
         raise CommandTimeoutError(host, display, timeout) from None
     finally:
         if not finished:  # cancelled, or the output could not be delivered
-            await shielded_cleanup(terminate())
+            await shielded_cleanup(terminate(), TERMINATE_LIMIT)
         for pump in pumps:
             pump.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
@@ -117,10 +119,22 @@ async def stream_process(
 
 
 async def shielded_cleanup(coro: Awaitable[None], limit: float = CLEANUP_TIMEOUT) -> None:
-    """Run cleanup to its end even if the caller is being cancelled (bounded in time)."""
+    """Run cleanup to its end even if the caller is being cancelled (bounded in time).
+
+    A cancellation that lands meanwhile is raised once the cleanup is over.
+    """
     task = asyncio.ensure_future(asyncio.wait_for(coro, limit))
-    try:
-        # if the caller is cancelled again meanwhile, the cleanup still finishes
-        await asyncio.shield(task)
-    except Exception as exc:  # cleanup is best effort; the original error matters
-        host_logger("-").debug("cleanup failed: %r", exc)
+    interrupted = False
+    while True:
+        try:
+            await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():  # the cleanup itself was cancelled
+                raise
+            interrupted = True  # e.g. a second Ctrl-C: let the cleanup finish first
+        except Exception as exc:  # cleanup is best effort; the original error matters
+            host_logger("-").debug("cleanup failed: %r", exc)
+            break
+    if interrupted:
+        raise asyncio.CancelledError

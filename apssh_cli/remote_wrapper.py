@@ -7,30 +7,31 @@ leader: its pid is also the process group of everything the command starts, and
 ``kill -- -pid`` ends them all.
 
 The wrapper prints one line with a random token and its pid (a line the user
-never sees), then **waits for a go line on stdin** before it execs the user's
-shell on the command (same pid). The client sends the go line only once it has
-read the pid. A command cancelled or timed out before that point never starts:
-the client closes stdin instead, and the wrapper exits. So there is no moment
-when the command runs and its pid is unknown.
+never sees), then at once execs the user's shell on the command (same pid). The
+command may thus run before the client has read its pid; a command cancelled or
+timed out in that moment is not lost: the client goes on reading its output
+(:meth:`PidMarker.await_pid`, bounded) until the pid line arrives, then kills the
+group. Output that ends without a pid line means the command has ended already.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable
 
 Reader = Callable[[int], Awaitable[bytes]]
 
-GO_LINE = b"go\n"
+_CHUNK = 65536
 
 
 class PidMarker:
-    """The wrapper's protocol, client side: strip the pid line, then let the command go.
+    """The wrapper's protocol, client side: strip the pid line from the command's output.
 
     Args:
         on_marker: called once, when the marker line has been read (``pid`` is set,
-            or None if the line could not be parsed): it sends :data:`GO_LINE`.
+            or None if the line could not be parsed).
     """
 
     def __init__(self, on_marker: Callable[[], None] = lambda: None) -> None:
@@ -39,12 +40,13 @@ class PidMarker:
         self.seen = False
         self._on_marker = on_marker
         self._buffer = b""
+        # one reader at a time until the marker is seen: the output pump, or await_pid
+        self._lock = asyncio.Lock()
 
     def wrap(self, command: str) -> str:
         """The wrapper command line for ``command`` (given to the login shell)."""
         return (
             f"printf '%s %s\\n' {self.token} \"$$\"; "
-            "IFS= read -r apssh_go || exit 0; "
             f'exec "${{SHELL:-/bin/sh}}" -c {shlex.quote(command)}'
         )
 
@@ -52,17 +54,34 @@ class PidMarker:
         """Wrap a stdout reader: output before the marker passes, the marker line does not."""
 
         async def read_past_marker(size: int) -> bytes:
-            while not self.seen:
-                data = await read(size)
-                if not data:  # the wrapper never printed its marker: pass all through
-                    return self._release()
-                self._buffer += data
-                passed = self._scan()
-                if passed:
-                    return passed
+            if not self.seen:
+                async with self._lock:
+                    while not self.seen:
+                        passed = await self._step(read, size)
+                        if passed:
+                            return passed
             return await read(size)
 
         return read_past_marker
+
+    async def await_pid(self, read: Reader) -> int | None:
+        """Read (and drop) output until the marker line has come; its pid, or None.
+
+        None: the output ended without a readable marker (the command is over).
+        Unbounded: the caller sets the time limit.
+        """
+        async with self._lock:
+            while not self.seen:
+                await self._step(read, _CHUNK)
+        return self.pid
+
+    async def _step(self, read: Reader, size: int) -> bytes:
+        """Read once while looking for the marker; return what may be passed on."""
+        data = await read(size)
+        if not data:  # the wrapper never printed its marker: pass all through
+            return self._release()
+        self._buffer += data
+        return self._scan()
 
     def _scan(self) -> bytes:
         """Look for the marker line in the buffer; return what may be passed on now."""

@@ -138,7 +138,7 @@ def test_cancellation_right_after_start_leaves_nothing(
     yields: int,
 ) -> None:
     # cancelled while the session opens, or once it is open but before its pid
-    # line came back: the command must not be left running, nor start later
+    # line came back (the command already runs): it must not be left running
     endpoint = topology.direct[0]
     node = make_node(topology, ssh_keypair, endpoint)
     sleeper = f"sleep 4{yields}{len(when)}47"
@@ -165,7 +165,7 @@ def test_cancellation_right_after_start_leaves_nothing(
         tasks[0].cancel()
         with pytest.raises(asyncio.CancelledError):
             await tasks[0]
-        # the connection is still open: a wrapper waiting for its go would show here
+        # the connection is still open: a command left running would show here
         assert processes(topology, endpoint, sleeper) == []
         await close_nodes([node])
 

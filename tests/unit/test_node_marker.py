@@ -1,11 +1,10 @@
-"""The remote wrapper: its pid line is ours and never shown; the command waits for go."""
+"""The remote wrapper: its pid line is ours and never shown; a pid can be awaited."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -66,12 +65,12 @@ def test_noise_before_the_marker_passes_and_the_marker_is_found() -> None:
     assert gone == [77]
 
 
-def test_go_is_sent_once_even_when_the_pid_is_unreadable() -> None:
+def test_on_marker_is_called_once_even_when_the_pid_is_unreadable() -> None:
     calls: list[str] = []
-    marker = PidMarker(on_marker=lambda: calls.append("go"))
+    marker = PidMarker(on_marker=lambda: calls.append("seen"))
     assert read_all(marker, [f"{marker.token} $$\nx\n".encode()]) == b"x\n"
     assert marker.pid is None
-    assert calls == ["go"]
+    assert calls == ["seen"]
 
 
 def test_empty_output() -> None:
@@ -83,7 +82,7 @@ def test_empty_output() -> None:
 def test_wrap_quotes_the_command_and_keeps_the_pid() -> None:
     marker = PidMarker()
     wrapped = marker.wrap("echo 'it' $HOME")
-    assert wrapped.startswith(f"printf '%s %s\\n' {marker.token} \"$$\"; IFS= read -r ")
+    assert wrapped.startswith(f"printf '%s %s\\n' {marker.token} \"$$\"; exec ")
     assert wrapped.endswith("-c 'echo '\"'\"'it'\"'\"' $HOME'")
     assert PidMarker().token != marker.token
 
@@ -94,22 +93,50 @@ def test_kill_script_targets_the_group() -> None:
     assert "kill -s KILL -- -123" in script
 
 
-def run_wrapper(tmp_path: Path, stdin: bytes) -> tuple[str, bool]:
-    """Run the wrapper with a local sh; return its stdout and whether the command ran."""
-    flag = tmp_path / "ran"
+def test_the_wrapper_prints_its_pid_then_runs_the_command_without_input() -> None:
     marker = PidMarker()
-    wrapped = marker.wrap(f"touch {flag}; echo ran")
+    wrapped = marker.wrap("echo ran; cat; echo $$")
     done = subprocess.run(
-        ["/bin/sh", "-c", wrapped], input=stdin, capture_output=True, env={"SHELL": "/bin/sh"}
+        ["/bin/sh", "-c", wrapped], input=b"", capture_output=True, env={"SHELL": "/bin/sh"}
     )
-    return done.stdout.decode(), flag.exists()
+    line, ran, pid = done.stdout.decode().splitlines()
+    assert line.split() == [marker.token, pid]  # exec: the command keeps the pid
+    assert ran == "ran"
 
 
-def test_the_command_starts_only_after_go(tmp_path: Path) -> None:
-    out, ran = run_wrapper(tmp_path, b"")
-    assert not ran
-    (line,) = out.splitlines()
-    assert line.startswith("apssh-pid-") and line.split()[1].isdigit()
-    out, ran = run_wrapper(tmp_path, b"go\n")
-    assert ran
-    assert out.splitlines()[1:] == ["ran"]
+def test_await_pid_reads_up_to_the_marker_and_leaves_the_rest() -> None:
+    marker = PidMarker()
+    read = chunks_reader([b"motd\n", f"{marker.token} 31\n".encode(), b"after\n"])
+
+    async def main() -> tuple[int | None, bytes]:
+        pid = await marker.await_pid(read)
+        return pid, await marker.reader(read)(1024)
+
+    assert asyncio.run(main()) == (31, b"after\n")
+
+
+def test_await_pid_is_none_when_the_output_ends_first() -> None:
+    marker = PidMarker()
+    assert asyncio.run(marker.await_pid(chunks_reader([b"no marker"]))) is None
+    assert marker.seen
+
+
+def test_await_pid_while_the_output_pump_searches() -> None:
+    # the pump is already waiting for output when the pid is awaited: one reader at a time
+    marker = PidMarker()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def read(size: int) -> bytes:
+        return await queue.get()
+
+    async def main() -> tuple[bytes, int | None]:
+        pump = asyncio.ensure_future(marker.reader(read)(1024))
+        await asyncio.sleep(0)
+        awaiting = asyncio.ensure_future(marker.await_pid(read))
+        await asyncio.sleep(0)
+        for chunk in (b"noise\n", f"{marker.token} 8\n".encode(), b"out\n", b""):
+            queue.put_nowait(chunk)
+        passed = await pump
+        return passed, await awaiting
+
+    assert asyncio.run(main()) == (b"noise\n", 8)

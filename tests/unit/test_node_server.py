@@ -35,27 +35,21 @@ class Server:
 
 
 async def _shell(process: Any) -> None:
-    # run the command with the local shell (enough for echo/exit), stdin included:
-    # the client's wrapper waits for its go line there
+    # run the command with the local shell (enough for echo/exit); the client
+    # sends no input (end-of-file at once)
     proc = await asyncio.create_subprocess_shell(
         process.command,
-        stdin=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None and proc.stderr is not None
 
     async def copy(reader: Any, writer: Any) -> None:
         while data := await reader.read(65536):
             writer.write(data)
 
-    async def feed() -> None:
-        await copy(process.stdin, proc.stdin)
-        proc.stdin.close()
-
-    feeding = asyncio.ensure_future(feed())
     await asyncio.gather(copy(proc.stdout, process.stdout), copy(proc.stderr, process.stderr))
-    feeding.cancel()
     process.exit(await proc.wait())
 
 
