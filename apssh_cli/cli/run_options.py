@@ -194,7 +194,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
     if pattern is None and not specs:
         if params["targets"]:
             given = ",".join(params["targets"])
-            raise ConfigError(f"no hosts: -t {given} names none (an empty file?)")
+            raise ConfigError(f"no hosts: -t {given!r} names none (an empty file?)")
         raise ConfigError(NO_HOSTS_MESSAGE)
     from apssh_cli.hostrange import expand
 

@@ -197,7 +197,7 @@ def test_empty_target_file_runs_nothing_even_with_an_inventory(
     retry.write_text("")
     status, out, err = apssh(["-i", inventory, "-t", f"@{retry}", "uptime"], capsys)
     assert status == 1 and out == ""
-    assert err == f"apssh: no hosts: -t @{retry} names none (an empty file?)\n"
+    assert err == f"apssh: no hosts: -t '@{retry}' names none (an empty file?)\n"
 
 
 def test_subcommand_name_after_double_dash_is_a_remote_command(
