@@ -19,6 +19,11 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         RunScript as RunScript,
         RunString as RunString,
     )
+    from apssh_cli.engine.job import (
+        Scheduler as Scheduler,
+        Sequence as Sequence,
+        SshJob as SshJob,
+    )
     from apssh_cli.errors import (
         ApsshError as ApsshError,
         AuthRefusedError as AuthRefusedError,
@@ -34,20 +39,10 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         SelectionError as SelectionError,
         UnreachableError as UnreachableError,
     )
-    from apssh_cli.inventory import (
+    from apssh_cli.inventory.model import (
         Group as Group,
         Host as Host,
         Inventory as Inventory,
-    )
-    from apssh_cli.job import (
-        Scheduler as Scheduler,
-        Sequence as Sequence,
-        SshJob as SshJob,
-    )
-    from apssh_cli.node import (
-        LocalNode as LocalNode,
-        SshNode as SshNode,
-        close_nodes as close_nodes,
     )
     from apssh_cli.output import (
         CaptureFormatter as CaptureFormatter,
@@ -61,6 +56,11 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         CommandResult as CommandResult,
         HostResult as HostResult,
         Status as Status,
+    )
+    from apssh_cli.ssh.node import (
+        LocalNode as LocalNode,
+        SshNode as SshNode,
+        close_nodes as close_nodes,
     )
 
 __version__ = "0.1.0"
@@ -84,12 +84,12 @@ _LAZY: dict[str, str] = {
     "HostResult": "apssh_cli.results",
     # the SSH job library
     "CommandResult": "apssh_cli.results",
-    "SshNode": "apssh_cli.node",
-    "LocalNode": "apssh_cli.node",
-    "close_nodes": "apssh_cli.node",
-    "SshJob": "apssh_cli.job",
-    "Scheduler": "apssh_cli.job",
-    "Sequence": "apssh_cli.job",
+    "SshNode": "apssh_cli.ssh.node",
+    "LocalNode": "apssh_cli.ssh.node",
+    "close_nodes": "apssh_cli.ssh.node",
+    "SshJob": "apssh_cli.engine.job",
+    "Scheduler": "apssh_cli.engine.job",
+    "Sequence": "apssh_cli.engine.job",
     "Command": "apssh_cli.commands",
     "Run": "apssh_cli.commands",
     "RunScript": "apssh_cli.commands",
@@ -103,9 +103,9 @@ _LAZY: dict[str, str] = {
     "SubdirFormatter": "apssh_cli.output",
     "CaptureFormatter": "apssh_cli.output",
     # inventories (pure: no SSH import)
-    "Inventory": "apssh_cli.inventory",
-    "Host": "apssh_cli.inventory",
-    "Group": "apssh_cli.inventory",
+    "Inventory": "apssh_cli.inventory.model",
+    "Host": "apssh_cli.inventory.model",
+    "Group": "apssh_cli.inventory.model",
 }
 
 __all__ = sorted(["__version__", *_LAZY])

@@ -1,7 +1,8 @@
 """The commands an SshJob runs on its node: Run, RunScript, RunString, Push, Pull.
 
-Each command runs on a node (:class:`~apssh_cli.node.SshNode`, :class:`~apssh_cli.node.LocalNode`
-or anything with the same methods) and returns a :class:`~apssh_cli.results.CommandResult`.
+Each command runs on a node (:class:`~apssh_cli.ssh.node.SshNode`,
+:class:`~apssh_cli.ssh.node.LocalNode` or anything with the same methods) and returns a
+:class:`~apssh_cli.results.CommandResult`.
 Whether a return code is a failure is the command's business (``allowed_exits``);
 what a failure does (stop, or go on) is the job's.
 
@@ -24,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from apssh_cli.errors import CommandTimeoutError, ConfigError
 from apssh_cli.output import STDERR
-from apssh_cli.process import shielded_cleanup
 from apssh_cli.results import CommandResult
+from apssh_cli.ssh.process import shielded_cleanup
 
 if TYPE_CHECKING:
-    from apssh_cli.node import NodeLike, SshNode
+    from apssh_cli.ssh.node import NodeLike, SshNode
 
 ExitSpec = int | str
 _SCRIPT_MODE = 0o700
@@ -205,7 +206,7 @@ class _PrivateDirCommand(Command):
     async def co_run(
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
     ) -> CommandResult:
-        from apssh_cli.sftp import TransferError
+        from apssh_cli.ssh.sftp import TransferError
 
         files = self._files()
         await node.connect()
@@ -309,8 +310,8 @@ class _Transfer(Command):
     async def co_run(
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
     ) -> CommandResult:
-        from apssh_cli.node import SshNode
-        from apssh_cli.sftp import TransferError
+        from apssh_cli.ssh.node import SshNode
+        from apssh_cli.ssh.sftp import TransferError
 
         if not isinstance(node, SshNode):
             raise ConfigError(f"{type(self).__name__} needs an SshNode, not {node!r}")
@@ -335,10 +336,10 @@ class _Transfer(Command):
 
     @abc.abstractmethod
     def _paths(self) -> tuple[Sequence[Any], Any]:
-        """(sources, destination), as :mod:`apssh_cli.sftp` takes them."""
+        """(sources, destination), as :mod:`apssh_cli.ssh.sftp` takes them."""
 
     async def _transfer(self, node: SshNode) -> None:
-        from apssh_cli import sftp
+        from apssh_cli.ssh import sftp
 
         move = sftp.push if isinstance(self, Push) else sftp.pull
         sources, destination = self._paths()

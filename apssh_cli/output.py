@@ -166,7 +166,7 @@ class SubdirFormatter(Formatter):
 
     The directory is created if needed; files are opened on the first line and
     appended to (a run with several commands keeps them all). Call :meth:`close`
-    at the end (the CLI and :func:`~apssh_cli.node.close_nodes` users should).
+    at the end (the CLI and :func:`~apssh_cli.ssh.node.close_nodes` users should).
 
     Args:
         directory: where the files go.

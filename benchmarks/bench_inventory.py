@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from apssh_cli import hostrange
-from apssh_cli.inventory import Inventory
+from apssh_cli.inventory import hostrange
+from apssh_cli.inventory.model import Inventory
 
 RACK_SIZE = 100
 

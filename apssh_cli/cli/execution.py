@@ -24,7 +24,7 @@ from typing import Any
 
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.render import Renderer
-from apssh_cli.cli.targets import NodeSettings, Target, build_nodes
+from apssh_cli.inventory.targets import NodeSettings, Target, build_nodes
 from apssh_cli.results import HostResult, Status
 
 # hosts at once by default, if the open-files limit allows (each host may hold a
@@ -86,9 +86,9 @@ async def run_targets(
     options: ExecutionOptions,
 ) -> ExitCode:
     """The coroutine behind `execute` (tests await it directly)."""
-    from apssh_cli.job import Scheduler, SshJob
-    from apssh_cli.node import LocalNode, SshNode, close_nodes
+    from apssh_cli.engine.job import Scheduler, SshJob
     from apssh_cli.output import Formatter, Stream
+    from apssh_cli.ssh.node import LocalNode, SshNode, close_nodes
 
     class RendererFormatter(Formatter):
         """Sends the nodes' output lines to the renderer (which prints, captures, files)."""

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from apssh_cli import hostrange
 from apssh_cli.cli.options import inventory_options, load_inventory
+from apssh_cli.inventory import hostrange
 
 if TYPE_CHECKING:
-    from apssh_cli.inventory import Group, Host, Inventory
+    from apssh_cli.inventory.model import Group, Host, Inventory
 
 _BUILTIN_GROUPS = ("all", "ungrouped")
 

@@ -17,7 +17,7 @@ import click
 from apssh_cli.errors import InventoryError
 
 if TYPE_CHECKING:
-    from apssh_cli.inventory import Host, Inventory
+    from apssh_cli.inventory.model import Host, Inventory
 
 ENV_INVENTORY = "APSSH_INVENTORY"
 NO_INVENTORY_MESSAGE = f"no inventory given: use -i FILE, or set {ENV_INVENTORY}"
@@ -63,7 +63,7 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]]) -> Inventory:
     Raises:
         InventoryError: no file given, or a file that cannot be read or is wrong.
     """
-    from apssh_cli.inventory import Inventory
+    from apssh_cli.inventory.model import Inventory
 
     given = [os.fspath(path) for path in paths if os.fspath(path)]
     if not given:

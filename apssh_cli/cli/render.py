@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from apssh_cli.cli.exitcodes import ExitCode
-from apssh_cli.cli.targets import Target
 from apssh_cli.errors import ConfigError
-from apssh_cli.hostrange import fold
+from apssh_cli.inventory.hostrange import fold
+from apssh_cli.inventory.targets import Target
 from apssh_cli.results import HostResult, Status
 
 FORMAT_FIELDS = ("host", "fqdn", "user", "line", "time")

@@ -21,8 +21,14 @@ import click
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.options import inventory_options, load_inventory
 from apssh_cli.cli.render import OutputOptions, check_format
-from apssh_cli.cli.targets import Overrides, Target, read_specs, resolve_gateway, resolve_targets
 from apssh_cli.errors import ConfigError
+from apssh_cli.inventory.targets import (
+    Overrides,
+    Target,
+    read_specs,
+    resolve_gateway,
+    resolve_targets,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -196,7 +202,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
             given = ",".join(params["targets"])
             raise ConfigError(f"no hosts: -t {given!r} names none (an empty file?)")
         raise ConfigError(NO_HOSTS_MESSAGE)
-    from apssh_cli.hostrange import expand
+    from apssh_cli.inventory.hostrange import expand
 
     gateway = resolve_gateway(params["gateway"], inventory) if params["gateway"] else ()
     overrides = Overrides(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from apssh_cli.lab import Endpoint, KeyPair, Topology
-from apssh_cli.node import SshNode
 from apssh_cli.output import CaptureFormatter, Formatter
+from apssh_cli.ssh.node import SshNode
 
 
 def make_node(

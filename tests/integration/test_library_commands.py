@@ -12,12 +12,12 @@ import asyncssh
 import pytest
 
 from apssh_cli.commands import Pull, Push, Run, RunScript, RunString
+from apssh_cli.engine.job import Scheduler, SshJob
 from apssh_cli.errors import CommandFailedError, CommandTimeoutError
-from apssh_cli.job import Scheduler, SshJob
 from apssh_cli.lab import Endpoint, KeyPair, Topology
-from apssh_cli.node import close_nodes
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import Status
+from apssh_cli.ssh.node import close_nodes
 from tests.integration.nodes import make_node
 
 pytestmark = pytest.mark.integration

@@ -11,13 +11,13 @@ import asyncssh
 import pytest
 
 from apssh_cli.commands import Run
+from apssh_cli.engine.job import Scheduler, SshJob
 from apssh_cli.errors import AuthRefusedError, HostKeyRefusedError, UnreachableError
-from apssh_cli.job import Scheduler, SshJob
 from apssh_cli.lab import Endpoint, KeyPair, Topology
-from apssh_cli.node import SshNode, close_nodes
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import Status
-from apssh_cli.sshconfig import clear_ssh_config_cache
+from apssh_cli.ssh.node import SshNode, close_nodes
+from apssh_cli.ssh.sshconfig import clear_ssh_config_cache
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from apssh_cli.commands import Run
+from apssh_cli.engine.job import SshJob
 from apssh_cli.errors import UnreachableError
-from apssh_cli.job import SshJob
 from apssh_cli.lab import KeyPair
-from apssh_cli.node import SshNode, close_nodes
 from apssh_cli.output import CaptureFormatter, Formatter
+from apssh_cli.ssh.node import SshNode, close_nodes
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from apssh_cli.commands import Run
-from apssh_cli.job import Scheduler, SshJob
+from apssh_cli.engine.job import Scheduler, SshJob
 from apssh_cli.lab import Endpoint, KeyPair, Topology
-from apssh_cli.node import SshNode, close_nodes
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import Status
+from apssh_cli.ssh.node import SshNode, close_nodes
 from tests.integration.nodes import make_node
 
 pytestmark = pytest.mark.integration

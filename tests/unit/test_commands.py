@@ -12,9 +12,9 @@ import pytest
 
 from apssh_cli.commands import Pull, Push, Run, RunScript, RunString, parse_allowed_exits
 from apssh_cli.errors import CommandTimeoutError, ConfigError
-from apssh_cli.node import LocalNode
 from apssh_cli.output import CaptureFormatter, Formatter
 from apssh_cli.results import CommandResult
+from apssh_cli.ssh.node import LocalNode
 
 from .processes import dies
 

@@ -44,7 +44,7 @@ def test_exports_are_defined_where_the_table_says() -> None:
     for name in apssh_cli.__all__:
         value = getattr(apssh_cli, name)
         if name.startswith("__") or name == "Sequence":
-            continue  # Sequence is asynciojobs' own, re-exported by apssh_cli.job
+            continue  # Sequence is asynciojobs' own, re-exported by apssh_cli.engine.job
         assert value.__module__.startswith("apssh_cli"), name
 
 

@@ -8,9 +8,9 @@ from unittest import mock
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from apssh_cli import hostrange
 from apssh_cli.errors import HostRangeError, InventoryError
-from apssh_cli.hostrange import expand, fold
+from apssh_cli.inventory import hostrange
+from apssh_cli.inventory.hostrange import expand, fold
 
 EXPAND = [
     # no range at all

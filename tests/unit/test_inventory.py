@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from apssh_cli.errors import HostRangeError, InventoryError, SelectionError
-from apssh_cli.inventory import Host, Inventory
+from apssh_cli.inventory.model import Host, Inventory
 
 INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.commands import Run, RunString
+from apssh_cli.engine.job import Scheduler, SshJob
 from apssh_cli.errors import CommandFailedError, UnreachableError
-from apssh_cli.job import Scheduler, SshJob
-from apssh_cli.node import LocalNode, SshNode
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import Status
+from apssh_cli.ssh.node import LocalNode, SshNode
 
 from .processes import dies
 

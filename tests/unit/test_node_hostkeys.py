@@ -10,10 +10,10 @@ from typing import Any
 import asyncssh
 import pytest
 
-from apssh_cli import hostkeys
 from apssh_cli.errors import ConfigError
-from apssh_cli.hostkeys import Decision, decide, host_pattern, known_hosts_file
-from apssh_cli.node import SshNode
+from apssh_cli.ssh import hostkeys
+from apssh_cli.ssh.hostkeys import Decision, decide, host_pattern, known_hosts_file
+from apssh_cli.ssh.node import SshNode
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from apssh_cli.remote_wrapper import PidMarker, kill_group_script
+from apssh_cli.ssh.remote_wrapper import PidMarker, kill_group_script
 
 
 def chunks_reader(chunks: list[bytes]) -> Callable[[int], Awaitable[bytes]]:

@@ -18,10 +18,10 @@ import asyncssh
 import pytest
 
 from apssh_cli.commands import Pull, Push, Run
+from apssh_cli.engine.job import SshJob
 from apssh_cli.errors import AuthRefusedError, HostKeyRefusedError
-from apssh_cli.job import SshJob
-from apssh_cli.node import SshNode, close_nodes
 from apssh_cli.output import CaptureFormatter
+from apssh_cli.ssh.node import SshNode, close_nodes
 
 CLIENT_KEY = asyncssh.generate_private_key("ssh-ed25519")
 

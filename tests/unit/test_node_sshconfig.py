@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.errors import ConfigError
-from apssh_cli.node import SshNode
-from apssh_cli.sshconfig import (
+from apssh_cli.ssh.node import SshNode
+from apssh_cli.ssh.sshconfig import (
     JumpHost,
     SshConfig,
     clear_ssh_config_cache,

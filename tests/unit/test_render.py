@@ -18,9 +18,9 @@ from apssh_cli.cli.render import (
     short_names,
     summary_lines,
 )
-from apssh_cli.cli.targets import Target
 from apssh_cli.errors import ConfigError
-from apssh_cli.inventory import Host
+from apssh_cli.inventory.model import Host
+from apssh_cli.inventory.targets import Target
 from apssh_cli.results import HostResult, Status
 
 

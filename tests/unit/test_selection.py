@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from apssh_cli.errors import InventoryError, SelectionError
-from apssh_cli.inventory import Inventory
-from apssh_cli.selection import did_you_mean, split_pattern
+from apssh_cli.inventory.model import Inventory
+from apssh_cli.inventory.selection import did_you_mean, split_pattern
 
 TEXT = """
 [infra.hosts]

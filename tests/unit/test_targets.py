@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
-from apssh_cli.cli.targets import (
+from apssh_cli.errors import ConfigError, SelectionError
+from apssh_cli.inventory.hostrange import expand
+from apssh_cli.inventory.model import Host, Inventory
+from apssh_cli.inventory.targets import (
     NodeSettings,
     Overrides,
     Target,
@@ -19,9 +22,6 @@ from apssh_cli.cli.targets import (
     resolve_targets,
     split_specs,
 )
-from apssh_cli.errors import ConfigError, SelectionError
-from apssh_cli.hostrange import expand
-from apssh_cli.inventory import Host, Inventory
 
 
 @pytest.mark.parametrize(

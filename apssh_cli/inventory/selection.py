@@ -32,11 +32,11 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from apssh_cli import hostrange
 from apssh_cli.errors import HostRangeError, SelectionError
+from apssh_cli.inventory import hostrange
 
 if TYPE_CHECKING:
-    from apssh_cli.inventory import Host, Inventory
+    from apssh_cli.inventory.model import Host, Inventory
 
 ALL_PATTERNS = ("all", "*")
 _GLOB_CHARS = frozenset("*?")

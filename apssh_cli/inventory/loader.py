@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from apssh_cli import hostrange, tomlsource
 from apssh_cli.errors import HostRangeError, InventoryError
-from apssh_cli.hostvars import (
+from apssh_cli.inventory import hostrange, tomlsource
+from apssh_cli.inventory.hostvars import (
     KNOWN_VARIABLES,
     NO_GATEWAY,
     Jump,
@@ -26,9 +26,9 @@ from apssh_cli.hostvars import (
     normalize,
     parse_known_hosts,
 )
-from apssh_cli.inventory import ALL, GROUP_KEYS, UNGROUPED, Group, Host, Inventory
-from apssh_cli.selection import did_you_mean
-from apssh_cli.tomlsource import Locator, Origin
+from apssh_cli.inventory.model import ALL, GROUP_KEYS, UNGROUPED, Group, Host, Inventory
+from apssh_cli.inventory.selection import did_you_mean
+from apssh_cli.inventory.tomlsource import Locator, Origin
 
 # names that cannot be told apart from pattern syntax in `-g`
 _BAD_NAME_CHARS = re.compile(r"[\s,&!~*?\[\]@]")

@@ -24,9 +24,9 @@ Variables resolve host first, then child groups before their parents, then
     ['root@192.0.2.1:2222', 'admin@node04:2222']
 
 Every problem raises `InventoryError` (or a subclass) naming the file, and the
-line when it can be found. The variables' rules live in `apssh_cli.hostvars`,
-reading TOML and finding lines in `apssh_cli.tomlsource`, and the loading
-itself (groups, precedence, gateways) in `apssh_cli.inventory_loader`.
+line when it can be found. The variables' rules live in `apssh_cli.inventory.hostvars`,
+reading TOML and finding lines in `apssh_cli.inventory.tomlsource`, and the loading
+itself (groups, precedence, gateways) in `apssh_cli.inventory.loader`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from apssh_cli.errors import InventoryError, SelectionError
-from apssh_cli.hostvars import (
+from apssh_cli.inventory.hostvars import (
     ALIASES,
     CONNECTIONS,
     KNOWN_HOSTS_POLICIES,
@@ -47,11 +47,11 @@ from apssh_cli.hostvars import (
     check_port,
     parse_target,
 )
-from apssh_cli.selection import did_you_mean, select
-from apssh_cli.tomlsource import read_text
+from apssh_cli.inventory.selection import did_you_mean, select
+from apssh_cli.inventory.tomlsource import read_text
 
 if TYPE_CHECKING:
-    from apssh_cli.inventory_loader import Loader
+    from apssh_cli.inventory.loader import Loader
 
 __all__ = [
     "ALIASES",
@@ -326,6 +326,6 @@ class Inventory:
 
 def _new_loader() -> Loader:
     # the loader builds Hosts and Groups, so it imports this module: import it late
-    from apssh_cli.inventory_loader import Loader
+    from apssh_cli.inventory.loader import Loader
 
     return Loader()

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Self
 
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
-from apssh_cli.process import (
+from apssh_cli.results import CommandResult
+from apssh_cli.ssh.process import (
     CLEANUP_TIMEOUT,
     PRIVATE_PREFIX,
     TERMINATE_STEPS,
     shielded_cleanup,
     stream_process,
 )
-from apssh_cli.results import CommandResult
 
 Process = asyncio.subprocess.Process
 

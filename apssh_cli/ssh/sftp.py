@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncssh
 
-from apssh_cli.process import shielded_cleanup
+from apssh_cli.ssh.process import shielded_cleanup
 
 
 class TransferError(Exception):

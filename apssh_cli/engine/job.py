@@ -28,9 +28,9 @@ from apssh_cli.errors import (
     ConnectError,
     HostKeyRefusedError,
 )
-from apssh_cli.node import LocalNode, SshNode
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import HostResult, Status
+from apssh_cli.ssh.node import LocalNode, SshNode
 
 __all__ = ["Scheduler", "Sequence", "SshJob"]
 

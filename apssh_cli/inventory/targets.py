@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from apssh_cli.errors import ConfigError, InventoryError, SelectionError
-from apssh_cli.hostrange import split_top_level
-from apssh_cli.inventory import Host, Inventory
+from apssh_cli.inventory.hostrange import split_top_level
+from apssh_cli.inventory.model import Host, Inventory
 
 ROUTE_SEPARATOR = "->"
 
@@ -213,7 +213,7 @@ def resolve_targets(
         specs: the parsed ``-t`` targets; a bare name that names an inventory host
             stands for that host, gateways and settings included.
         overrides: the command-line settings.
-        expand: host range expansion (``node[1-3]``), apssh_cli.hostrange.expand.
+        expand: host range expansion (``node[1-3]``), apssh_cli.inventory.hostrange.expand.
 
     Raises:
         ConfigError: ``-g`` without an inventory, a range in a gateway hop.

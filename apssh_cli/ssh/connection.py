@@ -5,7 +5,7 @@ connection used as a tunnel) and turns every asyncssh or OS error into an
 :class:`~apssh_cli.errors.UnreachableError`, :class:`~apssh_cli.errors.AuthRefusedError`
 or :class:`~apssh_cli.errors.HostKeyRefusedError`. :func:`with_retries` repeats
 an attempt while the host is unreachable, with exponential backoff; refused keys
-are never retried. :class:`SshNode <apssh_cli.node.SshNode>` holds the result.
+are never retried. :class:`SshNode <apssh_cli.ssh.node.SshNode>` holds the result.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncssh
 
-from apssh_cli import hostkeys
 from apssh_cli.errors import AuthRefusedError, HostKeyRefusedError, UnreachableError
-from apssh_cli.keys import KeySpec, resolve_keys
 from apssh_cli.log import HostAdapter
+from apssh_cli.ssh import hostkeys
+from apssh_cli.ssh.keys import KeySpec, resolve_keys
 
 if TYPE_CHECKING:
-    from apssh_cli.node import SshNode
+    from apssh_cli.ssh.node import SshNode
 
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0

@@ -12,11 +12,11 @@ timeout that terminates the process), ``install_files`` / ``remove_private_dir``
 (the private directory of RunScript and RunString). SshNode adds an SFTP session
 for Push and Pull.
 
-The pieces live next door: :mod:`~apssh_cli.connection` (one connection attempt,
-host keys, retries), :mod:`~apssh_cli.remote_wrapper` (the remote pid and the
-kill of a process group), :mod:`~apssh_cli.process` (streaming, terminate on
-timeout or cancel), :mod:`~apssh_cli.sftp` (transfers) and
-:mod:`~apssh_cli.local_node` (LocalNode, re-exported here). These modules (with
+The pieces live next door: :mod:`~apssh_cli.ssh.connection` (one connection attempt,
+host keys, retries), :mod:`~apssh_cli.ssh.remote_wrapper` (the remote pid and the
+kill of a process group), :mod:`~apssh_cli.ssh.process` (streaming, terminate on
+timeout or cancel), :mod:`~apssh_cli.ssh.sftp` (transfers) and
+:mod:`~apssh_cli.ssh.local_node` (LocalNode, re-exported here). These modules (with
 keys.py and hostkeys.py) are the only users of asyncssh; asyncssh and OS errors
 are turned into the errors of :mod:`apssh_cli.errors` there.
 """
@@ -34,14 +34,15 @@ from typing import Any, Protocol, Self
 
 import asyncssh
 
-from apssh_cli import hostkeys
-from apssh_cli.connection import Credentials, Target, open_connection, with_retries
 from apssh_cli.errors import CommandTimeoutError, ConnectError, UnreachableError
-from apssh_cli.keys import KeySpec
-from apssh_cli.local_node import LocalNode
 from apssh_cli.log import host_logger
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
-from apssh_cli.process import (
+from apssh_cli.results import CommandResult
+from apssh_cli.ssh import hostkeys
+from apssh_cli.ssh.connection import Credentials, Target, open_connection, with_retries
+from apssh_cli.ssh.keys import KeySpec
+from apssh_cli.ssh.local_node import LocalNode
+from apssh_cli.ssh.process import (
     CLEANUP_TIMEOUT,
     PRIVATE_PREFIX,
     TERMINATE_LIMIT,
@@ -50,10 +51,9 @@ from apssh_cli.process import (
     shielded_cleanup,
     stream_process,
 )
-from apssh_cli.remote_wrapper import PidMarker, kill_group_script
-from apssh_cli.results import CommandResult
-from apssh_cli.sftp import TransferError
-from apssh_cli.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, load_ssh_config
+from apssh_cli.ssh.remote_wrapper import PidMarker, kill_group_script
+from apssh_cli.ssh.sftp import TransferError
+from apssh_cli.ssh.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, load_ssh_config
 
 __all__ = ["LocalNode", "NodeLike", "SshNode", "TransferError", "close_nodes", "closing"]
 
@@ -272,7 +272,7 @@ class SshNode:
         Its stdin is closed at once. On timeout or cancellation its process group
         is terminated (TERM, then KILL) and the call returns once it is gone; if
         that comes before its pid is known, apssh first waits (bounded) for the
-        pid (see :mod:`~apssh_cli.remote_wrapper`).
+        pid (see :mod:`~apssh_cli.ssh.remote_wrapper`).
 
         Raises:
             CommandTimeoutError: it ran past ``timeout``.
@@ -418,7 +418,7 @@ class SshNode:
     # ------------------------------------------------------------------ transfers
 
     async def sftp_client(self) -> asyncssh.SFTPClient:
-        """The node's SFTP session (opened once, on first use), for :mod:`apssh_cli.sftp`."""
+        """The node's SFTP session (opened once, on first use), for :mod:`apssh_cli.ssh.sftp`."""
         conn = await self._connection()
         async with self._sftp_lock:
             if self._sftp is None:
