@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apssh_cli.errors import CommandTimeoutError, ConfigError
-from apssh_cli.output import STDERR
+from apssh_cli.output import STDERR, OutputEvent, current_step
 from apssh_cli.results import CommandResult
 from apssh_cli.ssh.process import shielded_cleanup
 
@@ -350,7 +350,7 @@ class _Transfer(Command):
 def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:
     # a failed transfer reads like a failed command: a line on stderr, rc 1
     message = f"{display}: {exc}"
-    node.formatter.line(node.label, message, STDERR)
+    node.formatter.output(OutputEvent(node.label, STDERR, message, current_step()))
     return CommandResult(display, 1, message)
 
 

@@ -23,6 +23,10 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
@@ -30,6 +34,43 @@ Stream = Literal["stdout", "stderr"]
 
 STDOUT: Stream = "stdout"
 STDERR: Stream = "stderr"
+
+# the step of the work that is running (a recipe step, or a job's own name): set by
+# the job for its task, read where a line is emitted, so that nodes and commands need
+# not pass it along (each asyncio task sees its own value)
+_CURRENT_STEP: ContextVar[str | None] = ContextVar("apssh_cli_step", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEvent:
+    """One line of output with its context.
+
+    Args:
+        host: the node's label.
+        stream: ``"stdout"`` or ``"stderr"``.
+        line: the decoded line, without its newline.
+        step: the step it belongs to (recipes), or None.
+    """
+
+    host: str
+    stream: Stream
+    line: str
+    step: str | None = None
+
+
+def current_step() -> str | None:
+    """The step of the running task, or None."""
+    return _CURRENT_STEP.get()
+
+
+@contextmanager
+def output_step(step: str | None) -> Iterator[None]:
+    """Tag the output emitted by this task (and the tasks it starts) with ``step``."""
+    token = _CURRENT_STEP.set(step)
+    try:
+        yield
+    finally:
+        _CURRENT_STEP.reset(token)
 
 
 class LineSplitter:
@@ -72,7 +113,14 @@ class Formatter:
     Subclasses override :meth:`line`; the event methods are no-ops here. Events
     other than :meth:`connect_failed` are sent only by verbose nodes or jobs.
     Methods are called from the event loop thread, one at a time.
+
+    Nodes call :meth:`output` for every line; its default hands the line to
+    :meth:`line`. A sink that needs the context (the step) overrides :meth:`output`.
     """
+
+    def output(self, event: OutputEvent) -> None:
+        """Handle one line with its context (default: :meth:`line`)."""
+        self.line(event.host, event.line, event.stream)
 
     def line(self, host: str, text: str, stream: Stream) -> None:
         """Handle one decoded line of output (no trailing newline)."""

@@ -28,7 +28,7 @@ from apssh_cli.errors import (
     ConnectError,
     HostKeyRefusedError,
 )
-from apssh_cli.output import CaptureFormatter
+from apssh_cli.output import CaptureFormatter, output_step
 from apssh_cli.results import HostResult, Status
 from apssh_cli.ssh.node import LocalNode, SshNode
 
@@ -139,6 +139,8 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
         scheduler: add the job to this scheduler.
         forever: the scheduler does not wait for this job.
         verbose: send command events to the node's formatter (default: the node's).
+        step: the step this job belongs to: its output lines carry it
+            (:class:`~apssh_cli.output.OutputEvent`), for sinks that show it.
 
     Attributes:
         outcome: the HostResult of the last run (status SKIPPED until the job runs).
@@ -157,8 +159,10 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
         scheduler: Any = None,
         forever: bool = False,
         verbose: bool | None = None,
+        step: str | None = None,
     ) -> None:
         self.node = node
+        self.step = step
         self.commands = _as_commands(command, commands)
         self.timeout = timeout
         self.verbose = verbose
@@ -202,30 +206,32 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
         last_rc: int | None = None
         timed_out = False
         try:
-            await node.connect()
-            for command in self.commands:
-                try:
-                    result = await command.co_run(node, timeout=self.timeout, verbose=verbose)
-                except CommandTimeoutError as exc:
-                    status, timed_out, outcome.error = Status.TIMEOUT, True, exc.message
+            with output_step(self.step):
+                await node.connect()
+                for command in self.commands:
+                    try:
+                        result = await command.co_run(node, timeout=self.timeout, verbose=verbose)
+                    except CommandTimeoutError as exc:
+                        status, timed_out, outcome.error = Status.TIMEOUT, True, exc.message
+                        if self.critical:
+                            raise
+                        continue
+                    last_rc = result.rc
+                    if command.is_allowed(result.rc):
+                        continue
+                    failing_rc = result.rc
+                    if status is Status.OK:
+                        status = Status.FAILED
+                    error = CommandFailedError(
+                        node.label, command.describe(), result.rc, result.stderr_tail
+                    )
+                    outcome.error = error.message
                     if self.critical:
-                        raise
-                    continue
-                last_rc = result.rc
-                if command.is_allowed(result.rc):
-                    continue
-                failing_rc = result.rc
-                if status is Status.OK:
-                    status = Status.FAILED
-                error = CommandFailedError(
-                    node.label, command.describe(), result.rc, result.stderr_tail
-                )
-                outcome.error = error.message
-                if self.critical:
-                    raise error
-            # a timed-out command has no return code: neither has the job, unless one failed
-            outcome.rc = failing_rc if failing_rc is not None else None if timed_out else last_rc
-            return failing_rc if failing_rc is not None else 0
+                        raise error
+                # a timed-out command has no return code: neither has the job, unless one failed
+                no_rc = timed_out and failing_rc is None
+                outcome.rc = failing_rc if failing_rc is not None else None if no_rc else last_rc
+                return failing_rc if failing_rc is not None else 0
         except asyncio.CancelledError:
             status = Status.INTERRUPTED
             outcome.error = "interrupted"

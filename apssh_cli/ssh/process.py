@@ -19,7 +19,15 @@ from collections.abc import Awaitable, Callable
 
 from apssh_cli.errors import CommandTimeoutError
 from apssh_cli.log import host_logger
-from apssh_cli.output import STDERR, STDOUT, Formatter, LineSplitter, Stream
+from apssh_cli.output import (
+    STDERR,
+    STDOUT,
+    Formatter,
+    LineSplitter,
+    OutputEvent,
+    Stream,
+    current_step,
+)
 from apssh_cli.results import CommandResult
 
 STDERR_TAIL_LINES = 5
@@ -62,7 +70,7 @@ class _Emitter:
         for line in lines:
             if self.stream == STDERR:
                 self.tail.append(line)
-            self.formatter.line(self.host, line, self.stream)
+            self.formatter.output(OutputEvent(self.host, self.stream, line, current_step()))
 
 
 async def _pump(read: Reader, emitter: _Emitter) -> None:
