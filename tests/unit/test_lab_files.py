@@ -335,3 +335,141 @@ def test_shipped_test_topology_inventory_is_what_the_lab_writes() -> None:
     )
     body = "".join(line for line in shipped.read_text().splitlines(True) if line[0] != "#")
     assert body == generated
+
+
+# ---------------------------------------------------------------- lab status: what is stale
+
+
+class _Container:
+    def __init__(self, name: str, role: str, status: str, port: int | None) -> None:
+        self.name, self.status = name, status
+        bindings = [{"HostIp": "127.0.0.1", "HostPort": str(port)}] if port else None
+        self.attrs: dict[str, Any] = {
+            "Config": {"Labels": {lab.LABEL_ROLE: role}, "Hostname": name.rsplit("-", 1)[1]},
+            # a stopped container has no live binding, only the configured one
+            "NetworkSettings": {"Ports": {"22/tcp": bindings if status == "running" else None}},
+            "HostConfig": {"PortBindings": {"22/tcp": bindings}},
+        }
+
+
+class _StatusEngine:
+    def __init__(self, containers: list[_Container], networks: int = 1) -> None:
+        self.containers = _Listing(containers)
+        self.networks = _Listing([object()] * networks)
+
+
+class _Listing:
+    def __init__(self, objects: list[Any]) -> None:
+        self.objects = objects
+
+    def list(self, **kwargs: Any) -> list[Any]:
+        return list(self.objects)
+
+
+def _up_lab(tmp_path: Path, port: int) -> Path:
+    """The files `apssh lab up` writes for lab 'x' (bastion on port, node1), without Docker."""
+    state = tmp_path / "state"
+    pair = lab.generate_keypair(state / "id_ed25519")
+    bastion = Endpoint("bastion", "127.0.0.1", port, None, "ssh-ed25519 AAAAb")
+    node = Endpoint("node1", "node1", 22, None, "ssh-ed25519 AAAAn")
+    (state / "known_hosts").write_text(lab.known_hosts_text([bastion, node]))
+    (state / "inventory.toml").write_text(
+        lab.inventory_text(
+            bastion=bastion,
+            internal=[node],
+            direct=[],
+            identity_file=pair.private_path,
+            known_hosts=state / "known_hosts",
+        )
+    )
+    files = [pair.private_path, pair.public_path, state / "known_hosts", state / "inventory.toml"]
+    record = {
+        "name": "x",
+        "network": "apssh-x-net",
+        "inventory": str(state / "inventory.toml"),
+        "known_hosts": str(state / "known_hosts"),
+        "files": [str(path) for path in files],
+        "containers": ["apssh-x-bastion", "apssh-x-node1"],
+    }
+    (state / lab.STATE_FILE).write_text(json.dumps(record))
+    return state
+
+
+def _report(
+    monkeypatch: pytest.MonkeyPatch, state: Path, engine: _StatusEngine
+) -> list[tuple[str, str]]:
+    monkeypatch.setattr("apssh_cli.lab.state.docker_client", lambda: engine)
+    report = lab.lab_report(state, "x")
+    return [(stale.what, stale.fix) for stale in report.stale]
+
+
+def test_a_running_lab_as_its_files_say_is_ok(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _up_lab(tmp_path, 40001)
+    engine = _StatusEngine(
+        [
+            _Container("apssh-x-node1", "node", "running", None),
+            _Container("apssh-x-bastion", "bastion", "running", 40001),
+        ]
+    )
+    monkeypatch.setattr("apssh_cli.lab.state.docker_client", lambda: engine)
+    report = lab.lab_report(state, "x")
+    assert report.is_ok
+    assert [(row.name, row.address) for row in report.containers] == [
+        ("apssh-x-bastion", "127.0.0.1:40001"),
+        ("apssh-x-node1", "node1"),
+    ]
+
+
+def test_stale_containers_network_and_files_each_say_their_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _up_lab(tmp_path, 40001)
+    (state / "id_ed25519.pub").unlink()
+    engine = _StatusEngine([_Container("apssh-x-bastion", "bastion", "exited", 40001)], 0)
+    recreate = "recreate the lab: `apssh lab down`, then `apssh lab up`"
+    assert _report(monkeypatch, state, engine) == [
+        ("container apssh-x-node1 is missing", recreate),
+        ("apssh-x-bastion is exited", "`docker start apssh-x-bastion`"),
+        ("network apssh-x-net is missing", recreate),
+        (f"{state / 'id_ed25519.pub'} is missing", recreate),
+    ]
+
+
+def test_a_bastion_published_elsewhere_than_the_files_say_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a lab made with random ports looked like after `docker restart`
+    state = _up_lab(tmp_path, 40001)
+    engine = _StatusEngine(
+        [
+            _Container("apssh-x-bastion", "bastion", "running", 40002),
+            _Container("apssh-x-node1", "node", "running", None),
+        ]
+    )
+    whats = [what for what, _ in _report(monkeypatch, state, engine)]
+    assert whats == [
+        "the bastion is published on 127.0.0.1:40002, "
+        f"but {state / 'inventory.toml'} says port 40001",
+        f"{state / 'known_hosts'} has no host key for 127.0.0.1:40002",
+    ]
+
+
+def test_status_of_a_stale_lab_exits_1_after_saying_what_and_how(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = _up_lab(tmp_path, 40001)
+    engine = _StatusEngine(
+        [
+            _Container("apssh-x-bastion", "bastion", "running", 40001),
+            _Container("apssh-x-node1", "node", "exited", None),
+        ]
+    )
+    monkeypatch.setattr("apssh_cli.lab.state.docker_client", lambda: engine)
+    with pytest.raises(SystemExit) as info:
+        main(["lab", "status", "--dir", str(state)])
+    assert info.value.code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "lab 'x':"
+    assert out[-1] == "stale: apssh-x-node1 is exited; fix: `docker start apssh-x-node1`"
