@@ -99,7 +99,7 @@ def lab_name(docker_engine: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sshd_image(docker_engine: Any) -> str:
-    """The sshd image built from docker/ (built now when missing)."""
+    """The sshd image of the package's files (apssh_cli/lab/sshd_image/), built now when missing."""
     try:
         return lab.ensure_image(docker_engine)
     except LabError as exc:
