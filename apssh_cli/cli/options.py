@@ -4,10 +4,15 @@ Decorate a command with `inventory_options`; it receives ``inventory`` (a tuple
 of paths), ``group`` (the ``-g`` pattern or None) and ``exclude`` (the ``-x``
 pattern or None). Then `load_inventory` and `Inventory.select` do the rest, or
 `select_hosts` does both. Import-light on purpose: no asyncssh here.
+
+Also the value types of numeric options (`Seconds`, `Count`): they refuse what
+would make no sense (``nan``, ``inf``, zero or negative durations) before
+anything runs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +28,75 @@ ENV_INVENTORY = "APSSH_INVENTORY"
 NO_INVENTORY_MESSAGE = f"no inventory given: use -i FILE, or set {ENV_INVENTORY}"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Far above any real run, low enough that every layer (asyncio timers, the remote
+# wrapper's deadline arithmetic) handles it as an ordinary number.
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any, Any]  # generic in recent click only
+else:
+    _ParamType = click.ParamType
+
+MAX_SECONDS = 1_000_000_000
+MAX_COUNT = 1_000_000
+MAX_RETRIES = 100  # 100 retries at the 8 s backoff ceiling: over 13 minutes per host
+
+
+class Seconds(_ParamType):
+    """A duration in seconds: a finite number above 0 (``nan``, ``inf``, ``0``, ``-1`` refused).
+
+    >>> Seconds().convert("2.5", None, None)
+    2.5
+    """
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                number = math.nan
+        if not (0 < number <= MAX_SECONDS):  # also False for nan
+            self.fail(
+                f"expected a number of seconds above 0 and at most {MAX_SECONDS}, got {value!r}",
+                param,
+                ctx,
+            )
+        return number
+
+
+class Count(_ParamType):
+    """A whole number from `minimum` to `maximum` (``-w``, ``--retries``).
+
+    >>> Count(minimum=1).convert("10", None, None)
+    10
+    """
+
+    name = "integer"
+
+    def __init__(self, minimum: int, maximum: int = MAX_COUNT) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number: int | None = value
+        else:
+            try:
+                number = int(str(value).strip(), 10)
+            except ValueError:
+                number = None
+        if number is None or not self.minimum <= number <= self.maximum:
+            self.fail(
+                f"expected a whole number from {self.minimum} to {self.maximum}, got {value!r}",
+                param,
+                ctx,
+            )
+        return number
 
 
 def inventory_options(function: F) -> F:
