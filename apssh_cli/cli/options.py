@@ -22,7 +22,7 @@ import click
 from apssh_cli.errors import InventoryError
 
 if TYPE_CHECKING:
-    from apssh_cli.inventory.model import Host, Inventory
+    from apssh_cli.inventory.model import Host, HostConflict, Inventory
 
 ENV_INVENTORY = "APSSH_INVENTORY"
 NO_INVENTORY_MESSAGE = f"no inventory given: use -i FILE, or set {ENV_INVENTORY}"
@@ -131,8 +131,12 @@ def inventory_options(function: F) -> F:
     return function
 
 
-def load_inventory(paths: Sequence[str | os.PathLike[str]]) -> Inventory:
+def load_inventory(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True) -> Inventory:
     """Load and merge the inventory files given with ``-i`` (or the env var).
+
+    Args:
+        warn: print a warning on stderr for each host listed in two groups with
+            different connection settings (`Inventory.conflicts`).
 
     Raises:
         InventoryError: no file given, or a file that cannot be read or is wrong.
@@ -142,7 +146,16 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]]) -> Inventory:
     given = [os.fspath(path) for path in paths if os.fspath(path)]
     if not given:
         raise InventoryError(NO_INVENTORY_MESSAGE)
-    return Inventory.load(given)
+    inventory = Inventory.load(given)
+    if warn:
+        for conflict in inventory.conflicts:
+            click.echo(conflict_warning(conflict), err=True)
+    return inventory
+
+
+def conflict_warning(conflict: HostConflict) -> str:
+    """The warning line of a host listed in two groups with different settings."""
+    return f"apssh: warning: {conflict}; the later one wins"
 
 
 def select_hosts(
