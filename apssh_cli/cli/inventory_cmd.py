@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from apssh_cli.cli.options import conflict_warning, inventory_options, load_inventory
+from apssh_cli.cli.options import (
+    complete_group,
+    complete_host,
+    conflict_warning,
+    inventory_options,
+    load_inventory,
+)
 from apssh_cli.inventory import hostrange
 
 if TYPE_CHECKING:
@@ -89,7 +95,9 @@ def list_(
 @inventory.command()
 @inventory_options
 @click.option("--expand", is_flag=True, help="One line per host instead of folded ranges.")
-@click.argument("root", required=False, default="all", metavar="[GROUP]")
+@click.argument(
+    "root", required=False, default="all", metavar="[GROUP]", shell_complete=complete_group
+)
 def graph(
     inventory: tuple[str, ...],
     group: str | None,
@@ -113,7 +121,7 @@ def graph(
 
 @inventory.command()
 @inventory_options
-@click.argument("name")
+@click.argument("name", shell_complete=complete_host)
 def host(inventory: tuple[str, ...], group: str | None, exclude: str | None, name: str) -> None:
     """Show one host: its settings, the route to it, its groups and its variables."""
     chosen, _, _ = _options(inventory, group, exclude)

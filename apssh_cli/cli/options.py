@@ -99,6 +99,70 @@ class Count(_ParamType):
         return number
 
 
+def inventory_paths(ctx: click.Context | None) -> list[str]:
+    """The ``-i`` files given so far (on this command or an enclosing one), else the env var."""
+    while ctx is not None:
+        given = [path for path in ctx.params.get("inventory") or () if path]
+        if given:
+            return given
+        ctx = ctx.parent
+    return [path for path in os.environ.get(ENV_INVENTORY, "").split(os.pathsep) if path]
+
+
+def _completion_inventory(ctx: click.Context) -> Inventory | None:
+    """The inventory for shell completion, or None: completion never fails loudly."""
+    from apssh_cli.inventory.model import Inventory
+
+    paths = inventory_paths(ctx)
+    if not paths:
+        return None
+    try:
+        return Inventory.load(paths)
+    except Exception:  # a broken inventory only means no suggestions
+        return None
+
+
+def complete_pattern(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete the last term of a ``-g``/``-x`` pattern with group and host names.
+
+    ``nodes,!no`` offers ``nodes,!node1``...: the terms before the last comma and
+    the term's operator (``&``, ``!``, ``@``) are kept; ``@`` offers groups only.
+    """
+    inventory = _completion_inventory(ctx)
+    if inventory is None:
+        return []
+    head, comma, term = incomplete.rpartition(",")
+    operators = term[: len(term) - len(term.lstrip("&!@"))]
+    word = term[len(operators) :]
+    names = [name for name in _group_names(inventory) if name != "ungrouped"]
+    if "@" not in operators:
+        names += [name for name in inventory.hosts if name not in inventory.groups]
+    prefix = f"{head}{comma}{operators}"
+    return [prefix + name for name in names if name.startswith(word)]
+
+
+def complete_host(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete an inventory host name (``apssh inventory host NAME``)."""
+    inventory = _completion_inventory(ctx)
+    if inventory is None:
+        return []
+    return [name for name in inventory.hosts if name.startswith(incomplete)]
+
+
+def complete_group(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete an inventory group name (``apssh inventory graph GROUP``)."""
+    inventory = _completion_inventory(ctx)
+    if inventory is None:
+        return []
+    return [name for name in _group_names(inventory) if name.startswith(incomplete)]
+
+
+def _group_names(inventory: Inventory) -> list[str]:
+    """``all``, the groups in file order, then ``ungrouped``."""
+    builtin = ("all", "ungrouped")
+    return ["all", *(name for name in inventory.groups if name not in builtin), "ungrouped"]
+
+
 def inventory_options(function: F) -> F:
     """Add ``-i/--inventory``, ``-g/--group`` and ``-x/--exclude`` to a click command."""
     function = click.option(
@@ -107,6 +171,7 @@ def inventory_options(function: F) -> F:
         metavar="PATTERN",
         default=None,
         help="Leave out the hosts this pattern names.",
+        shell_complete=complete_pattern,
     )(function)
     function = click.option(
         "-g",
@@ -115,6 +180,7 @@ def inventory_options(function: F) -> F:
         default=None,
         help="Hosts to use: groups, hosts, globs (node0*), ranges (node[01:05]), "
         "~regex; ',' for union, '&' to intersect, '!' to exclude. Default: all.",
+        shell_complete=complete_pattern,
     )(function)
     function = click.option(
         "-i",

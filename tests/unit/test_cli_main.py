@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.shell_completion import ShellComplete
 
-from apssh_cli.cli.main import main
+from apssh_cli.cli.main import cli, main
 
 
 def run_main(argv: list[str]) -> int:
@@ -187,3 +189,141 @@ def test_an_apssh_error_is_one_line(
     assert (status, out) == (1, "")
     assert len(err.splitlines()) == 1 and err.startswith("apssh: ")
     assert str(missing) in err
+
+
+# --- python -m apssh_cli, and shell completion --------------------------------
+
+COMPLETION_INVENTORY = """\
+[infra.hosts]
+bastion = {}
+
+[nodes.hosts]
+"node[1:3]" = {}
+
+[gpus]
+hosts = { "gpu-[a:b]" = {} }
+children = ["nodes"]
+"""
+
+
+@pytest.fixture
+def completion_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("APSSH_INVENTORY", raising=False)
+    path = tmp_path / "lab.toml"
+    path.write_text(COMPLETION_INVENTORY)
+    return str(path)
+
+
+def completions(args: list[str], incomplete: str) -> list[str]:
+    complete = ShellComplete(cli, {}, "apssh", "_APSSH_COMPLETE")
+    return [item.value for item in complete.get_completions(args, incomplete)]
+
+
+ALL_NAMES = ["all", "infra", "nodes", "gpus", "bastion", "node1", "node2", "node3"]
+ALL_NAMES += ["gpu-a", "gpu-b"]
+
+
+@pytest.mark.parametrize(
+    ("before", "incomplete", "expected"),
+    [
+        (["-g"], "", ALL_NAMES),
+        (["-g"], "no", ["nodes", "node1", "node2", "node3"]),
+        (["-g"], "gpu", ["gpus", "gpu-a", "gpu-b"]),
+        (["-g"], "nodes,!node", ["nodes,!nodes", "nodes,!node1", "nodes,!node2", "nodes,!node3"]),
+        (["-g"], "gpus,&n", ["gpus,&nodes", "gpus,&node1", "gpus,&node2", "gpus,&node3"]),
+        (["-g"], "@", ["@all", "@infra", "@nodes", "@gpus"]),
+        (["-x"], "b", ["bastion"]),
+        (["-t", "x", "-x"], "node2", ["node2"]),
+        (["run", "-g"], "i", ["infra"]),
+        (["push", "-g"], "i", ["infra"]),
+        (["pull", "-x"], "i", ["infra"]),
+        (["inventory", "list", "-g"], "i", ["infra"]),
+        (["inventory", "host"], "node", ["node1", "node2", "node3"]),
+        (["inventory", "graph"], "g", ["gpus"]),
+        (["-g"], "zzz", []),
+    ],
+)
+def test_group_and_host_names_complete(
+    before: list[str], incomplete: str, expected: list[str], completion_inventory: str
+) -> None:
+    # -i before everything, as a user types it (it moves to the subcommand)
+    if before[0] in ("run", "push", "pull", "inventory"):
+        args = [*before[:1], "-i", completion_inventory, *before[1:]]
+        if before[0] == "inventory":  # -i on the group: its subcommands see it too
+            args = ["inventory", "-i", completion_inventory, *before[1:]]
+    else:
+        args = ["-i", completion_inventory, *before]
+    assert completions(args, incomplete) == expected
+
+
+def test_completion_reads_the_environment(
+    completion_inventory: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APSSH_INVENTORY", completion_inventory)
+    assert completions(["-g"], "bas") == ["bastion"]
+
+
+@pytest.mark.parametrize(
+    "content", [None, "[broken\n", "[g.hosts]\nn1 = { port = 0 }\n", b"\xff\xfe"]
+)
+def test_completion_without_a_usable_inventory_offers_nothing_quietly(
+    content: str | bytes | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "inventory.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("APSSH_INVENTORY", str(path))
+    assert completions(["-g"], "") == []
+    assert completions(["-i", str(path), "-x"], "n") == []
+    assert capsys.readouterr() == ("", "")
+
+
+def test_python_dash_m_and_bash_completion_without_asyncssh(completion_inventory: str) -> None:
+    # the way bash calls it: _APSSH_COMPLETE=bash_complete with COMP_WORDS/COMP_CWORD
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['apssh']\n"
+        "try:\n    runpy.run_module('apssh_cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "assert 'asyncssh' not in sys.modules, 'asyncssh imported by completion'\n"
+        "assert 'asynciojobs' not in sys.modules, 'asynciojobs imported by completion'\n"
+    )
+    env = {
+        **os.environ,
+        "_APSSH_COMPLETE": "bash_complete",
+        "COMP_WORDS": f"apssh -i {completion_inventory} -g nodes,!n",
+        "COMP_CWORD": "4",
+    }
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "plain,nodes,!nodes",
+        "plain,nodes,!node1",
+        "plain,nodes,!node2",
+        "plain,nodes,!node3",
+    ]
+
+
+def test_python_dash_m_runs_apssh() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "apssh_cli", "-t", "h1", "-n", "uptime"],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stdout) == (0, "h1  h1\n")
+    assert done.stderr == "apssh: dry run: uptime on 1 host(s)\n"
+
+
+def test_bash_completion_script_names_apssh() -> None:
+    env = {**os.environ, "_APSSH_COMPLETE": "bash_source"}
+    done = subprocess.run(
+        [sys.executable, "-m", "apssh_cli"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0
+    assert "_APSSH_COMPLETE=bash_complete" in done.stdout
+    assert "complete -o nosort -F _apssh_completion apssh" in done.stdout
