@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.shell_completion import ShellComplete
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+from apssh_cli.cli import execution
+from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.main import cli, main
 
 
@@ -327,3 +332,92 @@ def test_bash_completion_script_names_apssh() -> None:
     assert done.returncode == 0
     assert "_APSSH_COMPLETE=bash_complete" in done.stdout
     assert "complete -o nosort -F _apssh_completion apssh" in done.stdout
+
+
+# --- property: no argv makes a traceback -------------------------------------
+
+FUZZ_INVENTORY = """\
+[nodes]
+hosts = { "node[1:3]" = { connection = "local" } }
+vars = { rack = "r1" }
+
+[infra.hosts]
+bastion = { connection = "local" }
+"""
+
+
+def _option_names() -> list[str]:
+    from apssh_cli.cli.inventory_cmd import inventory
+    from apssh_cli.cli.run_cmd import run
+    from apssh_cli.cli.transfer_cmd import pull, push
+
+    commands: list[click.Command] = [cli, run, push, pull, inventory]
+    commands += list(inventory.commands.values())
+    names = {
+        name
+        for command in commands
+        for param in command.params
+        if isinstance(param, click.Option)
+        for name in [*param.opts, *param.secondary_opts]
+    }
+    return sorted(names)
+
+
+WORDS = [
+    *("run", "push", "pull", "inventory", "list", "graph", "host", "check", "--"),
+    *("nan", "inf", "-inf", "NaN", "0", "-1", "1", "2.5", "1e10", "99999999999999999999"),
+    *("node1", "nodes", "bastion", "all", "nodes,!node2", "node[1-3]", "@nodes", "~n.*"),
+    *("&nodes", "!x", "nodes,", ",", "[", "node[3-1]", "node[1:x]", "@retry.txt", "@"),
+    *("{host}", "{nope}", "{", "}", "{host", "a->b", "root@h:22", "h:99999", "[::1]:22"),
+    *("strict", "off", "accept-new", "-", "", " ", "echo", "true", "x\udcff", "é"),
+    *("retry.txt", "local.toml", "out", "script.sh", "missing.toml"),
+]
+# no "/", "." or "~": every path the CLI may write stays inside the test's directory
+FREE_TEXT = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs",), blacklist_characters="/\\.~\x00", min_codepoint=32
+    ),
+    max_size=6,
+)
+ARGV = st.lists(
+    st.one_of(st.sampled_from(_option_names()), st.sampled_from(WORDS), FREE_TEXT),
+    max_size=8,
+)
+STATUSES = {0, 1, 2, 3, 4, 130}
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(argv=ARGV)
+def test_no_argv_gives_a_traceback(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what runs is faked (the parsing, checks and plans are real): no SSH, no Docker
+    monkeypatch.setattr(execution, "execute", lambda *args, **kwargs: ExitCode.OK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "local.toml").write_text(FUZZ_INVENTORY)
+    (tmp_path / "retry.txt").write_text("node1\nbastion\n")
+    (tmp_path / "script.sh").write_text("echo hi\n")
+    monkeypatch.setenv("APSSH_INVENTORY", str(tmp_path / "local.toml"))
+    argv = [word for word in argv if word != "lab"]  # lab would start containers
+    runner = CliRunner()
+    with runner.isolation() as streams:
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            status = exit_.code
+        else:
+            status = 0
+        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    assert status in STATUSES, (argv, status, err)
+    assert "Traceback" not in out + err, (argv, err)
+    assert "apssh: internal error" not in err, (argv, err)
+    if status == 1 and not err.startswith("Usage: "):  # a bare group prints its help
+        lines = err.splitlines()
+        assert lines and lines[0].startswith("apssh: "), (argv, err)
+        assert len(lines) <= 2, (argv, err)
+        assert len(lines) == 1 or lines[1].startswith(("try 'apssh", "hint: ")), (argv, err)
