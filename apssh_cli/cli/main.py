@@ -55,7 +55,18 @@ class ApsshGroup(click.Group):
             return None
         module_name, attribute = target.split(":")
         command: click.Command = getattr(import_module(module_name), attribute)
+        ctx.meta[_SUBCOMMAND_PATH] = f"{ctx.command_path} {cmd_name}"
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            # click's parser raises some errors ("Option '-o' requires an argument")
+            # without a context: name the subcommand in the hint all the same
+            if exc.ctx is None and _SUBCOMMAND_PATH in ctx.meta:
+                exc.apssh_command_path = ctx.meta[_SUBCOMMAND_PATH]  # type: ignore[attr-defined]
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # describe subcommands without importing them (keeps --help fast)
@@ -96,6 +107,7 @@ class ApsshGroup(click.Group):
         return [words[0], *rest[:position], *words[1:]]
 
 
+_SUBCOMMAND_PATH = "apssh.subcommand_path"  # in ctx.meta: "apssh run" once resolved
 _GROUP_FLAGS = {"--debug", "--version", "-V", "--help", "-h"}
 
 
@@ -168,7 +180,10 @@ def _print_usage_error(exc: click.UsageError) -> None:
         click.echo(exc.format_message(), err=True)  # the help text itself
         return
     click.echo(f"apssh: {_one_line(exc.format_message())}", err=True)
-    command_path = exc.ctx.command_path if exc.ctx is not None else "apssh"
+    if exc.ctx is not None:
+        command_path = exc.ctx.command_path
+    else:
+        command_path = getattr(exc, "apssh_command_path", "apssh")
     click.echo(f"try '{command_path} --help'", err=True)
 
 
