@@ -268,8 +268,7 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
                 outcome.rc = failing_rc if failing_rc is not None else None if no_rc else last_rc
                 return failing_rc if failing_rc is not None else 0
         except asyncio.CancelledError:
-            status = Status.INTERRUPTED
-            outcome.error = "interrupted"
+            status = Status.INTERRUPTED  # the status says it all: no error text to repeat it
             raise
         except ConnectError as exc:
             status = next(st for cls, st in _CONNECT_STATUS if isinstance(exc, cls))
