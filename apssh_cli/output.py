@@ -646,10 +646,11 @@ class TeeFormatter(Formatter):
 
     Args:
         sinks: the formatters that receive everything.
+        verbose: accepted like every formatter's; each sink has its own.
     """
 
-    def __init__(self, *sinks: Formatter) -> None:
-        super().__init__()
+    def __init__(self, *sinks: Formatter, verbose: bool = False) -> None:
+        super().__init__(verbose=verbose)
         self.sinks = list(sinks)
 
     def output(self, event: OutputEvent) -> None:

@@ -334,6 +334,8 @@ class FleetRun:
 
     async def run(self) -> list[HostResult]:
         """Run every host; return their results in the targets' order."""
+        if not self.targets:
+            return []
         window = OrderedWindow(self.options.window, len(self.targets))
         self._tasks = [
             asyncio.ensure_future(self._host(index, target, window))

@@ -161,3 +161,7 @@ def test_unreachable_hosts_are_outcomes_not_errors(tmp_path: Path) -> None:
         targets = [Target("dead", (hop,)), local("ok")]
         results = run(run_fleet(targets, "true", formatter=CaptureFormatter(), window=1))
     assert [r.status for r in results] == [Status.UNREACHABLE, Status.OK]
+
+
+def test_an_empty_fleet_returns_at_once() -> None:
+    assert run(run_fleet([], "true")) == []
