@@ -49,6 +49,8 @@ def imports(module: str, path: Path) -> set[str]:
 
 def unit(module: str) -> str:
     """The subsystem of a module: ``apssh_cli.ssh.node`` -> ``ssh``; top modules are their own."""
+    if module == "apssh_cli.__main__":  # `python -m apssh_cli`: the command line's entry
+        return "cli"
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 
