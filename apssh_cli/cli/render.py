@@ -209,7 +209,9 @@ class _GuardedStream:
         try:
             self._stream.flush()
         except BrokenPipeError:
-            self._broken()
+            if self._is_stdout:
+                self._renderer._stdout_gone()
+            # a closed stderr: nowhere left to say anything; the exit status still tells
 
     def _broken(self) -> None:
         if not self._is_stdout:

@@ -346,13 +346,17 @@ class FleetRun:
         try:
             await asyncio.wait(self._tasks)
         except asyncio.CancelledError:
+            # our caller is cancelled: clean up (bounded), then let the cancellation go on
             self.stop()
             await asyncio.wait(self._tasks, timeout=CANCEL_WAIT)
+            await self._close_owned()
             raise
-        finally:
-            if self._owns_nodes and not self.options.keep_connections:
-                await asyncio.shield(self.nodes.close())
+        await self._close_owned()
         return [self.results.get(t.name, HostResult(t.name, Status.SKIPPED)) for t in self.targets]
+
+    async def _close_owned(self) -> None:
+        if self._owns_nodes and not self.options.keep_connections:
+            await self.nodes.close()
 
     async def _host(self, index: int, target: Target, window: OrderedWindow) -> HostResult:
         name = target.name
