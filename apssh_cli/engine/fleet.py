@@ -352,6 +352,11 @@ class FleetRun:
             await self._close_owned()
             raise
         await self._close_owned()
+        # a host task fails only if the observer raised: say so, never leave it unretrieved
+        errors = [task.exception() for task in self._tasks if not task.cancelled()]
+        for error in errors:
+            if error is not None:
+                raise error
         return [self.results.get(t.name, HostResult(t.name, Status.SKIPPED)) for t in self.targets]
 
     async def _close_owned(self) -> None:

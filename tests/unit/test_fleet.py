@@ -165,3 +165,12 @@ def test_unreachable_hosts_are_outcomes_not_errors(tmp_path: Path) -> None:
 
 def test_an_empty_fleet_returns_at_once() -> None:
     assert run(run_fleet([], "true")) == []
+
+
+def test_an_observer_error_is_raised_not_lost() -> None:
+    class Broken(Events):
+        def host_done(self, result: HostResult) -> None:
+            raise RuntimeError("observer bug")
+
+    with pytest.raises(RuntimeError, match="observer bug"):
+        run(run_fleet([local("a")], "true", formatter=CaptureFormatter(), observer=Broken()))
