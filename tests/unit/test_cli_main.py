@@ -400,9 +400,9 @@ STATUSES = {0, 1, 2, 3, 4, 130}
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(argv=ARGV)
+@given(argv=ARGV, with_env_inventory=st.booleans())
 def test_no_argv_gives_a_traceback(
-    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    argv: list[str], with_env_inventory: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # what runs is faked (the parsing, checks and plans are real): no SSH, no Docker
     monkeypatch.setattr(execution, "execute", lambda *args, **kwargs: ExitCode.OK)
@@ -411,7 +411,10 @@ def test_no_argv_gives_a_traceback(
     (tmp_path / "local.toml").write_text(FUZZ_INVENTORY)
     (tmp_path / "retry.txt").write_text("node1\nbastion\n")
     (tmp_path / "script.sh").write_text("echo hi\n")
-    monkeypatch.setenv("APSSH_INVENTORY", str(tmp_path / "local.toml"))
+    if with_env_inventory:
+        monkeypatch.setenv("APSSH_INVENTORY", str(tmp_path / "local.toml"))
+    else:
+        monkeypatch.delenv("APSSH_INVENTORY", raising=False)
     argv = [word for word in argv if word != "lab"]  # lab would start containers
     runner = CliRunner()
     with runner.isolation() as streams:
