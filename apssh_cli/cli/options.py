@@ -114,7 +114,8 @@ def _completion_inventory(ctx: click.Context) -> Inventory | None:
     from apssh_cli.inventory.model import Inventory
 
     paths = inventory_paths(ctx)
-    if not paths:
+    # regular files only: completing must never block on a fifo or /dev/zero
+    if not paths or not all(os.path.isfile(path) for path in paths):
         return None
     try:
         return Inventory.load(paths)

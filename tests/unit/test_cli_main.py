@@ -294,6 +294,7 @@ def test_completion_without_a_usable_inventory_offers_nothing_quietly(
     monkeypatch.setenv("APSSH_INVENTORY", str(path))
     assert completions(["-g"], "") == []
     assert completions(["-i", str(path), "-x"], "n") == []
+    assert completions(["-i", "/dev/zero", "-g"], "") == []  # not read: it never ends
     assert capsys.readouterr() == ("", "")
 
 
