@@ -24,14 +24,16 @@ from apssh_cli.log import logger
 
 DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
-KeySpec = str | Path | asyncssh.SSHKey
+# an agent's key pair (upstream's load_agent_keys()) is a loaded key too
+LoadedKey = asyncssh.SSHKey | asyncssh.SSHKeyPair
+KeySpec = str | Path | LoadedKey
 
 
 @dataclass(frozen=True)
 class ClientKeys:
     """What to hand to asyncssh: the key objects, and whether to ask the agent."""
 
-    keys: tuple[asyncssh.SSHKey, ...]
+    keys: tuple[LoadedKey, ...]
     use_agent: bool
 
 
@@ -75,9 +77,12 @@ def resolve_keys(keys: Sequence[KeySpec] | None, identity_files: Sequence[str] =
         ConfigError: an explicit key file cannot be used.
     """
     if keys is not None:
-        if isinstance(keys, str | Path | asyncssh.SSHKey):
+        if isinstance(keys, str | Path | asyncssh.SSHKey | asyncssh.SSHKeyPair):
             keys = [keys]
-        loaded = tuple(key if isinstance(key, asyncssh.SSHKey) else read_key(key) for key in keys)
+        loaded = tuple(
+            key if isinstance(key, asyncssh.SSHKey | asyncssh.SSHKeyPair) else read_key(key)
+            for key in keys
+        )
         return ClientKeys(loaded, use_agent=False)
     candidates = identity_files or DEFAULT_IDENTITIES
     found = []
