@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from apssh_cli.log import logger
-from apssh_cli.ssh.keys import DEFAULT_IDENTITIES
+from apssh_cli.ssh.keys import AGENT_KEYS, DEFAULT_IDENTITIES
 
 __all__ = ["import_private_key", "load_agent_keys", "load_private_keys"]
 
@@ -103,7 +103,10 @@ def load_private_keys(
 
 async def _agent_keys(path: str) -> list[asyncssh.SSHKeyPair]:
     async with asyncssh.connect_agent(path) as agent:
-        return list(await agent.get_keys())
+        keys = list(await agent.get_keys())
+    for key in keys:
+        AGENT_KEYS[key] = path  # SshNode(keys=these) then asks this agent itself
+    return keys
 
 
 def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:

@@ -13,6 +13,7 @@ once per process (cached until its mtime changes).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,11 @@ class ClientKeys:
 
     keys: tuple[LoadedKey, ...]
     use_agent: bool
+    agent_path: str | None = None  # None: $SSH_AUTH_SOCK
+
+
+# the agent's key pairs handed out by keyload.load_agent_keys, and the agent they come from
+AGENT_KEYS: weakref.WeakKeyDictionary[asyncssh.SSHKeyPair, str] = weakref.WeakKeyDictionary()
 
 
 _CACHE: dict[Path, tuple[int, asyncssh.SSHKey]] = {}
@@ -83,6 +89,12 @@ def resolve_keys(keys: Sequence[KeySpec] | None, identity_files: Sequence[str] =
             key if isinstance(key, asyncssh.SSHKey | asyncssh.SSHKeyPair) else read_key(key)
             for key in keys
         )
+        agents = {AGENT_KEYS.get(key) for key in loaded if isinstance(key, asyncssh.SSHKeyPair)}
+        if loaded and len(agents) == 1 and None not in agents:
+            # only an agent's keys: asyncssh asks that agent itself, and closes its
+            # connection to it (key pairs handed over would leave it open)
+            (agent_path,) = agents
+            return ClientKeys((), use_agent=True, agent_path=agent_path)
         return ClientKeys(loaded, use_agent=False)
     candidates = identity_files or DEFAULT_IDENTITIES
     found = []
