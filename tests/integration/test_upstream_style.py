@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -131,3 +132,32 @@ def test_example_runs_against_the_lab_inventory(topology: Topology, tmp_path: Pa
         assert re.search(rf"localhost:{name} mean \d+ us over 2 samples", done.stdout)
     assert f"measured {' '.join(names)} through" in done.stdout
     assert (tmp_path / "results" / "experiment.dot").read_text().startswith("digraph")
+
+
+def test_readme_library_example_runs_as_written(topology: Topology, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The library") :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    (tmp_path / "example.py").write_text(match.group(1))
+    # the lab's files where `apssh lab up` puts them, the repository's recipes
+    (tmp_path / ".lab").symlink_to(topology.inventory.parent)
+    assert (tmp_path / ".lab" / "inventory.toml").exists()
+    (tmp_path / "recipes").symlink_to(ROOT / "recipes")
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run(
+        [sys.executable, "example.py"],
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    for endpoint in topology.internal:
+        lines = (tmp_path / "results" / f"{endpoint.name}.csv").read_text().splitlines()
+        assert lines[0] == "host,sample,size_mb,micros" and len(lines) == 4
+    assert not (home / ".ssh").exists()  # nothing written to ~/.ssh/known_hosts
