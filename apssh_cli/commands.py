@@ -34,6 +34,7 @@ from apssh_cli.deferred import Capture
 from apssh_cli.errors import CommandTimeoutError, ConfigError
 from apssh_cli.output import STDERR, STDOUT, Formatter, OutputEvent, current_step
 from apssh_cli.results import CommandResult
+from apssh_cli.ssh.local_node import LocalNode
 from apssh_cli.ssh.process import shielded_cleanup
 
 if TYPE_CHECKING:
@@ -203,7 +204,9 @@ class _ShellCommand(Command):
         if self.capture is not None:
             sink = _CaptureSink(node.formatter)
             extra["formatter"] = sink
-        if self.x11:
+        if self.x11 and not isinstance(node, LocalNode):
+            if not os.environ.get("DISPLAY"):
+                raise ConfigError("x11=True needs a local X display, and DISPLAY is not set")
             extra["x11"] = True
         result = await node.run_shell(
             line, display=display, timeout=timeout, verbose=verbose or self.verbose, **extra

@@ -297,7 +297,8 @@ def test_capture_stores_stdout_and_a_deferred_uses_it() -> None:
     assert capture.stderr("localhost") == "oops\n"  # ...but errors are
 
 
-def test_ignore_outputs_and_x11_reach_the_node() -> None:
+def test_ignore_outputs_and_x11_reach_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":0")
     node = FakeNode()
     run(Run("daemon", ignore_outputs=True, x11=True).co_run(node))
     assert node.shell == ["{ daemon\n} </dev/null >/dev/null 2>&1"]
@@ -305,6 +306,11 @@ def test_ignore_outputs_and_x11_reach_the_node() -> None:
     capture = CaptureFormatter()
     result = run(Run("echo hidden", ignore_outputs=True).co_run(LocalNode(formatter=capture)))
     assert result.rc == 0 and capture.lines("localhost") == []
+    monkeypatch.delenv("DISPLAY")
+    with pytest.raises(ConfigError, match="DISPLAY is not set"):
+        run(Run("xterm", x11=True).co_run(node))  # nothing ran
+    assert len(node.shell) == 1
+    assert run(Run("true", x11=True).co_run(LocalNode())).rc == 0  # local: inherited
 
 
 def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
