@@ -125,6 +125,8 @@ def test_example_runs_against_the_lab_inventory(topology: Topology, tmp_path: Pa
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "experiment OK" in done.stdout
+    # Run("echo", "gateway up since", "$(uptime -s)"): expanded by the remote shell
+    assert re.search(r"gateway up since \d{4}-\d\d-\d\d \d", done.stdout), done.stdout
     names = [endpoint.name for endpoint in topology.internal]
     for name in names:
         raw = (tmp_path / "results" / f"{name}.raw").read_text().splitlines()

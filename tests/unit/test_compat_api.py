@@ -338,3 +338,24 @@ def test_upstream_demo_file_still_imports_apssh() -> None:
     demo = Path(__file__).parents[1] / "integration" / "upstream" / "upstream_demo.py"
     assert "from apssh import" in demo.read_text()
     assert os.access(demo.with_name("demo.sh"), os.X_OK)
+
+
+def test_nodes_from_inventory_share_their_gateway(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.toml"
+    inventory.write_text(
+        '[bastions.hosts.bastion]\nhostname = "127.0.0.1"\nport = 2222\nuser = "admin"\n'
+        '[nodes.vars]\ngateway = "bastion"\nuser = "root"\nknown_hosts = "strict"\n'
+        '[nodes.hosts."node[1:2]"]\n'
+        '[here.hosts.me]\nconnection = "local"\n'
+    )
+    nodes = apssh_cli.nodes_from_inventory(inventory, "nodes,here")
+    assert list(nodes) == ["node1", "node2", "me"]
+    node1, node2 = nodes["node1"], nodes["node2"]
+    assert isinstance(node1, SshNode) and isinstance(nodes["me"], LocalNode)
+    assert node1.gateway is node2.gateway  # one gateway node: one connection to it
+    assert node1.gateway is not None and node1.gateway.user_host() == "admin@127.0.0.1"
+    assert node1.gateway.port == 2222 and node1.known_hosts == "strict"
+    assert node1.user_host() == "root@node1" and node1.distance() == 2
+    assert list(apssh_cli.nodes_from_inventory(str(inventory), "nodes", exclude="node2")) == [
+        "node1"
+    ]
