@@ -59,14 +59,19 @@ def upstream_known_hosts(
     """(policy, file) from SshNode's ``known_hosts=``, which may be upstream's file path.
 
     None is the default policy; a policy name stays one; anything else that
-    looks like a path (a ``/`` in it, or an existing file) is the file, checked
-    with the default policy. Host keys stay verified either way.
+    looks like a path (a ``/`` in it, a name ending in ``known_hosts``, or an
+    existing file) is the file, checked with the default policy. Host keys stay
+    verified either way; another word is refused as an unknown policy.
     """
     if known_hosts is None:
         return hostkeys.DEFAULT_POLICY, known_hosts_file
     if isinstance(known_hosts, Path) or (
         known_hosts not in hostkeys.POLICIES
-        and ("/" in known_hosts or Path(known_hosts).expanduser().exists())
+        and (
+            "/" in known_hosts
+            or known_hosts.endswith("known_hosts")
+            or Path(known_hosts).expanduser().exists()
+        )
     ):
         return hostkeys.DEFAULT_POLICY, Path(known_hosts).expanduser()
     return known_hosts, known_hosts_file

@@ -183,6 +183,7 @@ def test_node_keywords_as_upstream(tmp_path: Path) -> None:
     assert SshNode("h", known_hosts=None).known_hosts == "accept-new"
     assert SshNode("h", known_hosts="strict").known_hosts == "strict"
     assert SshNode("h", known_hosts=known).known_hosts_file == known
+    assert SshNode("h", known_hosts="lab_known_hosts").known_hosts_file == Path("lab_known_hosts")
     with pytest.raises(ConfigError):
         SshNode("h", known_hosts="sloppy")  # neither a policy nor a path
     assert SshProxy is SshNode
