@@ -165,6 +165,13 @@ class _CaptureSink(Formatter):
     def text(self) -> str:
         return "".join(line + "\n" for line in self.lines)
 
+    # the command's events still reach the node's formatter
+    def command_started(self, host: str, command: str) -> None:
+        self.forward.command_started(host, command)
+
+    def command_done(self, host: str, command: str, rc: int | None) -> None:
+        self.forward.command_done(host, command, rc)
+
 
 class _ShellCommand(Command):
     """What Run, RunScript and RunString share: x11, capture, ignore_outputs."""

@@ -42,6 +42,7 @@ from apssh_cli import (
     RunScript,
     SshJob,
     SshNode,
+    SubdirFormatter,
     TimeHostFormatter,
     Variables,
     close_ssh_in_scheduler,
@@ -67,9 +68,8 @@ def lab_constants(inventory_path: str) -> dict[str, object]:
     }
 
 
-def one_run(constants, nodenames, samples, size, output, verbose=False):  # type: ignore[no-untyped-def]
+def one_run(constants, nodenames, samples, size, output, formatter, verbose=False):  # type: ignore[no-untyped-def]
     """Build one experiment's scheduler, run it, close its connections; True if all went well."""
-    formatter = TimeHostFormatter()
     keys = load_private_keys([constants["key"]])
     output.mkdir(parents=True, exist_ok=True)
 
@@ -175,6 +175,12 @@ def main() -> int:
     parser.add_argument("-s", "--samples", type=int, default=5, help="writes per node")
     parser.add_argument("-k", "--size", type=int, default=256, help="KiB per write")
     parser.add_argument("-o", "--output", default="results", help="where results go")
+    parser.add_argument(
+        "-d",
+        "--storage-dir",
+        default=None,
+        help="write each node's output to files in this directory",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()  # fmt: skip
 
@@ -183,9 +189,22 @@ def main() -> int:
         return 1
     constants = lab_constants(args.inventory)
     nodenames = args.nodes or constants["nodes"]
-    ok = one_run(
-        constants, nodenames, args.samples, args.size, Path(args.output), verbose=args.verbose
+    # 21:09:41 node1:... on the terminal, or one file per node
+    formatter = (
+        TimeHostFormatter(verbose=args.verbose)
+        if args.storage_dir is None
+        else SubdirFormatter(args.storage_dir, verbose=args.verbose)
     )
+    ok = one_run(
+        constants,
+        nodenames,
+        args.samples,
+        args.size,
+        Path(args.output),
+        formatter,
+        verbose=args.verbose,
+    )
+    formatter.close()
     print("========== experiment OK" if ok else "!!!!!!!!!! experiment KO")
     return 0 if ok else 1
 
