@@ -60,6 +60,7 @@ BUILTINS = (
     "hostname",
     "user",
     "recipe",
+    "recipe_dir",
     "step",
     "run_id",
     "run_dir",

@@ -404,6 +404,7 @@ class _Planner:
         combo_dir = self.run_dir / combo_slug if combo_slug else self.run_dir
         builtins: dict[str, Any] = {
             "recipe": recipe.name,
+            "recipe_dir": str(recipe.directory.absolute()),
             "step": step.id,
             "run_id": self.run_id,
             "run_dir": str(self.run_dir),

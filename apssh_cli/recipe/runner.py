@@ -102,6 +102,7 @@ class TaskState:
     stdout_size: int = 0
     truncated: bool = False
     stopping: bool = False
+    ran: bool = False
 
     @property
     def key(self) -> str:
@@ -369,6 +370,9 @@ class RecipeRun:
         """
         plan = self.plan
         plan.run_dir.mkdir(parents=True, exist_ok=True)
+        if plan.recipe.matrix:
+            for combo in plan.combos:
+                (plan.run_dir / combo.slug).mkdir(exist_ok=True)
         if self.resume:
             self.previous, captures = read_previous(plan.run_dir)
             self._load_captures(captures)
@@ -483,10 +487,11 @@ class RecipeRun:
             self._finish(state, FAILED, error=str(exc))
             return
         previous = self.previous.get(task.key)
-        if previous is not None and previous == (OK, state.digest):
+        if previous == (OK, state.digest) and not self._upstream_ran(task):
             state.resumed = True
             self._finish(state, OK, error=None)
             return
+        state.ran = True
         state.started = time.monotonic()
         state.status = RUNNING
         self.log.emit("task_start", **self._task_fields(state))
@@ -631,6 +636,15 @@ class RecipeRun:
                 if status not in (OK, RUNNING):
                     return SKIPPED, f"{req.key} ended {status} on {task.host}"
         return None
+
+    def _upstream_ran(self, task: Task) -> bool:
+        """Whether a task this one depends on ran again in this run (its input changed)."""
+        for req in task.instance.requires:
+            same_host = not task.step.is_local and not req.step.is_local and task.host in req.hosts
+            for state in self._states(req):
+                if state.ran and (not same_host or state.host == task.host):
+                    return True
+        return False
 
     def host_status(self, inst: Instance, host: str) -> str:
         """How ``host`` ended in a step instance (ok when it did not run in this run)."""
