@@ -252,7 +252,7 @@ def run(
         events_out = sys.stdout
     elif events:
         try:
-            events_out = open(events, "a", encoding="utf-8")  # noqa: SIM115
+            events_out = open(events, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise ConfigError(f"--events: cannot write {events}: {exc.strerror}") from None
     from apssh_cli.recipe.runner import RecipeRun

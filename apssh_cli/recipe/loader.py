@@ -353,8 +353,6 @@ class _Builder:
             raise fail(
                 "a background step cannot capture (its output ends when it is stopped)", "capture"
             )
-        if capture is not None and has_local:
-            raise fail("a local step cannot capture", "capture")
         return Step(
             id=step_id,
             actions=tuple(actions),

@@ -350,7 +350,10 @@ def _narrowing(recipe: Recipe, inventory: Inventory | None, pattern: str | None)
         return None
     if inventory is None:
         raise RecipeError("-g needs an inventory (-i FILE)", source=recipe.source)
-    return {host.name for host in inventory.select(pattern)}
+    try:
+        return {host.name for host in inventory.select(pattern)}
+    except ConfigError as exc:
+        raise RecipeError(f"-g {pattern!r}: {exc.message}", source=recipe.source) from None
 
 
 def _combos(recipe: Recipe) -> list[Combo]:

@@ -549,8 +549,8 @@ class RecipeRun:
     ) -> None:
         """Run the task's commands (with retries on unreachable), record how it went."""
         from apssh_cli.engine.job import SshJob
-        from apssh_cli.errors import ApsshError as _Error
-        from apssh_cli.results import Status
+        from apssh_cli.errors import ApsshError as _Error, ConnectError
+        from apssh_cli.results import HostResult, Status
 
         _TASK.set(state)
         step = state.task.step
@@ -560,7 +560,13 @@ class RecipeRun:
                 timed_out = False
                 try:
                     async with asyncio.timeout(step.timeout):
-                        await job.node.connect()
+                        try:
+                            await job.node.connect()
+                        except ConnectError as exc:  # SshJob.co_run would try again
+                            job.outcome = HostResult(
+                                host=job.node.label, status=Status.UNREACHABLE, error=exc.message
+                            )
+                            raise
                         connected.set()
                         await SshJob.co_run(job)
                 except TimeoutError as exc:
@@ -571,11 +577,6 @@ class RecipeRun:
                 if timed_out:
                     outcome.status = Status.TIMEOUT
                     outcome.error = f"step timeout ({step.timeout:g}s)"
-                unreachable = outcome.status in (
-                    Status.UNREACHABLE,
-                    Status.AUTH_REFUSED,
-                    Status.HOSTKEY_REFUSED,
-                )
                 if outcome.status is Status.UNREACHABLE and attempt < step.retries:
                     await asyncio.sleep(min(0.5 * 2**attempt, 4.0))
                     continue
@@ -586,7 +587,7 @@ class RecipeRun:
             Status.TIMEOUT: TIMEOUT,
             Status.INTERRUPTED: CANCELLED,
             Status.SKIPPED: CANCELLED,
-        }.get(outcome.status, UNREACHABLE if unreachable else FAILED)
+        }.get(outcome.status, UNREACHABLE)  # unreachable, refused key or host key
         state.exit_status = outcome.rc
         self._finish(state, status, error=outcome.error if status != OK else None)
 
