@@ -372,6 +372,9 @@ class _Builder:
             enabled=enabled,
             once=once,
             line=self.lines.line(*at),
+            lines={
+                key: line for key in table if (line := self.lines.keys.get((*at, key))) is not None
+            },
         )
 
     def id_list(self, table: dict[str, Any], key: str, fail: Any) -> tuple[str, ...]:
@@ -677,6 +680,8 @@ def check_templates(recipe: Recipe, extra_names: set[str] | None = None) -> list
 
 
 def _action_line(step: Step, key: str) -> int | None:
+    if key in ("hosts", "enabled"):
+        return step.line_of(key)
     if key in ACTION_KINDS or key in ("args", "to"):
         for action in step.actions:
             if action.kind == key or key in ("args", "to"):

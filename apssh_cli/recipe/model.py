@@ -104,6 +104,11 @@ class Step:
     enabled: bool | str = True
     once: bool = False
     line: int | None = None
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+
+    def line_of(self, key: str) -> int | None:
+        """The line that wrote ``key`` in this step (else the step's header)."""
+        return self.lines.get(key, self.line)
 
     @property
     def is_local(self) -> bool:

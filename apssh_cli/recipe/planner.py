@@ -461,11 +461,12 @@ class _Planner:
         assert step.hosts is not None
         if self.inventory is None:
             raise self.recipe.error("hosts: an inventory is needed (-i FILE)", step)
-        pattern = text_of(self.render(step.hosts, step, combo, None))
+        line = step.line_of("hosts")
+        pattern = text_of(self.render(step.hosts, step, combo, None, line))
         try:
             names = [host.name for host in self.inventory.select(pattern)]
         except ConfigError as exc:
-            raise self.recipe.error(f"hosts {pattern!r}: {exc.message}", step) from None
+            raise self.recipe.error(f"hosts {pattern!r}: {exc.message}", step, line) from None
         if narrowed is not None:
             names = [name for name in names if name in narrowed]
         return names
@@ -473,13 +474,14 @@ class _Planner:
     def enabled(self, step: Step, combo: Combo | None) -> bool:
         if isinstance(step.enabled, bool):
             return step.enabled
-        value = text_of(self.render(step.enabled, step, combo, None)).strip().lower()
+        line = step.line_of("enabled")
+        value = text_of(self.render(step.enabled, step, combo, None, line)).strip().lower()
         if value in _TRUE:
             return True
         if value in _FALSE:
             return False
         raise self.recipe.error(
-            f"enabled: {step.enabled!r} gives {value!r}, not true or false", step
+            f"enabled: {step.enabled!r} gives {value!r}, not true or false", step, line
         )
 
     def action(self, step: Step, combo: Combo | None, host: str, action: Action) -> RenderedAction:

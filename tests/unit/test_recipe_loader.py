@@ -133,7 +133,7 @@ BAD = [
         "[[step]]\nid = 'b'\nhosts = '{cap.v}'\nrun = 'x'\nrequires = ['a']\n",
         "not allowed in hosts",
         "b",
-        9,
+        11,
     ),
     ("[[step]]\nid = 'a'\nhosts = 'all'\nrun = 'echo {ok.zz}'\n", "unknown step 'zz'", "a", 7),
     ("[[step]]\nid = 'a'\nlocal = 'echo {host}'\n", "a local step has no host", "a", 6),
@@ -197,7 +197,7 @@ def test_pattern_that_matches_nothing_is_an_error_at_plan_time(tmp_path: Path) -
     with pytest.raises(RecipeError) as caught:
         plan_of(tmp_path, "[[step]]\nid = 'a'\nhosts = 'nodez'\nrun = 'x'\n")
     assert caught.value.step == "a"
-    assert caught.value.line == 4
+    assert caught.value.line == 6  # the hosts line
     assert "nodez" in caught.value.message
 
 
