@@ -74,7 +74,7 @@ def test_check(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> No
 def test_check_reports_one_error_with_exit_1(
     files: tuple[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    recipe, inventory = files
+    _, inventory = files
     bad = tmp_path / "bad.toml"
     bad.write_text(RECIPE.replace('hosts = "nodes"\nrequires', 'hosts = "nodez"\nrequires'))
     code, out, err = apssh(capsys, "recipe", "check", str(bad), "-i", inventory)
@@ -145,7 +145,7 @@ def test_run_local_recipe_with_events_and_json(
     )  # fmt: skip
     assert code == 2
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["event"] for e in events][0] == "recipe_start"
+    assert events[0]["event"] == "recipe_start"
     assert {"event": "output", "line": "hello"}.items() <= next(
         e for e in events if e["event"] == "output"
     ).items()
