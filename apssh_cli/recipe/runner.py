@@ -267,6 +267,7 @@ class RecipeRun:
             local_node=LocalNode,
             settings=NodeSettings(formatter=self.formatter),
         )
+        self._share_gateways()
         self._local = LocalNode(formatter=self.formatter, label=LOCAL_HOST)
 
         class TaskJob(SshJob):
@@ -354,6 +355,23 @@ class RecipeRun:
                     jobs.append(end)
                 end.requires(join)
         return Scheduler(*jobs)
+
+    def _share_gateways(self) -> None:
+        """A host that is also a gateway (a step on the bastion) uses the gateway's node.
+
+        build_nodes gives a step's host its own node, labelled with its name; when the
+        same hop is a gateway of other hosts, that would be a second connection.
+        """
+        gateways: dict[tuple[Any, ...], Any] = {}
+        for node in self._created:
+            gateway = getattr(node, "gateway", None)
+            if gateway is not None:
+                gateways[_hop(gateway)] = gateway
+        for name, node in list(self._nodes.items()):
+            shared = gateways.get(_hop(node))
+            if shared is not None and shared is not node:
+                self._nodes[name] = shared
+                self._created.remove(node)
 
     # ------------------------------------------------------------------ running
 
@@ -1009,3 +1027,14 @@ def _hash_files(digest: Any, paths: list[Path]) -> None:
             digest.update(str(item).encode())
             with contextlib.suppress(OSError):
                 digest.update(item.read_bytes())
+
+
+def _hop(node: Any) -> tuple[Any, ...]:
+    """What makes two nodes the same connection: label, address, port, user, gateway."""
+    return (
+        getattr(node, "label", None),
+        getattr(node, "hostname", None),
+        getattr(node, "port", None),
+        getattr(node, "username", None),
+        id(getattr(node, "gateway", None)),
+    )
