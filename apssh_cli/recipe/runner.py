@@ -510,9 +510,7 @@ class RecipeRun:
             self._finish(state, OK, error=None)
             return
         state.ran = True
-        state.started = time.monotonic()
         state.status = RUNNING
-        self.log.emit("task_start", **self._task_fields(state))
         connected = asyncio.Event()
         inner = asyncio.create_task(self._attempts(job, state, commands, connected))
         self._running[id(state)] = (state, inner)
@@ -573,6 +571,9 @@ class RecipeRun:
         _TASK.set(state)
         step = state.task.step
         async with self._slots_for(job, state):
+            # started: out of the windows' queues
+            state.started = time.monotonic()
+            self.log.emit("task_start", **self._task_fields(state))
             for attempt in range(step.retries + 1):
                 job.commands = commands
                 timed_out = False

@@ -48,13 +48,13 @@ def run_recipe(
     tmp_path: Path,
     body: str,
     *,
-    selection: Selection = Selection(),
+    selection: Selection | None = None,
     inventory: Inventory | None = None,
     **options: Any,
 ) -> tuple[RecipeRun, list[dict[str, Any]]]:
     recipe = parse_recipe(HEAD + body, tmp_path / "r.toml")
     inventory = inventory or Inventory.load([topology.inventory])
-    plan = make_plan(recipe, inventory, selection, run_dir=tmp_path / "run")
+    plan = make_plan(recipe, inventory, selection or Selection(), run_dir=tmp_path / "run")
     events: list[dict[str, Any]] = []
     run = RecipeRun(plan, listener=events.append, quiet=True, **options)
     run.run()
@@ -358,7 +358,7 @@ def test_cli_from_only_resume_and_plan_open_no_connection(
     code, _, _ = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, "-q")
     assert code == 0
     before = all_logins(topology)
-    code, out, err = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, "--resume")
+    code, out, _ = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, "--resume")
     assert code == 0
     assert "a: ok direct[1-3] (direct[1-3] resumed)" in out
     assert delta(before, all_logins(topology)) == {}
@@ -393,3 +393,53 @@ def test_the_example_recipes_run(
     assert code == 0, err
     assert "work: ok node[1-2] (node1 resumed)" in out
     assert "prepare: ok node[1-2] (node[1-2] resumed)" in out
+
+
+def test_step_window_runs_hosts_one_at_a_time(topology: Topology, tmp_path: Path) -> None:
+    body = '[[step]]\nid = "a"\nhosts = "direct"\nwindow = 1\nrun = "sleep 0.3"\n'
+    run, events = run_recipe(topology, tmp_path, body)
+    assert run.exit_status == 0
+    spans = sorted(
+        (start["ts"], end["ts"])
+        for start in events
+        if start["event"] == "task_start"
+        for end in events
+        if end["event"] == "task_end" and end["host"] == start["host"]
+    )
+    assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+
+
+def test_ctrl_c_aborts_runs_always_steps_and_exits_130(topology: Topology, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "int.toml"
+    recipe.write_text(
+        HEAD
+        + '[[step]]\nid = "long"\nhosts = "direct3"\nrun = "sleep 120 # recipe-ctrl-c"\n'
+        + '[[step]]\nid = "after"\nhosts = "direct3"\nrequires = ["long"]\nrun = "true"\n'
+        + '[[step]]\nid = "cleanup"\nhosts = "direct3"\nrequires = ["after"]\nalways = true\n'
+        + 'run = "echo cleanup ran"\n'
+    )
+    events = tmp_path / "events.jsonl"
+    command = [sys.executable, "-m", "apssh_cli.cli.main", "recipe", "run", str(recipe),
+               "-i", str(topology.inventory), "--events", str(events)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if events.exists() and '"task_start"' in events.read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # the remote sleep is running
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "cleanup direct3: cleanup ran" in out
+    assert "long: cancelled direct3" in out
+    assert remote_count(topology, topology.direct[2], "recipe-ctrl-c") == 0
+    last = json.loads(events.read_text().splitlines()[-1])
+    assert last["event"] == "recipe_end" and last["exit"] == 130
