@@ -24,7 +24,7 @@ from typing import Any
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.model import Host, Inventory
-from apssh_cli.recipe.loader import (
+from apssh_cli.recipe.checks import (
     BUILTINS,
     check_templates,
     repeating_steps,

@@ -18,21 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import json
-import shlex
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import IO, Any
 
 from apssh_cli.errors import ApsshError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.targets import NodeSettings, build_nodes, inventory_target
-from apssh_cli.output import STDERR, Formatter, OutputEvent
+from apssh_cli.recipe.actions import build_commands
 from apssh_cli.recipe.journal import (
     CAPTURES,
     JOURNAL,
@@ -43,8 +38,30 @@ from apssh_cli.recipe.journal import (
     write_json,
 )
 from apssh_cli.recipe.model import CAPTURE_LIMIT
-from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, RenderedAction, Task
+from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
+from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
+from apssh_cli.recipe.state import (
+    BAD,
+    CANCELLED,
+    EXIT_ABORTED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_UNREACHABLE,
+    FAILED,
+    FINAL,
+    OK,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    TIMEOUT,
+    UNREACHABLE,
+    TaskState,
+)
 from apssh_cli.recipe.template import Field, Parts, render, text_of
+
+__all__ = ["RecipeFormatter", "RecipeRun", "TaskState"]
 
 DEFAULT_WINDOW = 50
 # tasks at once on one connection: with the SFTP session and a helper channel (script
@@ -55,63 +72,6 @@ START_GRACE = 0.5
 CLOSE_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 
-# task states
-OK, FAILED, TIMEOUT, UNREACHABLE = "ok", "failed", "timeout", "unreachable"
-SKIPPED, CANCELLED, PENDING, RUNNING = "skipped", "cancelled", "pending", "running"
-BAD = (FAILED, TIMEOUT, UNREACHABLE)
-FINAL = (OK, *BAD, SKIPPED, CANCELLED)
-
-# exit statuses (RECIPES.md): the most severe wins
-EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_ABORTED = (
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-)
-EXIT_INTERRUPTED = 130
-
-_TASK: ContextVar[TaskState | None] = ContextVar("apssh_recipe_task", default=None)
-
-
-@dataclass(eq=False)
-class TaskState:
-    """How one task went (``run.tasks``).
-
-    Attributes:
-        task: the planned task.
-        status: ok, failed, timeout, unreachable, skipped, cancelled (pending
-            before it ends; running for a background task that has started).
-        exit_status: the failing (or last) command's status, when there is one.
-        duration: seconds, from its start.
-        error: why it did not end ok.
-        resumed: ok from an earlier run (``--resume``): not run again.
-        digest: the hash of its rendered action, compared on resume.
-    """
-
-    task: Task
-    status: str = PENDING
-    exit_status: int | None = None
-    started: float | None = None
-    duration: float = 0.0
-    error: str | None = None
-    resumed: bool = False
-    digest: str = ""
-    stdout: list[str] = field(default_factory=list)
-    stdout_size: int = 0
-    truncated: bool = False
-    stopping: bool = False
-    ran: bool = False
-
-    @property
-    def key(self) -> str:
-        return self.task.key
-
-    @property
-    def host(self) -> str:
-        return self.task.host
-
 
 @dataclass(eq=False)
 class _InstanceState:
@@ -120,62 +80,6 @@ class _InstanceState:
     failed: bool = False
     started: bool = False
     status: str = PENDING
-
-
-class RecipeFormatter(Formatter):
-    """Prints ``step host: line`` and journals every line with its step and host.
-
-    The task a line belongs to comes from a context variable set by its job, so a
-    matrix combination is told apart too (``step[combo]``).
-    """
-
-    def __init__(
-        self,
-        run: RecipeRun,
-        *,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-        quiet: bool = False,
-    ) -> None:
-        self._run = run
-        self._stdout = stdout
-        self._stderr = stderr
-        self.quiet = quiet
-
-    def output(self, event: OutputEvent) -> None:
-        state = _TASK.get()
-        label = self._run.label_of(state) if state is not None else (event.step or "-")
-        if state is not None and event.stream != STDERR:
-            state.stdout_size += len(event.line) + 1
-            if state.stdout_size <= CAPTURE_LIMIT:
-                state.stdout.append(event.line)
-            else:
-                state.truncated = True
-        self._run.log.emit(
-            "output",
-            step=state.task.step.id if state else event.step,
-            combo=_combo(state.task.instance) if state else "",
-            host=event.host,
-            stream=event.stream,
-            line=event.line,
-        )
-        if not self.quiet:
-            self.echo(f"{label} {event.host}: {event.line}", event.stream == STDERR)
-
-    def echo(self, text: str, to_stderr: bool = False) -> None:
-        """A line for the person watching."""
-        import sys
-
-        out = (self._stderr or sys.stderr) if to_stderr else (self._stdout or sys.stdout)
-        try:
-            out.write(text + "\n")
-            out.flush()
-        except (OSError, ValueError):
-            pass
-
-    def connect_failed(self, host: str, error: Exception) -> None:
-        if not self.quiet:
-            self.echo(f"-- {host}: {error}", True)
 
 
 def _combo(instance: Instance) -> str:
@@ -568,7 +472,7 @@ class RecipeRun:
         from apssh_cli.errors import ApsshError as _Error, ConnectError
         from apssh_cli.results import HostResult, Status
 
-        _TASK.set(state)
+        CURRENT_TASK.set(state)
         step = state.task.step
         async with self._slots_for(job, state):
             # started: out of the windows' queues
@@ -726,48 +630,7 @@ class RecipeRun:
 
     def _commands(self, task: Task) -> tuple[list[Any], str]:
         """The task's commands, deferred references rendered; and their digest."""
-        from apssh_cli.commands import Pull, Push, Run, RunScript, RunString
-
-        step = task.step
-        exits = [code for code in step.ok_exits if code != 0]
-        commands: list[Any] = []
-        digest = hashlib.sha256()
-        for action in task.actions:
-            texts = [self._final(part, task) for part in action.text]
-            args = [self._final(arg, task) for arg in action.args]
-            to = self._final(action.to, task) if action.to is not None else None
-            digest.update(json.dumps([action.kind, texts, args, to]).encode())
-            commands.append(self._command(action, texts, args, to, exits, digest))
-        _ = (Pull, Push, Run, RunScript, RunString)
-        return commands, digest.hexdigest()
-
-    def _command(
-        self,
-        action: RenderedAction,
-        texts: list[str],
-        args: list[str],
-        to: str | None,
-        exits: list[Any],
-        digest: Any,
-    ) -> Any:
-        from apssh_cli.commands import Pull, Push, Run, RunScript, RunString
-
-        kind = action.kind
-        if kind == "run":
-            return Run(texts[0], allowed_exits=exits)
-        if kind == "local":
-            command = f"cd {shlex.quote(str(self.plan.run_dir))} && {texts[0]}"
-            return Run(command, allowed_exits=exits, label=texts[0])
-        if kind == "script":
-            _hash_files(digest, [Path(texts[0])])
-            return RunScript(texts[0], *args, allowed_exits=exits)
-        if kind == "string":
-            return RunString(texts[0], *args, allowed_exits=exits)
-        assert to is not None
-        if kind == "push":
-            _hash_files(digest, [Path(text) for text in texts])
-            return Push(texts, to, recurse=True)
-        return Pull(texts, to, recurse=True)
+        return build_commands(task, functools.partial(self._final, task=task), self.plan.run_dir)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -1018,16 +881,6 @@ class RecipeRun:
             tail += f" ({summary['abort_reason']})"
         tail += f", exit {summary['exit']}, {summary['duration']:.1f}s"
         yield f"{tail}; run dir {summary['run_dir']}"
-
-
-def _hash_files(digest: Any, paths: list[Path]) -> None:
-    """Add file contents (directories walked, in order) to a digest."""
-    for path in paths:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for item in files:
-            digest.update(str(item).encode())
-            with contextlib.suppress(OSError):
-                digest.update(item.read_bytes())
 
 
 def _hop(node: Any) -> tuple[Any, ...]:

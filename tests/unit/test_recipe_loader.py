@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.inventory.model import Inventory
-from apssh_cli.recipe.loader import load_recipe, parse_recipe, repeating_steps
+from apssh_cli.recipe.checks import repeating_steps
+from apssh_cli.recipe.loader import load_recipe, parse_recipe
 from apssh_cli.recipe.model import RecipeError, parse_duration
 from apssh_cli.recipe.planner import Selection, make_plan
 
