@@ -39,6 +39,7 @@ from apssh_cli.recipe.journal import (
 )
 from apssh_cli.recipe.model import CAPTURE_LIMIT
 from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
+from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
 from apssh_cli.recipe.state import (
     BAD,
@@ -146,6 +147,7 @@ class RecipeRun:
         self._slots: dict[Any, asyncio.Semaphore] = {}
         self.log = EventLog()
         self.started = 0.0
+        self.finished: float | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -357,6 +359,7 @@ class RecipeRun:
             if state.status in (PENDING, RUNNING):
                 self._finish(state, CANCELLED, error=self.abort_reason or "stopped")
         self.exit_status = self._exit_status()
+        self.finished = time.monotonic()
         summary = self.summary()
         write_json(plan.run_dir / SUMMARY, summary)
         write_json(plan.run_dir / CAPTURES, captures_as_json(self.captures))
@@ -840,7 +843,9 @@ class RecipeRun:
             "status": status,
             "exit": self.exit_status,
             "abort_reason": self.abort_reason,
-            "duration": round(time.monotonic() - self.started, 3) if self.started else 0.0,
+            "duration": round((self.finished or time.monotonic()) - self.started, 3)
+            if self.started
+            else 0.0,
             "counts": counts,
             "steps": steps,
             "tasks": [
@@ -858,29 +863,7 @@ class RecipeRun:
 
     def summary_lines(self) -> Iterator[str]:
         """The summary for a person: per step instance, the hosts in each state (folded)."""
-        summary = self.summary()
-        for entry in summary["steps"]:
-            name = entry["step"] + (f"[{entry['combo']}]" if entry["combo"] else "")
-            parts = []
-            for status in (OK, *BAD, SKIPPED, CANCELLED, RUNNING):
-                hosts = entry["hosts"].get(status)
-                if hosts:
-                    resumed = [h for h in hosts if h in entry["resumed"]]
-                    extra = f" ({fold(resumed)} resumed)" if resumed and status == OK else ""
-                    parts.append(f"{status} {fold(hosts)}{extra}")
-            if not parts:
-                parts.append(entry["status"])
-            yield f"{name}: " + "; ".join(parts)
-        errors = [t for t in summary["tasks"] if t["status"] in BAD and t["error"]]
-        for task in errors[:20]:
-            yield f"  {task['task']}: {task['error']}"
-        if len(errors) > 20:
-            yield f"  ... {len(errors) - 20} more errors in {self.plan.run_dir / SUMMARY}"
-        tail = f"recipe {summary['recipe']}: {summary['status']}"
-        if summary["abort_reason"]:
-            tail += f" ({summary['abort_reason']})"
-        tail += f", exit {summary['exit']}, {summary['duration']:.1f}s"
-        yield f"{tail}; run dir {summary['run_dir']}"
+        return summary_lines(self.summary())
 
 
 def _hop(node: Any) -> tuple[Any, ...]:
