@@ -327,7 +327,24 @@ def make_plan(
             by_key[(step.id, combo.index if combo else None)] = inst
     plan = Plan(recipe, inventory, selection, combos, instances, run_id, run_dir, repeating)
     planner.check_references(plan)
+    _check_pull_destinations(plan)
     return plan
+
+
+def _check_pull_destinations(plan: Plan) -> None:
+    """A pull never overwrites another host's file: each host needs its own destination."""
+    for inst in plan.instances:
+        for index, action in enumerate(inst.step.actions):
+            if action.kind != "pull" or len(inst.tasks) < 2:
+                continue
+            destinations = {text_of(task.actions[index].to or ()) for task in inst.tasks}
+            if len(destinations) < len(inst.tasks):
+                raise plan.recipe.error(
+                    f"pull: to = {action.to!r} is the same for several hosts: put {{host}} in "
+                    f"it (or leave it out: the default is {{combo_dir}}/{{host}}/)",
+                    inst.step,
+                    action.line,
+                )
 
 
 def _selected(recipe: Recipe, selection: Selection) -> set[str]:

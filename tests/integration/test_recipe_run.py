@@ -443,3 +443,45 @@ def test_ctrl_c_aborts_runs_always_steps_and_exits_130(topology: Topology, tmp_p
     assert remote_count(topology, topology.direct[2], "recipe-ctrl-c") == 0
     last = json.loads(events.read_text().splitlines()[-1])
     assert last["event"] == "recipe_end" and last["exit"] == 130
+
+
+def test_a_second_ctrl_c_stops_the_always_steps_too(topology: Topology, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "twice.toml"
+    recipe.write_text(
+        HEAD
+        + '[[step]]\nid = "long"\nhosts = "direct2"\nrun = "sleep 120 # recipe-first"\n'
+        + '[[step]]\nid = "cleanup"\nhosts = "direct2"\nrequires = ["long"]\nalways = true\n'
+        + 'run = "sleep 120 # recipe-second"\n'
+    )
+    events = tmp_path / "events.jsonl"
+    command = [sys.executable, "-m", "apssh_cli.cli.main", "recipe", "run", str(recipe),
+               "-i", str(topology.inventory), "--events", str(events)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if events.exists() and events.read_text().count('"task_start"') >= count:
+                time.sleep(0.5)  # the remote sleep is running
+                return
+            time.sleep(0.1)
+        raise AssertionError("the task did not start")
+
+    try:
+        wait_for(1)
+        process.send_signal(signal.SIGINT)
+        wait_for(2)  # the always step started
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        stopped_in = time.monotonic() - started
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert stopped_in < 30
+    assert remote_count(topology, topology.direct[1], "recipe-first") == 0
+    assert remote_count(topology, topology.direct[1], "recipe-second") == 0

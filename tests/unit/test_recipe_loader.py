@@ -278,3 +278,15 @@ def test_parse_recipe_from_text() -> None:
     recipe = parse_recipe(HEAD + "[[step]]\nid = 'a'\nlocal = 'true'\n", "mem.toml")
     assert recipe.name == "t"
     assert recipe.source == "mem.toml"
+
+
+def test_a_pull_destination_shared_by_hosts_is_refused(tmp_path: Path) -> None:
+    body = "[[step]]\nid = 'a'\nhosts = 'nodes'\npull = '/tmp/x'\nto = 'results/'\n"
+    with pytest.raises(RecipeError, match=r"put \{host\} in it") as caught:
+        plan_of(tmp_path, body)
+    assert caught.value.line == 7
+    plan = plan_of(tmp_path, body.replace("results/", "results/{host}/"))
+    assert [t.actions[0].describe() for t in plan.tasks] == [  # type: ignore[attr-defined]
+        f"pull /tmp/x -> {tmp_path}/run/results/node1/",
+        f"pull /tmp/x -> {tmp_path}/run/results/node2/",
+    ]
