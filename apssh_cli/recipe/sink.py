@@ -47,8 +47,8 @@ class RecipeFormatter(Formatter):
     def output(self, event: OutputEvent) -> None:
         state = CURRENT_TASK.get()
         label = self._run.label_of(state) if state is not None else (event.step or "-")
-        if state is not None and event.stream != STDERR:
-            state.stdout_size += len(event.line) + 1
+        if state is not None and event.stream != STDERR and state.task.step.capture:
+            state.stdout_size += len(event.line.encode()) + 1
             if state.stdout_size <= CAPTURE_LIMIT:
                 state.stdout.append(event.line)
             else:
