@@ -305,7 +305,7 @@ def make_plan(
     selected = _selected(recipe, selection)
     narrowed = _narrowing(recipe, inventory, selection.pattern)
     repeating = repeating_steps(recipe)
-    combos = _combos(recipe)
+    combos = _combos(recipe, variables)
     planner = _Planner(recipe, inventory, variables, run_id, run_dir)
     instances: list[Instance] = []
     by_key: dict[tuple[str, int | None], Instance] = {}
@@ -373,11 +373,17 @@ def _narrowing(recipe: Recipe, inventory: Inventory | None, pattern: str | None)
         raise RecipeError(f"-g {pattern!r}: {exc.message}", source=recipe.source) from None
 
 
-def _combos(recipe: Recipe) -> list[Combo]:
+def _combos(recipe: Recipe, variables: Mapping[str, Any]) -> list[Combo]:
     keys = list(recipe.matrix)
     if not keys:
         return [Combo(0, {})]
-    product = itertools.product(*(recipe.matrix[key] for key in keys))
+    # --var on a matrix key narrows the sweep: one value, or a list of values
+    axes = []
+    for key in keys:
+        given = variables.get(key, recipe.matrix[key])
+        values = list(given) if isinstance(given, list | tuple) else [given]
+        axes.append(values or list(recipe.matrix[key]))
+    product = itertools.product(*axes)
     return [
         Combo(index, dict(zip(keys, values, strict=True))) for index, values in enumerate(product)
     ]
@@ -443,10 +449,10 @@ class _Planner:
                 members = inventory.members(field.name)
                 return " ".join(h.name for h in inventory if h.name in members)
             name = field.name
+            if combo is not None and name in combo.values:
+                return combo.values[name]  # a --var on a matrix key chose the combos
             if name in self.variables:
                 return self.variables[name]
-            if combo is not None and name in combo.values:
-                return combo.values[name]
             if name in recipe.vars:
                 return recipe.vars[name]
             if inv_host is not None and name in inv_host.vars:

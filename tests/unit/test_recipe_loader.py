@@ -251,6 +251,9 @@ def test_vars_precedence_and_enabled(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, body, variables={"x": "cli", "m": 7, "flag": True})
     assert plan.tasks[0].actions[0].describe() == "echo cli 7"  # type: ignore[attr-defined]
     assert [t.step.id for t in plan.tasks] == ["a", "b"]  # type: ignore[attr-defined]
+    # --var on a matrix key narrows (or widens) the sweep
+    plan = plan_of(tmp_path, body, variables={"m": [3, 4]})
+    assert [t.key for t in plan.tasks] == ["a@m=3/node1", "a@m=4/node1"]  # type: ignore[attr-defined]
 
 
 def test_durations() -> None:
