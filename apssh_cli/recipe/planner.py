@@ -227,7 +227,7 @@ class Plan:
         out = [
             f"recipe {self.recipe.name}: {len(self.recipe.steps)} steps, {len(self.tasks)} tasks"
             + (f", {len(self.combos)} combinations" if self.recipe.matrix else "")
-            + f", {len(self.hosts)} hosts"
+            + f", {len(self.hosts)} host{'' if len(self.hosts) == 1 else 's'}"
         ]
         for step in self.recipe.order():
             flags = [f"requires {', '.join(step.requires)}"] if step.requires else []
