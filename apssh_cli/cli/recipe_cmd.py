@@ -34,6 +34,7 @@ The most severe wins: 130 > 5 > 4 > 3 > 2 > 0."""
 
 
 def _inventory_option(required: bool) -> Callable[[F], F]:
+    # "required" for the help text: a recipe of local steps runs without one
     return click.option(
         "-i",
         "--inventory",
@@ -119,6 +120,8 @@ def _plan(
 
     loaded = load_recipe(recipe_file)
     paths = [path for path in inventory if path]
+    # a recipe of local steps needs no inventory
+    need_inventory = need_inventory and any(not step.is_local for step in loaded.steps)
     inv = load_inventory(paths) if (paths or need_inventory) else None
     only = tuple(s.strip() for s in (params.get("only") or "").split(",") if s.strip())
     selection = Selection(

@@ -152,10 +152,8 @@ def test_run_local_recipe_with_events_and_json(
     assert "hi local: hello" in err  # people's lines on stderr when stdout has the events
     assert "no: failed local" in err
     assert (run_dir / "journal.jsonl").is_file() and (run_dir / "summary.json").is_file()
-    code, out, _ = apssh(
-        capsys, "recipe", "run", str(recipe), "-i", str(inventory), "--resume", str(run_dir),
-        "--json", "-q",
-    )  # fmt: skip
+    # local steps only: no inventory needed
+    code, out, _ = apssh(capsys, "recipe", "run", str(recipe), "--resume", str(run_dir), "--json")
     summary = json.loads(out)
     assert code == 2 and summary["exit"] == 2
     assert [t["resumed"] for t in summary["tasks"]] == [True, False]
