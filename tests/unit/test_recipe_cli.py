@@ -157,3 +157,16 @@ def test_run_local_recipe_with_events_and_json(
     summary = json.loads(out)
     assert code == 2 and summary["exit"] == 2
     assert [t["resumed"] for t in summary["tasks"]] == [True, False]
+
+
+def test_graph_svg_with_graphviz_or_a_clear_message(
+    files: tuple[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import shutil
+
+    output = tmp_path / "g.svg"
+    code, _, err = apssh(capsys, "recipe", "graph", files[0], "--format", "svg", "-o", str(output))
+    if shutil.which("dot") is None:  # CI machines may not have Graphviz
+        assert code == 1 and "needs Graphviz's 'dot'" in err
+    else:
+        assert code == 0 and "<svg" in output.read_text()
