@@ -113,7 +113,7 @@ def test_dag_order_sync_host_against_the_barrier(topology: Topology, tmp_path: P
 [[step]]
 id = "a"
 hosts = "direct"
-run = "case {host} in direct3) sleep 1.5;; esac; echo a"
+run = "case {host} in direct3) sleep 3;; esac; echo a"
 [[step]]
 id = "per_host"
 hosts = "direct"
@@ -290,7 +290,7 @@ run = "echo client"
 id = "later"
 hosts = "node1"
 requires = ["client"]
-run = "sleep 1"
+run = "sleep 3"
 """
     run, events = run_recipe(topology, tmp_path, body)
     assert run.exit_status == 0
