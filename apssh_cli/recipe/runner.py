@@ -835,6 +835,13 @@ class RecipeRun:
             if self.exit_status == EXIT_OK
             else ("aborted" if self.abort_reason is not None else "failed")
         )
+        combos: dict[str, str] = {}
+        if self.plan.recipe.matrix:
+            for inst in self.plan.instances:
+                if inst.combo is not None and inst.step.id in self.plan.repeating:
+                    failed = self._instances[id(inst)].failed
+                    previous = combos.get(inst.combo.slug, OK)
+                    combos[inst.combo.slug] = FAILED if failed or previous == FAILED else OK
         return {
             "v": 1,
             "recipe": self.plan.recipe.name,
@@ -847,6 +854,7 @@ class RecipeRun:
             if self.started
             else 0.0,
             "counts": counts,
+            "combos": combos,
             "steps": steps,
             "tasks": [
                 {

@@ -191,6 +191,7 @@ local = "echo {n} >> order; test {n} != 2"
     assert run.exit_status == 2
     assert (tmp_path / "run" / "order").read_text().split() == ["1", "2", "3"]
     assert status(run) == {"a@n=1/local": "ok", "a@n=2/local": "failed", "a@n=3/local": "ok"}
+    assert run.summary()["combos"] == {"n=1": "ok", "n=2": "failed", "n=3": "ok"}
     run, _ = run_recipe(tmp_path, body, fail_fast=True)
     assert status(run)["a@n=3/local"] == "skipped"
 
