@@ -55,8 +55,8 @@ def _selection_options(function: F) -> F:
                 "variables",
                 metavar="KEY=VALUE",
                 multiple=True,
-                help="Set a variable (wins over [vars] and the matrix); VALUE is read as "
-                "TOML (10, true, [1, 2]), else as a string.",
+                help="Set a variable (wins over [vars]; on a matrix key, the values to "
+                "sweep); VALUE is read as TOML (10, true, [1, 2]), else as a string.",
             ),
             click.option(
                 "-g", "--group", metavar="PATTERN", help="Narrow every step to these hosts."
