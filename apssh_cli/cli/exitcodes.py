@@ -24,4 +24,5 @@ Exit status:
   3    some host timed out
   4    some host was unreachable or refused (authentication, host key)
   130  interrupted (Ctrl-C)
+  128+N  stopped by signal N (143: SIGTERM, 129: SIGHUP), handled like Ctrl-C
 The most severe status present wins (4 > 3 > 2)."""
