@@ -33,13 +33,22 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how to connect, after ~/.ssh/config."""
+    """Where and how to connect, after ~/.ssh/config.
+
+    ``config`` (the ssh_config file) is also handed to asyncssh, with ``alias``
+    (the name the user gave) so that it applies the options we do not look at
+    ourselves the way OpenSSH would; every value set here wins over the file.
+    """
 
     host: str
     port: int
     username: str | None
     identity_files: tuple[str, ...]
     gateway: SshNode | None
+    keepalive_interval: float = 0.0  # seconds; 0: no keepalives
+    keepalive_count_max: int = 3
+    config: Path | None = None
+    alias: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class Credentials:
 
     keys: Sequence[KeySpec] | None
     known_hosts: str
-    known_hosts_file: str | Path | None
+    known_hosts_file: hostkeys.KnownHostsFile
 
 
 class _Client(asyncssh.SSHClient):
@@ -112,7 +121,7 @@ async def open_connection(
         ConfigError: bad key file or known_hosts file.
     """
     client_keys = resolve_keys(credentials.keys, target.identity_files)
-    file = hostkeys.known_hosts_file(credentials.known_hosts_file)
+    file = credentials.known_hosts_file
     known_hosts: Any = None if credentials.known_hosts == hostkeys.OFF else file.load()
     client = _Client(credentials.known_hosts, file, on_lost)
     options: dict[str, Any] = {}
@@ -120,20 +129,27 @@ async def open_connection(
         options["username"] = target.username
     if not client_keys.use_agent:
         options["agent_path"] = None
+    # no key file but the agent: an empty list (None would turn the agent off too)
+    keys: list[asyncssh.SSHKey] | None = list(client_keys.keys)
+    if not keys and not client_keys.use_agent:
+        keys = None
     where = f"{target.host}:{target.port}"
     if tunnel is not None:
         where += f" via {target.gateway.label if target.gateway else '?'}"
     log.debug("connecting to %s", where)
     try:
         conn = await asyncssh.connect(
-            target.host,
+            target.alias or target.host if target.config is not None else target.host,
             target.port,
+            # never asyncssh's own ProxyJump connections: gateways are nodes, shared
             tunnel=tunnel,
-            config=None,
+            config=[target.config] if target.config is not None else None,
             client_factory=lambda: client,
-            client_keys=list(client_keys.keys) or None,
+            client_keys=keys,
             known_hosts=known_hosts,
             connect_timeout=connect_timeout,
+            keepalive_interval=target.keepalive_interval,
+            keepalive_count_max=target.keepalive_count_max,
             **options,
         )
     except asyncssh.HostKeyNotVerifiable as exc:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import shlex
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -34,12 +34,13 @@ from typing import Any, Protocol, Self
 
 import asyncssh
 
-from apssh_cli.errors import CommandTimeoutError, ConnectError, UnreachableError
+from apssh_cli.errors import CommandTimeoutError, ConfigError, ConnectError, UnreachableError
 from apssh_cli.log import host_logger
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.results import CommandResult
 from apssh_cli.ssh import hostkeys
 from apssh_cli.ssh.connection import Credentials, Target, open_connection, with_retries
+from apssh_cli.ssh.context import SshContext, default_context
 from apssh_cli.ssh.keys import KeySpec
 from apssh_cli.ssh.local_node import LocalNode
 from apssh_cli.ssh.process import (
@@ -53,12 +54,16 @@ from apssh_cli.ssh.process import (
 )
 from apssh_cli.ssh.remote_wrapper import PidMarker, kill_group_script
 from apssh_cli.ssh.sftp import TransferError
-from apssh_cli.ssh.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, load_ssh_config
+from apssh_cli.ssh.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, lookup
 
 __all__ = ["LocalNode", "NodeLike", "SshNode", "TransferError", "close_nodes", "closing"]
 
 DEFAULT_PORT = 22
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# a silent peer is declared unreachable after KEEPALIVE_COUNT_MAX keepalives
+# sent KEEPALIVE_INTERVAL seconds apart went unanswered (about 45 s)
+DEFAULT_KEEPALIVE_INTERVAL = 15.0
+DEFAULT_KEEPALIVE_COUNT_MAX = 3
 
 
 class NodeLike(Protocol):
@@ -99,9 +104,16 @@ class SshNode:
         verbose: send connection and command events to the formatter.
         label: the name shown in output (default: hostname).
         ssh_config: the ssh_config file to honour; None ignores it.
+        keepalive_interval: seconds between SSH keepalives when the peer is
+            silent; 0 disables them. None: ``ServerAliveInterval`` of the
+            ssh_config, else 15.
+        keepalive_count_max: unanswered keepalives before the host is declared
+            unreachable. None: ``ServerAliveCountMax``, else 3.
+        context: the :class:`~apssh_cli.ssh.context.SshContext` whose jump nodes
+            and known_hosts files this node shares; None: the running loop's.
 
     Raises:
-        ConfigError: an unknown known_hosts policy.
+        ConfigError: an unknown known_hosts policy, a negative keepalive setting.
     """
 
     def __init__(
@@ -120,6 +132,9 @@ class SshNode:
         verbose: bool = False,
         label: str | None = None,
         ssh_config: str | Path | None = DEFAULT_SSH_CONFIG,
+        keepalive_interval: float | None = None,
+        keepalive_count_max: int | None = None,
+        context: SshContext | None = None,
     ) -> None:
         self.hostname = hostname
         self.username = username
@@ -134,13 +149,18 @@ class SshNode:
         self.verbose = verbose
         self.label = label if label is not None else hostname
         self.ssh_config = ssh_config
+        self.keepalive_interval = _non_negative("keepalive_interval", keepalive_interval)
+        self.keepalive_count_max = _non_negative("keepalive_count_max", keepalive_count_max)
+        self.context = context
         self._follow_proxyjump = True
         self._target: Target | None = None
+        self._log = host_logger(self.label)
+        # connection state, bound to one event loop (see _bind_loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._sftp: asyncssh.SFTPClient | None = None
         self._sftp_lock = asyncio.Lock()
-        self._log = host_logger(self.label)
 
     def __repr__(self) -> str:
         via = f" via {self.gateway.label}" if self.gateway is not None else ""
@@ -165,24 +185,40 @@ class SshNode:
         return self._conn is not None
 
     def resolve(self) -> Target:
-        """Apply ~/.ssh/config (read once per process) to the given settings."""
+        """Apply the ssh_config file (read once per node) to the given settings.
+
+        Raises:
+            ConfigError: the ssh_config file cannot be read or parsed.
+        """
         if self._target is None:
             config = (
-                load_ssh_config(self.ssh_config).lookup(self.hostname)
+                lookup(self.ssh_config, self.hostname, user=self.username, port=self.port)
                 if self.ssh_config is not None
                 else HostConfig()
             )
             gateway = self.gateway
             if gateway is None and self._follow_proxyjump and config.proxy_jump:
                 gateway = self._jump_chain(config.proxy_jump)
+            interval = _first(self.keepalive_interval, config.keepalive_interval)
+            count = _first(self.keepalive_count_max, config.keepalive_count_max)
             self._target = Target(
                 host=config.hostname or self.hostname,
                 port=self.port or config.port or DEFAULT_PORT,
                 username=self.username or config.user,
                 identity_files=config.identity_files,
                 gateway=gateway,
+                keepalive_interval=_first(interval, DEFAULT_KEEPALIVE_INTERVAL),
+                keepalive_count_max=int(_first(count, DEFAULT_KEEPALIVE_COUNT_MAX)),
+                config=None if self.ssh_config is None else Path(self.ssh_config).expanduser(),
+                alias=self.hostname,
             )
         return self._target
+
+    def _context(self) -> SshContext:
+        if self.context is None:
+            # the running loop's, kept for the node's life: its jump nodes stay shared
+            self.context = default_context()
+        return self.context
 
     @property
     def effective_gateway(self) -> SshNode | None:
@@ -196,6 +232,18 @@ class SshNode:
         assert previous is not None
         return previous
 
+    def _bind_loop(self) -> None:
+        """Start afresh under a new event loop: a connection or lock of another loop is dead."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                self._log.debug("used under a new event loop: connection state reset")
+            self._loop = loop
+            self._conn = None
+            self._sftp = None
+            self._lock = asyncio.Lock()
+            self._sftp_lock = asyncio.Lock()
+
     async def connect(self) -> None:
         """Open the connection if needed (idempotent, safe to call concurrently).
 
@@ -205,6 +253,7 @@ class SshNode:
             HostKeyRefusedError: the host key is unknown (strict) or changed.
             ConfigError: bad ~/.ssh/config, key file or known_hosts file.
         """
+        self._bind_loop()
         if self._conn is not None:
             return
         async with self._lock:
@@ -232,10 +281,11 @@ class SshNode:
                     self.label, f"gateway {target.gateway.label}: {exc.message}"
                 ) from exc
             tunnel = target.gateway._conn
+        file = self._context().known_hosts_file(self.known_hosts_file)
         return await open_connection(
             self.label,
             target,
-            Credentials(self.keys, self.known_hosts, self.known_hosts_file),
+            Credentials(self.keys, self.known_hosts, file),
             tunnel=tunnel,
             connect_timeout=self.connect_timeout,
             on_lost=self._forget_connection,
@@ -248,6 +298,8 @@ class SshNode:
 
     async def close(self) -> None:
         """Close the connection (not the gateway's); the node can connect again later."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self._bind_loop()  # a connection of another loop: that loop closed it
         conn, self._conn = self._conn, None
         sftp, self._sftp = self._sftp, None
         if sftp is not None:
@@ -419,7 +471,7 @@ class SshNode:
 
     async def sftp_client(self) -> asyncssh.SFTPClient:
         """The node's SFTP session (opened once, on first use), for :mod:`apssh_cli.ssh.sftp`."""
-        conn = await self._connection()
+        conn = await self._connection()  # binds the node to this loop
         async with self._sftp_lock:
             if self._sftp is None:
                 try:
@@ -439,25 +491,41 @@ async def _open_session(
     return process
 
 
-# jump nodes built from ProxyJump are shared, so nodes behind the same jump host
-# share its connection too
-_JUMP_NODES: dict[tuple[Any, ...], SshNode] = {}
+def _non_negative(name: str, value: float | int | None) -> Any:
+    if value is not None and not value >= 0:  # also refuses nan
+        raise ConfigError(f"{name} must be 0 or more, not {value!r}")
+    return value
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
+
+
+def _key_identity(key: KeySpec) -> Hashable:
+    # paths by name; loaded keys by their public half (an SSHKey is not hashable)
+    if isinstance(key, str | Path):
+        return str(Path(key).expanduser())
+    return key.public_data
 
 
 def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshNode:
-    keys_id = None if origin.keys is None else tuple(id(key) for key in origin.keys)
+    """The shared node for one ProxyJump hop of ``origin`` (in origin's context)."""
+    keys = None if origin.keys is None else tuple(_key_identity(key) for key in origin.keys)
     key = (
         hop.host,
         hop.user,
         hop.port,
-        id(previous),
+        previous,  # the node itself (hashed by identity, and kept alive by the key)
         origin.known_hosts,
-        origin.known_hosts_file,
-        origin.ssh_config,
-        keys_id,
+        str(origin.known_hosts_file),
+        str(origin.ssh_config),
+        keys,
+        origin.connect_timeout,
+        origin.keepalive_interval,
+        origin.keepalive_count_max,
     )
-    node = _JUMP_NODES.get(key)
-    if node is None:
+
+    def make() -> SshNode:
         node = SshNode(
             hop.host,
             username=hop.user,
@@ -469,10 +537,15 @@ def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshN
             connect_timeout=origin.connect_timeout,
             formatter=origin.formatter,
             ssh_config=origin.ssh_config,
+            keepalive_interval=origin.keepalive_interval,
+            keepalive_count_max=origin.keepalive_count_max,
+            context=context,
         )
         node._follow_proxyjump = False  # a jump host's own ProxyJump would loop
-        _JUMP_NODES[key] = node
-    return node
+        return node
+
+    context = origin._context()
+    return context.jump_node(key, make)
 
 
 # ---------------------------------------------------------------------- closing
