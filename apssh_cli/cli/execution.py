@@ -67,6 +67,7 @@ class ExecutionOptions:
     connect_retries: int = 0
     job_timeout: float | None = None
     verbose: bool = False
+    keepalive: float | None = None
 
 
 def execute(
@@ -116,6 +117,7 @@ async def run_targets(
             connect_retries=options.connect_retries,
             formatter=RendererFormatter(),
             verbose=options.verbose,
+            keepalive=options.keepalive,
         ),
     )
     running: dict[str, asyncio.Task[Any]] = {}

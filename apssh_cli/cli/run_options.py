@@ -120,6 +120,13 @@ _EXECUTION_OPTIONS = [
         "--timeout", help="Limit per command (or transfer); the remote process is terminated."
     ),
     click.option(
+        "--keepalive",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="SSH keepalive period; a host silent for 3 periods is unreachable "
+        "(default 15; 0: none).",
+    ),
+    click.option(
         "-w",
         "--window",
         type=click.IntRange(min=1),
@@ -181,6 +188,7 @@ class Plan:
     connect_retries: int
     verbose: bool
     dry_run: bool
+    keepalive: float | None = None
 
 
 def make_plan(params: Mapping[str, Any]) -> Plan:
@@ -230,6 +238,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         connect_retries=params["retries"],
         verbose=params["verbose"],
         dry_run=params["dry_run"],
+        keepalive=params.get("keepalive"),
     )
 
 
@@ -304,6 +313,7 @@ def run_plan(
                 window=plan.window or default_window(),
                 connect_retries=plan.connect_retries,
                 verbose=plan.verbose,
+                keepalive=plan.keepalive,
             ),
         )
     finally:

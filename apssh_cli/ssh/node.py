@@ -64,6 +64,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # sent KEEPALIVE_INTERVAL seconds apart went unanswered (about 45 s)
 DEFAULT_KEEPALIVE_INTERVAL = 15.0
 DEFAULT_KEEPALIVE_COUNT_MAX = 3
+# a command with a timeout is ended by the node itself this long after it, in
+# case the client could not do it (connection lost, client killed)
+REMOTE_GRACE = 5.0
 
 
 class NodeLike(Protocol):
@@ -321,10 +324,12 @@ class SshNode:
     ) -> CommandResult:
         """Run ``command`` with the remote user's shell, streaming its output.
 
-        Its stdin is closed at once. On timeout or cancellation its process group
+        Its stdin is /dev/null. On timeout or cancellation its process group
         is terminated (TERM, then KILL) and the call returns once it is gone; if
         that comes before its pid is known, apssh first waits (bounded) for the
-        pid (see :mod:`~apssh_cli.ssh.remote_wrapper`).
+        pid (see :mod:`~apssh_cli.ssh.remote_wrapper`). The node ends the command
+        by itself if the session disappears, and ``REMOTE_GRACE`` seconds after
+        ``timeout`` if the client could not.
 
         Raises:
             CommandTimeoutError: it ran past ``timeout``.
@@ -334,7 +339,8 @@ class SshNode:
         if verbose:
             self.formatter.command_started(self.label, display)
         marker = PidMarker()
-        process = await self._start_process(conn, marker.wrap(command), marker)
+        deadline = None if timeout is None else timeout + REMOTE_GRACE
+        process = await self._start_process(conn, marker.wrap(command, deadline=deadline), marker)
 
         async def wait() -> int:
             await process.wait(check=False)
@@ -359,7 +365,7 @@ class SshNode:
         except CommandTimeoutError:
             raise  # also an OSError (TimeoutError): not a lost connection
         except (asyncssh.Error, OSError) as exc:
-            raise UnreachableError(self.label, f"connection lost: {exc}") from exc
+            raise UnreachableError(self.label, self._lost(exc)) from exc
         finally:
             process.close()
         if verbose:
@@ -369,7 +375,7 @@ class SshNode:
     async def _start_process(
         self, conn: asyncssh.SSHClientConnection, wrapped: str, marker: PidMarker
     ) -> asyncssh.SSHClientProcess[bytes]:
-        """Open a session running ``wrapped``, its stdin closed.
+        """Open a session running ``wrapped`` (its stdin stays open: the wrapper watches it).
 
         Cancelled meanwhile, the command is terminated once the session is open.
         """
@@ -416,13 +422,26 @@ class SshNode:
         except TimeoutError:
             process.close()
 
+    def _lost(self, exc: BaseException) -> str:
+        """The message of a connection lost under a command or transfer."""
+        reason = exc.reason if isinstance(exc, asyncssh.Error) else str(exc)
+        if "keepalive" in reason:
+            target = self.resolve()
+            return (
+                f"connection lost: no answer to {target.keepalive_count_max} keepalives "
+                f"sent {target.keepalive_interval:g}s apart"
+            )
+        if not reason or reason.lower().rstrip(".") == "connection lost":
+            return "connection lost"
+        return f"connection lost: {reason}"
+
     async def _capture(self, command: str, timeout: float | None = 30.0) -> tuple[int, str, str]:
         """Run a helper command quietly; return (rc, stdout, stderr)."""
         conn = await self._connection()
         try:
             done = await asyncio.wait_for(conn.run(command, check=False), timeout)
         except (asyncssh.Error, OSError) as exc:
-            raise UnreachableError(self.label, f"connection lost: {exc}") from exc
+            raise UnreachableError(self.label, self._lost(exc)) from exc
         out = done.stdout if isinstance(done.stdout, str) else ""
         err = done.stderr if isinstance(done.stderr, str) else ""
         return (255 if done.returncode is None else done.returncode), out, err
@@ -484,11 +503,8 @@ class SshNode:
 async def _open_session(
     conn: asyncssh.SSHClientConnection, wrapped: str
 ) -> asyncssh.SSHClientProcess[bytes]:
-    """Start ``wrapped`` with no input: its stdin gets end-of-file at once."""
-    process = await conn.create_process(wrapped, encoding=None)
-    with suppress(asyncssh.Error, OSError):
-        process.stdin.write_eof()
-    return process
+    """Start ``wrapped``; no end-of-file on its stdin: that would tell the wrapper we left."""
+    return await conn.create_process(wrapped, encoding=None)
 
 
 def _non_negative(name: str, value: float | int | None) -> Any:
