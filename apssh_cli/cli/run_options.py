@@ -302,6 +302,12 @@ def run_plan(
         return ExitCode.OK
     from apssh_cli.cli.execution import ExecutionOptions, default_window, execute
     from apssh_cli.cli.render import Renderer
+    from apssh_cli.ssh.keys import check_key_files
+
+    # a key that cannot be used is one message before anything runs, not a failure per host
+    check_key_files(
+        file for target in plan.targets for hop in target.route for file in hop.identity_files
+    )
 
     renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
     try:

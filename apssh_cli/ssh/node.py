@@ -212,7 +212,7 @@ class SshNode:
                 gateway=gateway,
                 keepalive_interval=_first(interval, DEFAULT_KEEPALIVE_INTERVAL),
                 keepalive_count_max=int(_first(count, DEFAULT_KEEPALIVE_COUNT_MAX)),
-                config=None if self.ssh_config is None else Path(self.ssh_config).expanduser(),
+                config=_existing(self.ssh_config),
                 alias=self.hostname,
             )
         return self._target
@@ -496,7 +496,9 @@ class SshNode:
                 try:
                     self._sftp = await conn.start_sftp_client()
                 except (asyncssh.Error, OSError) as exc:
-                    raise UnreachableError(self.label, f"cannot start SFTP: {exc}") from exc
+                    raise UnreachableError(
+                        self.label, f"cannot start SFTP: {self._lost(exc)}"
+                    ) from exc
             return self._sftp
 
 
@@ -511,6 +513,14 @@ def _non_negative(name: str, value: float | int | None) -> Any:
     if value is not None and not value >= 0:  # also refuses nan
         raise ConfigError(f"{name} must be 0 or more, not {value!r}")
     return value
+
+
+def _existing(path: str | Path | None) -> Path | None:
+    # a missing ssh_config is no config (as with ssh); asyncssh would fail on it
+    if path is None:
+        return None
+    resolved = Path(path).expanduser()
+    return resolved if resolved.exists() else None
 
 
 def _first(*values: Any) -> Any:
