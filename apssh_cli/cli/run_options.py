@@ -330,8 +330,19 @@ def host_fields(target: Target) -> dict[str, Any]:
     """The fields a transfer path may use: host variables, then {host} {hostname} {user} {port}."""
     host = target.host
     fields: dict[str, Any] = dict(host.vars)
-    fields.update(host=target.name, hostname=host.hostname, user=host.user or "", port=host.port)
+    fields.update(
+        host=_one_component(target.name),
+        hostname=_one_component(host.hostname),
+        user=_one_component(host.user or ""),
+        port=host.port,
+    )
     return fields
+
+
+def _one_component(value: str) -> str:
+    # a name used in a path stays one component: "a/../b" must not climb out of LOCALDIR
+    value = value.replace("/", "_")
+    return "_" * len(value) if value in (".", "..") else value
 
 
 def expand_path(template: str, target: Target, *, what: str) -> str:

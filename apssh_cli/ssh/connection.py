@@ -11,6 +11,7 @@ are never retried. :class:`SshNode <apssh_cli.ssh.node.SshNode>` holds the resul
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,22 @@ if TYPE_CHECKING:
 # memory is used only when the data is not read as fast as it comes
 CHANNEL_WINDOW = 8 * 1024 * 1024
 _BACKOFF_FIRST = 0.5
+
+
+class _QuietLostWrites(logging.Filter):
+    """Drop asyncio's "socket.send() raised exception." warnings.
+
+    When a peer dies in the middle of a transfer, asyncssh flushes the packets it
+    has queued before it learns of the loss, and asyncio warns once per write
+    after the fifth. The loss itself is reported (the host is unreachable): the
+    warnings would only bury that one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
+
+
+logging.getLogger("asyncio").addFilter(_QuietLostWrites())
 _BACKOFF_MAX = 8.0
 T = TypeVar("T")
 

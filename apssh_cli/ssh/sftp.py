@@ -244,7 +244,9 @@ async def _upload(
     block = _block_size(sftp, write=True)
     # the new file gets the local file's permission bits (less the remote umask), as scp does
     attrs = asyncssh.SFTPAttrs(permissions=stat.S_IMODE(info.st_mode))
-    async with sftp.open(remote, "wb", attrs) as handle:
+    # block_size=0: one request per call (asyncssh would make a task per block that a
+    # cancellation leaves behind); the pipelining is _pipeline's
+    async with sftp.open(remote, "wb", attrs, block_size=0) as handle:
         with local.open("rb") as source:
 
             def writes() -> Iterator[Awaitable[int]]:
@@ -291,7 +293,7 @@ async def _pull_file(sftp: asyncssh.SFTPClient, remote: str, target: Path, prese
 
 async def _download(sftp: asyncssh.SFTPClient, remote: str, local: Path) -> asyncssh.SFTPAttrs:
     block = _block_size(sftp, write=False)
-    async with sftp.open(remote, "rb") as handle:
+    async with sftp.open(remote, "rb", block_size=0) as handle:
         attrs = await handle.stat()
         size = attrs.size or 0
         # O_EXCL: the temporary name is new; never follow a link planted there

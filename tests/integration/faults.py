@@ -186,10 +186,11 @@ def start_sshd_with_tmpfs(
         .with_name(container_name)
         .with_env("APSSH_HOST_KEY", host_key.private_pem)
         .with_env("APSSH_AUTHORIZED_KEYS", keypair.public_key)
-        .with_kwargs(labels=labels, hostname="small", tmpfs={"/small": f"size={size}"})
+        .with_kwargs(labels=labels, hostname="small")
         .waiting_for(LogMessageWaitStrategy(lab.SSHD_READY))
     )
     container.ports = {"22/tcp": (lab.LOCALHOST,)}
+    container.tmpfs = {"/small": f"size={size}"}
     container.start()
     wrapped = container.get_wrapped_container()
     wrapped.reload()
