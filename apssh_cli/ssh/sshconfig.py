@@ -13,7 +13,10 @@ Explicit settings (SshNode arguments, hence the inventory, ``-l``, ``-k``, ``-G`
 always win over the file.
 
 There is no cache: a lookup reads the file (small) once per node, when the node
-first connects.
+first connects. :class:`asyncssh.config.SSHClientConfig` is the class behind
+asyncssh's ``config=`` option; it is not re-exported at asyncssh's top level, so
+pyproject.toml bounds asyncssh below 3 and tests/unit/test_node_sshconfig.py
+checks that it still behaves.
 """
 
 from __future__ import annotations
