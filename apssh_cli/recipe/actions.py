@@ -62,9 +62,10 @@ def _command(
         return Run(command, allowed_exits=exits, label=texts[0])
     if kind == "script":
         _hash_files(digest, [Path(texts[0])])
-        return RunScript(texts[0], *args, allowed_exits=exits)
+        # each TOML argument stays one argument, whatever it holds
+        return RunScript.quoted(texts[0], *args, allowed_exits=exits)
     if kind == "string":
-        return RunString(texts[0], *args, allowed_exits=exits)
+        return RunString.quoted(texts[0], *args, allowed_exits=exits)
     assert to is not None
     if kind == "push":
         _hash_files(digest, [Path(text) for text in texts])
