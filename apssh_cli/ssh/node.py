@@ -214,6 +214,7 @@ class SshNode:
                 keepalive_count_max=int(_first(count, DEFAULT_KEEPALIVE_COUNT_MAX)),
                 config=_existing(self.ssh_config),
                 alias=self.hostname,
+                ciphers_configured=config.ciphers is not None,
             )
         return self._target
 
