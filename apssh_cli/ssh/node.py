@@ -246,6 +246,7 @@ class SshNode(UpstreamNodeMixin):
                 keepalive_count_max=int(_first(count, DEFAULT_KEEPALIVE_COUNT_MAX)),
                 config=_existing(self.ssh_config),
                 alias=self.hostname,
+                ciphers_configured=config.ciphers is not None,
             )
         return self._target
 

@@ -55,6 +55,7 @@ class HostConfig:
     proxy_jump: tuple[JumpHost, ...] | None = None  # () means "ProxyJump none"
     keepalive_interval: float | None = None  # ServerAliveInterval
     keepalive_count_max: int | None = None  # ServerAliveCountMax
+    ciphers: str | None = None  # Ciphers: when set, asyncssh applies it (ours is not used)
 
 
 def local_user() -> str:
@@ -115,6 +116,7 @@ def lookup(
         ),
         keepalive_interval=_optional(config.get("ServerAliveInterval"), float),
         keepalive_count_max=_optional(config.get("ServerAliveCountMax"), int),
+        ciphers=_optional(config.get("Ciphers"), str),
     )
 
 

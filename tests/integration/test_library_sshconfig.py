@@ -134,3 +134,37 @@ def test_an_explicit_context_shares_its_jump_nodes_and_closes_them(
         return [node.label for node in nodes]
 
     assert asyncio.run(asyncio.wait_for(scenario(), GUARD)) == names
+
+
+@pytest.mark.parametrize(
+    ("ciphers", "expected"),
+    [
+        (None, "aes128-gcm@openssh.com"),
+        ("chacha20-poly1305@openssh.com", "chacha20-poly1305@openssh.com"),
+    ],
+)
+def test_fast_ciphers_unless_ssh_config_names_its_own(
+    topology: Topology, ssh_keypair: KeyPair, tmp_path: Path, ciphers: str | None, expected: str
+) -> None:
+    direct = topology.direct[0]
+    config = tmp_path / "config"
+    config.write_text(f"Host *\n    Ciphers {ciphers}\n" if ciphers else "")
+    node = SshNode(
+        direct.host,
+        port=direct.port,
+        username="root",
+        keys=[ssh_keypair.private_path],
+        known_hosts="strict",
+        known_hosts_file=topology.known_hosts,
+        ssh_config=config,
+    )
+
+    async def cipher() -> str:
+        try:
+            await node.connect()
+            assert node._conn is not None
+            return str(node._conn.get_extra_info("send_cipher"))
+        finally:
+            await node.close()
+
+    assert asyncio.run(asyncio.wait_for(cipher(), GUARD)) == expected

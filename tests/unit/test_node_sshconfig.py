@@ -32,6 +32,7 @@ Host db *
     IdentityFile /keys/all
     ProxyJump none
     ServerAliveInterval 7
+    Ciphers aes256-ctr
 """
 
 
@@ -50,6 +51,8 @@ def test_first_value_wins_and_identity_files_accumulate(config: Path) -> None:
     assert db.identity_files == ("/keys/db", "/keys/all")
     assert db.proxy_jump == (JumpHost("bastion", "alice", 2200), JumpHost("gw", None, None))
     assert db.keepalive_interval == 7.0
+    assert db.ciphers == "aes256-ctr"
+    assert SshNode("db", ssh_config=config).resolve().ciphers_configured
 
 
 def test_patterns_negation_and_tokens(config: Path) -> None:
