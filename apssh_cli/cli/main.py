@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         status = ExitCode.USAGE
     except BrokenPipeError:
         _quiet_broken_pipe()
-        status = ExitCode.USAGE
+        # as a shell reports a writer killed by SIGPIPE (`yes | head`): 1 would say "nothing ran"
+        status = ExitCode.BROKEN_PIPE
     except Exception as exc:  # an internal error: one line unless --debug
         if debug:
             traceback.print_exc()
