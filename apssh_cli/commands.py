@@ -219,12 +219,17 @@ class _PrivateDirCommand(Command):
         directory: str | None = None
         try:
             # one deadline for the whole command: installing, then running
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit) as deadline:
                 directory = await node.install_files(files)
                 command = (
                     f"cd {shlex.quote(directory)} && ./{shlex.join((self.script_name, *self.args))}"
                 )
-                return await node.run_shell(command, display=display, verbose=verbose)
+                # what is left, and a second: ours fires first; the node's bound follows it
+                left = deadline.when()
+                remaining = None if left is None else left - asyncio.get_running_loop().time() + 1
+                return await node.run_shell(
+                    command, display=display, verbose=verbose, timeout=remaining
+                )
         except TransferError as exc:
             return _transfer_failed(node, display, exc)
         except TimeoutError:
