@@ -397,13 +397,16 @@ class _PrivateDirCommand(_ShellCommand):
         directory: str | None = None
         try:
             # one deadline for the whole command: installing, then running
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit) as deadline:
                 directory = await node.install_files(files)
                 script = shlex.quote(f"{directory}/{self.script_name}")
                 args = self.args_line
                 line = f"{script} {args}" if args else script
+                # what is left, and a second: ours fires first; the node's bound follows it
+                left = deadline.when()
+                remaining = None if left is None else left - asyncio.get_running_loop().time() + 1
                 return await self._run_line(
-                    node, line, display=display, timeout=None, verbose=verbose
+                    node, line, display=display, timeout=remaining, verbose=verbose
                 )
         except TransferError as exc:
             return _transfer_failed(node, display, exc)

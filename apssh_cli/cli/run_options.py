@@ -9,6 +9,7 @@ when something really runs.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -120,6 +121,7 @@ _EXECUTION_OPTIONS = [
     click.option(
         "--keepalive",
         type=click.FloatRange(min=0),
+        callback=lambda _ctx, _param, value: _finite("--keepalive", value),
         metavar="SECONDS",
         help="SSH keepalive period; a host silent for 3 periods is unreachable "
         "(default 15; 0: none).",
@@ -173,6 +175,12 @@ _OUTPUT_OPTIONS = [
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
 ]
+
+
+def _finite(option: str, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", param_hint=option)
+    return value
 
 
 @dataclass(frozen=True)

@@ -457,6 +457,6 @@ def _keepalive(hop: Host) -> float | None:
     value = hop.vars.get("keepalive")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
         raise ConfigError(f"host {hop.name}: keepalive must be a number of seconds >= 0")
     return float(value)

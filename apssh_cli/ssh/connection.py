@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncssh
 
-from apssh_cli.errors import AuthRefusedError, HostKeyRefusedError, UnreachableError
+from apssh_cli.errors import (
+    AuthRefusedError,
+    ConfigError,
+    HostKeyRefusedError,
+    UnreachableError,
+)
 from apssh_cli.log import HostAdapter
 from apssh_cli.ssh import hostkeys
 from apssh_cli.ssh.keys import KeySpec, resolve_keys
@@ -205,6 +210,10 @@ async def open_connection(
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise UnreachableError(label, f"cannot connect to {where}: {reason}") from exc
+    except ValueError as exc:
+        # asyncssh's own checks of its options: an unknown local user name (USER unset
+        # and no passwd entry), a Ciphers or KexAlgorithms line it does not know...
+        raise ConfigError(f"{label}: cannot connect: {exc}") from exc
     log.info("connected to %s", where)
     return conn
 

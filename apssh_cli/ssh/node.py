@@ -24,6 +24,7 @@ are turned into the errors of :mod:`apssh_cli.errors` there.
 from __future__ import annotations
 
 import asyncio
+import math
 import posixpath
 import shlex
 from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
@@ -564,8 +565,8 @@ SshProxy = SshNode
 
 
 def _non_negative(name: str, value: float | int | None) -> Any:
-    if value is not None and not value >= 0:  # also refuses nan
-        raise ConfigError(f"{name} must be 0 or more, not {value!r}")
+    if value is not None and not 0 <= value < math.inf:  # also refuses nan
+        raise ConfigError(f"{name} must be a number of 0 or more, not {value!r}")
     return value
 
 

@@ -34,7 +34,7 @@ def test_inventory_variable_and_command_line() -> None:
     assert _kwargs(host, NodeSettings(keepalive=0))["keepalive_interval"] == 0
 
 
-@pytest.mark.parametrize("value", [-1, "fast", True, float("nan")])
+@pytest.mark.parametrize("value", [-1, "fast", True, float("nan"), float("inf")])
 def test_bad_inventory_values(value: Any) -> None:
     with pytest.raises(ConfigError, match="keepalive must be a number"):
         _kwargs(Host("n1", "n1", vars={"keepalive": value}))

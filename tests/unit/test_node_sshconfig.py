@@ -168,5 +168,6 @@ def test_keepalive_settings(tmp_path: Path) -> None:
     assert target.keepalive_interval == 0  # explicit wins; 0 disables
     target = SshNode("other", ssh_config=None).resolve()
     assert (target.keepalive_interval, target.keepalive_count_max) == (15.0, 3)
-    with pytest.raises(ConfigError, match="keepalive_interval"):
-        SshNode("k", keepalive_interval=float("nan"))
+    for bad in (float("nan"), float("inf"), -1):
+        with pytest.raises(ConfigError, match="keepalive_interval"):
+            SshNode("k", keepalive_interval=bad)
