@@ -5,8 +5,10 @@
     python asyncssh_min.py HOSTS.json pull REMOTE LOCALDIR     # LOCALDIR/<name>
 
 HOSTS.json: {"user", "key", "known_hosts", "hosts": [{"name", "address", "port"}]}.
-Every host at once, one connection each; SFTP with the pipelining the issue names
-(block_size=262144, max_requests=32). Exit 1 if any host failed.
+Every host at once, one connection each; SFTP blocks as large as the server allows
+(asyncssh reads OpenSSH's limits extension: 255 KiB; a 256 KiB write is more than
+OpenSSH's sftp-server accepts, and it closes the session) and 32 requests in flight.
+Exit 1 if any host failed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import asyncssh
 
-BLOCK_SIZE = 262144
+BLOCK_SIZE = -1  # the server's limit (limits@openssh.com): 261120 bytes for OpenSSH
 MAX_REQUESTS = 32
 
 
