@@ -52,8 +52,12 @@ def main() -> None:
             last[0] = fleet.bastion_connections()
 
         tools = [
-            Tool("apssh via bastion", [[*base, "-g", "behind", COMMAND]], prepare=reset,
-                 check=count_bastion),
+            Tool(
+                "apssh via bastion",
+                [[*base, "-g", "behind", COMMAND]],
+                prepare=reset,
+                check=count_bastion,
+            ),
             Tool("apssh direct", [[*base, "-g", "direct", COMMAND]]),
         ]
         print(f"`{COMMAND}` on {count} hosts at 50 ms RTT, window {WINDOW}", flush=True)

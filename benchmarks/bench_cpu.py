@@ -1,4 +1,4 @@
-"""Client CPU of a fan-out: `true` on 100 hosts on loopback, apssh against a minimal asyncssh script.
+"""Client CPU of a fan-out: `true` on 100 hosts, loopback, apssh against a minimal asyncssh script.
 
 On loopback the servers set the wall time; what a client costs is its CPU (user +
 system of the process, interpreter start and imports included), measured here for
@@ -29,15 +29,33 @@ def main() -> None:
         spec = harness.hosts_json(fleet, work / "hosts.json", hosts)
         apssh = which("apssh") or "apssh"
         tools = [
-            Tool("apssh", [[apssh, "-i", str(inventory), "-g", "fleet", "-w", str(count), "-q",
-                            COMMAND]]),
-            Tool("asyncssh script", [[sys.executable, harness.peer_script("asyncssh_min.py"),
-                                      str(spec), "run", COMMAND]]),
+            Tool(
+                "apssh",
+                [[apssh, "-i", str(inventory), "-g", "fleet", "-w", str(count), "-q", COMMAND]],
+            ),
+            Tool(
+                "asyncssh script",
+                [
+                    [
+                        sys.executable,
+                        harness.peer_script("asyncssh_min.py"),
+                        str(spec),
+                        "run",
+                        COMMAND,
+                    ]
+                ],
+            ),
         ]
         print(f"`{COMMAND}` on {count} hosts, loopback: client CPU", flush=True)
         rows = paired_runs(f"{count} hosts", tools, rounds)
-    harness.save("cpu", {"title": f"client CPU, `{COMMAND}` on {count} hosts, loopback",
-                         "hosts": count, "rows": rows})
+    harness.save(
+        "cpu",
+        {
+            "title": f"client CPU, `{COMMAND}` on {count} hosts, loopback",
+            "hosts": count,
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,24 @@ def tools(fleet: Fleet, hosts: list[harness.HostSpec], tag: str) -> list[Tool]:
     inventory = fleet.inventory(work / "inventory.toml", {"fleet": hosts})
     config = fleet.ssh_config(work / "ssh_config", hosts)
     spec = harness.hosts_json(fleet, work / "hosts.json", hosts)
-    found = [Tool("apssh", [[which("apssh") or "apssh", "-i", str(inventory), "-g", "fleet",
-                             "-w", n, "-q", COMMAND]])]
+    found = [
+        Tool(
+            "apssh",
+            [
+                [
+                    which("apssh") or "apssh",
+                    "-i",
+                    str(inventory),
+                    "-g",
+                    "fleet",
+                    "-w",
+                    n,
+                    "-q",
+                    COMMAND,
+                ]
+            ],
+        )
+    ]
     if len(hosts) == 1:
         found.append(Tool("ssh", [["ssh", "-F", str(config), names[0], COMMAND]]))
     found.append(
@@ -44,20 +60,28 @@ def tools(fleet: Fleet, hosts: list[harness.HostSpec], tag: str) -> list[Tool]:
         )
     )
     if clush := which("clush"):
-        found.append(Tool("clush", [[clush, "-w", ",".join(names), "-f", n, "-o",
-                                     f"-F {config}", COMMAND]]))
+        found.append(
+            Tool("clush", [[clush, "-w", ",".join(names), "-f", n, "-o", f"-F {config}", COMMAND]])
+        )
     if pdsh := which("pdsh"):
         env = {"PDSH_RCMD_TYPE": "ssh", "PDSH_SSH_ARGS": f"-F {config} -l%u %h"}
         found.append(Tool("pdsh", [[pdsh, "-S", "-f", n, "-w", ",".join(names), COMMAND]], env))
     if pssh := which("parallel-ssh"):
-        found.append(Tool("parallel-ssh (Debian pssh)", [[pssh, "-p", n, "-x", f"-F {config}",
-                                                          "-H", " ".join(names), COMMAND]]))
+        found.append(
+            Tool(
+                "parallel-ssh (Debian pssh)",
+                [[pssh, "-p", n, "-x", f"-F {config}", "-H", " ".join(names), COMMAND]],
+            )
+        )
     try:
-        import pssh.clients  # noqa: F401
+        import pssh.clients
 
-        found.append(Tool("parallel-ssh (PyPI)", [[sys.executable,
-                                                   harness.peer_script("pssh_lib.py"),
-                                                   str(spec), "run", COMMAND]]))
+        found.append(
+            Tool(
+                "parallel-ssh (PyPI)",
+                [[sys.executable, harness.peer_script("pssh_lib.py"), str(spec), "run", COMMAND]],
+            )
+        )
     except ImportError:
         pass
     if ansible := which("ansible"):

@@ -53,7 +53,9 @@ def recipe_toml(steps: list[tuple[str, str]], group: str, actions: int = 0) -> s
         return "".join(out)
     previous = None
     for step_id, command in steps:
-        out.append(f'\n[[step]]\nid = "{step_id}"\nhosts = "{group}"\nrun = {json.dumps(command)}\n')
+        out.append(
+            f'\n[[step]]\nid = "{step_id}"\nhosts = "{group}"\nrun = {json.dumps(command)}\n'
+        )
         if previous:
             out.append(f'requires = ["{previous}"]\n')
         previous = step_id
@@ -140,14 +142,33 @@ def tools_for(
     if recipe_available(apssh):
         recipe = work / "recipe.toml"
         recipe.write_text(recipe_toml(STEPS, "fleet", actions))
-        tools.append(Tool("apssh recipe run", [[apssh, "recipe", "run", str(recipe), "-i",
-                                                str(inventory), "-q", "--run-dir",
-                                                str(work / "run")]]))
+        tools.append(
+            Tool(
+                "apssh recipe run",
+                [
+                    [
+                        apssh,
+                        "recipe",
+                        "run",
+                        str(recipe),
+                        "-i",
+                        str(inventory),
+                        "-q",
+                        "--run-dir",
+                        str(work / "run"),
+                    ]
+                ],
+            )
+        )
     else:
         missing.append("apssh recipe run: not available (this apssh has no `recipe` command)")
     lib = [sys.executable, harness.peer_script("apssh_steps.py"), str(spec)]
-    tools.append(Tool("apssh library (SshJobs)",
-                      [[*lib, "actions", str(actions)] if actions else [*lib, "steps"]]))
+    tools.append(
+        Tool(
+            "apssh library (SshJobs)",
+            [[*lib, "actions", str(actions)] if actions else [*lib, "steps"]],
+        )
+    )
     if not actions:
         base = f"{apssh} -i {inventory} -g fleet -w {len(hosts)} -q"
         chain = " && ".join(f"{base} '{command}'" for _, command in STEPS)
@@ -160,8 +181,11 @@ def tools_for(
 
         def close_masters() -> None:
             for socket in control.glob("*"):
-                subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "x"],
-                               capture_output=True, check=False)
+                subprocess.run(
+                    ["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "x"],
+                    capture_output=True,
+                    check=False,
+                )
 
         env = {
             # ansible's own default ssh arguments, plus our config
@@ -172,14 +196,22 @@ def tools_for(
             "ANSIBLE_FORKS": str(len(hosts)),
         }
         names = ",".join(h.name for h in hosts) + ","
-        tools.append(Tool("ansible-playbook", [[ansible, "-i", names, str(book)]], env,
-                          prepare=close_masters))
+        tools.append(
+            Tool(
+                "ansible-playbook", [[ansible, "-i", names, str(book)]], env, prepare=close_masters
+            )
+        )
     else:
         missing.append("ansible-playbook: not installed")
     if pyinfra := which("pyinfra"):
         inv, deploy = pyinfra_files(fleet, work, hosts, STEPS, actions)
-        tools.append(Tool("pyinfra", [[pyinfra, "-y", "--parallel", str(len(hosts)), str(inv),
-                                       str(deploy)]], cwd=work))
+        tools.append(
+            Tool(
+                "pyinfra",
+                [[pyinfra, "-y", "--parallel", str(len(hosts)), str(inv), str(deploy)]],
+                cwd=work,
+            )
+        )
     else:
         missing.append("pyinfra: not installed")
     return tools, missing
@@ -207,8 +239,16 @@ def main() -> None:
             tools, _ = tools_for(fleet, one, f"actions{actions}", actions)
             rows += paired_runs(f"{actions} actions on 1 host", tools, rounds)
         extra["missing"] = missing
-    harness.save("recipe", {"title": f"3 steps on {count} hosts; actions on an open connection",
-                            "hosts": count, "actions": ACTIONS, "rows": rows, **extra})
+    harness.save(
+        "recipe",
+        {
+            "title": f"3 steps on {count} hosts; actions on an open connection",
+            "hosts": count,
+            "actions": ACTIONS,
+            "rows": rows,
+            **extra,
+        },
+    )
 
 
 if __name__ == "__main__":

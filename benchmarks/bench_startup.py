@@ -46,8 +46,16 @@ def main() -> None:
         samples = measure(argv)
         median, best = statistics.median(samples), min(samples)
         print(f"  {name:<34} median {median * 1000:7.1f} ms   best {best * 1000:7.1f} ms")
-        rows.append({"case": "start-up", "tool": name, "walls": samples, "cpus": [],
-                     "error": None, "extra": {}})
+        rows.append(
+            {
+                "case": "start-up",
+                "tool": name,
+                "walls": samples,
+                "cpus": [],
+                "error": None,
+                "extra": {},
+            }
+        )
     harness.save("startup", {"title": "start-up of commands that do not connect", "rows": rows})
 
 

@@ -13,6 +13,7 @@ Run: `python benchmarks/bench_transfer.py [MiB]`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,9 @@ def on_containers(fleet: Fleet, hosts: list[HostSpec], cmd: str) -> list[str]:
         return list(pool.map(one, hosts))
 
 
-def push_tools(fleet: Fleet, hosts: list[HostSpec], blob: Path, work: Path, size: int) -> list[Tool]:
+def push_tools(
+    fleet: Fleet, hosts: list[HostSpec], blob: Path, work: Path, size: int
+) -> list[Tool]:
     inventory = fleet.inventory(work / "inventory.toml", {"t": hosts})
     config = fleet.ssh_config(work / "ssh_config", hosts)
     spec = harness.hosts_json(fleet, work / "hosts.json", hosts)
@@ -52,20 +55,61 @@ def push_tools(fleet: Fleet, hosts: list[HostSpec], blob: Path, work: Path, size
 
     apssh = which("apssh") or "apssh"
     tools = [
-        Tool("apssh push", [[apssh, "push", "-i", str(inventory), "-g", "t", "-w", str(HOSTS),
-                             "-q", str(blob), REMOTE]]),
-        Tool("scp", [["scp", "-q", "-F", str(config), str(blob), f"{h.name}:{REMOTE}"]
-                     for h in hosts]),
-        Tool("sftp -b", [["sftp", "-q", "-F", str(config), "-b", str(batch), h.name]
-                         for h in hosts]),
-        Tool("asyncssh script (255 KiB x 32)", [[sys.executable,
-                                                 harness.peer_script("asyncssh_min.py"),
-                                                 str(spec), "push", str(blob), REMOTE]]),
+        Tool(
+            "apssh push",
+            [
+                [
+                    apssh,
+                    "push",
+                    "-i",
+                    str(inventory),
+                    "-g",
+                    "t",
+                    "-w",
+                    str(HOSTS),
+                    "-q",
+                    str(blob),
+                    REMOTE,
+                ]
+            ],
+        ),
+        Tool(
+            "scp",
+            [["scp", "-q", "-F", str(config), str(blob), f"{h.name}:{REMOTE}"] for h in hosts],
+        ),
+        Tool(
+            "sftp -b", [["sftp", "-q", "-F", str(config), "-b", str(batch), h.name] for h in hosts]
+        ),
+        Tool(
+            "asyncssh script (255 KiB x 32)",
+            [
+                [
+                    sys.executable,
+                    harness.peer_script("asyncssh_min.py"),
+                    str(spec),
+                    "push",
+                    str(blob),
+                    REMOTE,
+                ]
+            ],
+        ),
     ]
     if _has_pssh():
-        tools.append(Tool("parallel-ssh copy_file", [[sys.executable,
-                                                       harness.peer_script("pssh_lib.py"),
-                                                       str(spec), "push", str(blob), REMOTE]]))
+        tools.append(
+            Tool(
+                "parallel-ssh copy_file",
+                [
+                    [
+                        sys.executable,
+                        harness.peer_script("pssh_lib.py"),
+                        str(spec),
+                        "push",
+                        str(blob),
+                        REMOTE,
+                    ]
+                ],
+            )
+        )
     for tool in tools:
         tool.prepare, tool.check = prepare, check
     return tools
@@ -94,10 +138,31 @@ def pull_tools(fleet: Fleet, hosts: list[HostSpec], work: Path, size: int) -> li
     apssh = which("apssh") or "apssh"
     tools = [
         # pull writes LOCALDIR/<host>/NAME
-        Tool("apssh pull", [[apssh, "pull", "-i", str(inventory), "-g", "t", "-w", str(HOSTS),
-                             "-q", SOURCE, str(out)]]),
-        Tool("scp", [["scp", "-q", "-F", str(config), f"{h.name}:{SOURCE}",
-                      str(out / h.name / name)] for h in hosts]),
+        Tool(
+            "apssh pull",
+            [
+                [
+                    apssh,
+                    "pull",
+                    "-i",
+                    str(inventory),
+                    "-g",
+                    "t",
+                    "-w",
+                    str(HOSTS),
+                    "-q",
+                    SOURCE,
+                    str(out),
+                ]
+            ],
+        ),
+        Tool(
+            "scp",
+            [
+                ["scp", "-q", "-F", str(config), f"{h.name}:{SOURCE}", str(out / h.name / name)]
+                for h in hosts
+            ],
+        ),
     ]
     sftp_argvs = []
     for host in hosts:
@@ -105,14 +170,37 @@ def pull_tools(fleet: Fleet, hosts: list[HostSpec], work: Path, size: int) -> li
         batch.write_text(f"get {SOURCE} {out / host.name / name}\n")
         sftp_argvs.append(["sftp", "-q", "-F", str(config), "-b", str(batch), host.name])
     tools.append(Tool("sftp -b", sftp_argvs))
-    tools.append(Tool("asyncssh script (255 KiB x 32)", [[sys.executable,
-                                                          harness.peer_script("asyncssh_min.py"),
-                                                          str(spec), "pull", SOURCE, str(out)]]))
+    tools.append(
+        Tool(
+            "asyncssh script (255 KiB x 32)",
+            [
+                [
+                    sys.executable,
+                    harness.peer_script("asyncssh_min.py"),
+                    str(spec),
+                    "pull",
+                    SOURCE,
+                    str(out),
+                ]
+            ],
+        )
+    )
     if _has_pssh():
-        tools.append(Tool("parallel-ssh copy_remote_file", [[sys.executable,
-                                                             harness.peer_script("pssh_lib.py"),
-                                                             str(spec), "pull", SOURCE,
-                                                             str(out)]]))
+        tools.append(
+            Tool(
+                "parallel-ssh copy_remote_file",
+                [
+                    [
+                        sys.executable,
+                        harness.peer_script("pssh_lib.py"),
+                        str(spec),
+                        "pull",
+                        SOURCE,
+                        str(out),
+                    ]
+                ],
+            )
+        )
     for tool in tools:
         tool.prepare, tool.check = prepare, check
     return tools
@@ -132,8 +220,7 @@ def main() -> None:
     rows = []
     with Fleet(direct=HOSTS) as fleet:
         blob = fleet.dir / "blob"
-        with blob.open("wb") as handle:
-            handle.write(Path("/dev/urandom").open("rb").read(size))
+        blob.write_bytes(os.urandom(size))
         for host in fleet.direct_hosts(HOSTS, delayed=False):
             rc, out = fleet.top.exec(
                 fleet.container_of(host), f"head -c {size} /dev/urandom > {SOURCE}"
@@ -153,8 +240,10 @@ def main() -> None:
                     else pull_tools(fleet, hosts, work, size)
                 )
                 rows += paired_runs(f"{kind} {where}", tools, rounds)
-    harness.save("transfer", {"title": f"{mib} MiB to/from {HOSTS} hosts", "mib": mib,
-                              "hosts": HOSTS, "rows": rows})
+    harness.save(
+        "transfer",
+        {"title": f"{mib} MiB to/from {HOSTS} hosts", "mib": mib, "hosts": HOSTS, "rows": rows},
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from typing import Any
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TC_HOST", "127.0.0.1")
 
-from apssh_cli import lab  # noqa: E402  (after the environment above)
+from apssh_cli import lab
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -256,9 +256,8 @@ class Fleet:
             out.append(f"\n[{group}.hosts]\n")
             for host in hosts:
                 gateway = ', gateway = "bastion"' if host.gateway else ""
-                out.append(
-                    f'{host.name} = {{ hostname = "{host.address}", port = {host.port}{gateway} }}\n'
-                )
+                where = f'hostname = "{host.address}", port = {host.port}'
+                out.append(f"{host.name} = {{ {where}{gateway} }}\n")
         path.write_text("".join(out))
         return path
 
@@ -364,9 +363,7 @@ def run_once(tool: Tool, timeout: float) -> tuple[Sample, str | None]:
     return Sample(wall, cpu), error
 
 
-def paired_runs(
-    case: str, tools: Sequence[Tool], rounds: int, timeout: float = 300.0
-) -> list[Row]:
+def paired_runs(case: str, tools: Sequence[Tool], rounds: int, timeout: float = 300.0) -> list[Row]:
     """Every tool once per round, the order rotating; a tool that fails once is dropped."""
     rows = {tool.name: Row(case, tool.name) for tool in tools}
     for round_ in range(rounds):
@@ -392,9 +389,7 @@ def paired_runs(
     return list(rows.values())
 
 
-def paired_ratio(
-    rows: Sequence[Row], tool: str, peer: str, what: str = "walls"
-) -> float | None:
+def paired_ratio(rows: Sequence[Row], tool: str, peer: str, what: str = "walls") -> float | None:
     """Median over rounds of tool / peer (< 1: ``tool`` is faster)."""
     by_name = {row.tool: row for row in rows}
     a, b = by_name.get(tool), by_name.get(peer)

@@ -44,8 +44,13 @@ async def main() -> int:
         previous: list[SshJob] = []
         for step, command in enumerate(STEPS):
             jobs = [
-                SshJob(node, commands=[Run(command)], required=previous, scheduler=scheduler,
-                       step=f"step{step}")
+                SshJob(
+                    node,
+                    commands=[Run(command)],
+                    required=previous,
+                    scheduler=scheduler,
+                    step=f"step{step}",
+                )
                 for node in nodes
             ]
             previous = jobs
