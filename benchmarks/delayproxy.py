@@ -36,8 +36,10 @@ import collections
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TextIO
 
 LISTEN_HOST = "127.0.0.1"
 CHUNK = 256 * 1024
@@ -58,7 +60,10 @@ class Route:
 class _DelayedPipe:
     """One direction of a connection: read, stamp, deliver at arrival + delay."""
 
-    def __init__(self, delay: float, not_before: float) -> None:
+    def __init__(
+        self, delay: float, not_before: float, trace: Callable[[int], None] | None = None
+    ) -> None:
+        self.trace = trace
         self.delay = delay
         self.not_before = not_before  # first byte may not leave before this time
         self.queue: collections.deque[tuple[float, bytes]] = collections.deque()
@@ -75,6 +80,8 @@ class _DelayedPipe:
             except (ConnectionError, OSError):
                 data = b""
             due = max(loop.time(), self.not_before) + self.delay
+            if self.trace is not None:
+                self.trace(len(data))
             self.queue.append((due, data))
             self.buffered += len(data)
             self.readable.set()
@@ -125,7 +132,10 @@ class DelayProxy:
         emulate_handshake: hold data as a real TCP handshake would (see the module doc).
     """
 
-    def __init__(self, delay: float, *, emulate_handshake: bool = True) -> None:
+    def __init__(
+        self, delay: float, *, emulate_handshake: bool = True, trace: TextIO | None = None
+    ) -> None:
+        self.trace = trace
         self.delay = delay
         self.emulate_handshake = emulate_handshake
         self.routes: dict[int, Route] = {}
@@ -186,7 +196,12 @@ class DelayProxy:
         start = loop.time()
         handshake = self.emulate_handshake
         # a real connect() returns after one round trip; the server accepts half a trip later
-        upstream_pipe = _DelayedPipe(self.delay, start + 2 * self.delay if handshake else start)
+        connection = sum(r.accepted for r in self.routes.values())
+        upstream_pipe = _DelayedPipe(
+            self.delay,
+            start + 2 * self.delay if handshake else start,
+            self._tracer(start, connection, ">"),
+        )
         self.active += 1
         tasks: list[asyncio.Task[None]] = []
         server_writer: asyncio.StreamWriter | None = None
@@ -201,7 +216,9 @@ class DelayProxy:
                 )
             except OSError:
                 return  # the client sees its connection closed, as if refused
-            downstream_pipe = _DelayedPipe(self.delay, loop.time())
+            downstream_pipe = _DelayedPipe(
+                self.delay, loop.time(), self._tracer(start, connection, "<")
+            )
             tasks += [
                 asyncio.create_task(upstream_pipe.write_to(server_writer)),
                 asyncio.create_task(downstream_pipe.read_from(server_reader)),
@@ -221,6 +238,19 @@ class DelayProxy:
                 if writer is not None:
                     writer.close()
 
+    def _tracer(self, start: float, connection: int, way: str) -> Callable[[int], None] | None:
+        # one line per chunk read: ms since the connect, connection number, direction, bytes
+        trace = self.trace
+        if trace is None:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def write(size: int) -> None:
+            trace.write(f"{(loop.time() - start) * 1000:9.1f} {connection:5d} {way} {size}\n")
+            trace.flush()
+
+        return write
+
 
 def parse_duration(text: str) -> float:
     """'25ms', '0.025s', '0.025' -> seconds."""
@@ -236,8 +266,10 @@ def parse_route(text: str) -> tuple[str, int, int]:
     return host or LISTEN_HOST, int(port), int(listen or 0)
 
 
-async def serve(delay: float, routes: list[tuple[str, int, int]], handshake: bool) -> None:
-    async with DelayProxy(delay, emulate_handshake=handshake) as proxy:
+async def serve(
+    delay: float, routes: list[tuple[str, int, int]], handshake: bool, trace: TextIO | None
+) -> None:
+    async with DelayProxy(delay, emulate_handshake=handshake, trace=trace) as proxy:
         for host, port, listen in routes:
             listening = await proxy.add_route(host, port, listen)
             print(f"route {listening} {host}:{port}", flush=True)
@@ -256,11 +288,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-handshake", action="store_true", help="do not emulate the TCP handshake's round trip"
     )
+    parser.add_argument(
+        "--trace",
+        type=argparse.FileType("w"),
+        help="log every chunk read (ms since connect, connection, direction, bytes) to a file:"
+        " count a protocol's round trips",
+    )
     parser.add_argument("routes", nargs="+", help="HOST:PORT[=LISTEN_PORT]")
     args = parser.parse_args(argv)
     routes = [parse_route(text) for text in args.routes]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(parse_duration(args.delay), routes, not args.no_handshake))
+        asyncio.run(serve(parse_duration(args.delay), routes, not args.no_handshake, args.trace))
 
 
 if __name__ == "__main__":
