@@ -76,7 +76,7 @@ def demo(session: nox.Session) -> None:
     """The main job: a lab behind a bastion, a command and a recipe on its nodes, lab down."""
     _require_docker(session)
     session.install("-e", ".[lab]")
-    session.run("bash", "docker/build-image", external=True)
+    # no build step: `apssh lab up` builds the image from the package's files when needed
     # a lab of its own (state dir and name), removed in `finally` whatever fails
     env = {"APSSH_LAB_DIR": str(Path(session.create_tmp()).resolve() / f"demo-lab-{os.getpid()}")}
     name = f"demo-{os.getpid()}"

@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         RunScript as RunScript,
         RunString as RunString,
     )
+    from apssh_cli.engine.fleet import (
+        FleetNodes as FleetNodes,
+        FleetOptions as FleetOptions,
+        FleetRun as FleetRun,
+        run_fleet as run_fleet,
+    )
     from apssh_cli.engine.job import (
         Scheduler as Scheduler,
         Sequence as Sequence,
@@ -44,13 +50,20 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         Host as Host,
         Inventory as Inventory,
     )
+    from apssh_cli.inventory.targets import Target as Target
     from apssh_cli.output import (
         CaptureFormatter as CaptureFormatter,
+        ColonFormatter as ColonFormatter,
         Formatter as Formatter,
         HostFormatter as HostFormatter,
+        OutputEvent as OutputEvent,
         RawFormatter as RawFormatter,
         SubdirFormatter as SubdirFormatter,
+        TeeFormatter as TeeFormatter,
+        TerminalFormatter as TerminalFormatter,
+        TimeColonFormatter as TimeColonFormatter,
         TimeHostFormatter as TimeHostFormatter,
+        VerboseFormatter as VerboseFormatter,
     )
     from apssh_cli.results import (
         CommandResult as CommandResult,
@@ -102,6 +115,18 @@ _LAZY: dict[str, str] = {
     "TimeHostFormatter": "apssh_cli.output",
     "SubdirFormatter": "apssh_cli.output",
     "CaptureFormatter": "apssh_cli.output",
+    "ColonFormatter": "apssh_cli.output",
+    "TerminalFormatter": "apssh_cli.output",
+    "TimeColonFormatter": "apssh_cli.output",
+    "VerboseFormatter": "apssh_cli.output",
+    "TeeFormatter": "apssh_cli.output",
+    "OutputEvent": "apssh_cli.output",
+    # the fleet engine: many hosts, a window, connections released as hosts finish
+    "FleetNodes": "apssh_cli.engine.fleet",
+    "FleetOptions": "apssh_cli.engine.fleet",
+    "FleetRun": "apssh_cli.engine.fleet",
+    "run_fleet": "apssh_cli.engine.fleet",
+    "Target": "apssh_cli.inventory.targets",
     # inventories (pure: no SSH import)
     "Inventory": "apssh_cli.inventory.model",
     "Host": "apssh_cli.inventory.model",

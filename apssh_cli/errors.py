@@ -15,7 +15,7 @@
     │   └── CommandError             .command, .exit_status, .stderr_tail
     │       ├── CommandFailedError   non-zero exit of a critical command
     │       └── CommandTimeoutError  also a TimeoutError
-    └── LabError (in lab.py)         `apssh lab`: no Docker engine, no image, name in use
+    └── LabError (in lab/model.py)   `apssh lab`: no Docker engine, no image, name in use
 
 Messages are built from the fields, so every raise site reads the same.
 """

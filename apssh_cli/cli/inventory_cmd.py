@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from apssh_cli.cli.options import inventory_options, load_inventory
+from apssh_cli.cli.options import (
+    complete_group,
+    complete_host,
+    conflict_warning,
+    inventory_options,
+    load_inventory,
+)
 from apssh_cli.inventory import hostrange
 
 if TYPE_CHECKING:
@@ -61,11 +67,11 @@ def _options(
 
 
 def _selection(
-    paths: tuple[str, ...], group: str | None, exclude: str | None
+    paths: tuple[str, ...], group: str | None, exclude: str | None, *, warn: bool = True
 ) -> tuple[Inventory, list[Host], bool]:
     """Load, select, and tell whether a pattern was given at all."""
     chosen, pattern, excluded = _options(paths, group, exclude)
-    loaded = load_inventory(chosen)
+    loaded = load_inventory(chosen, warn=warn)
     hosts = loaded.select(pattern or "all", excluded)
     return loaded, hosts, pattern is not None or excluded is not None
 
@@ -89,7 +95,9 @@ def list_(
 @inventory.command()
 @inventory_options
 @click.option("--expand", is_flag=True, help="One line per host instead of folded ranges.")
-@click.argument("root", required=False, default="all", metavar="[GROUP]")
+@click.argument(
+    "root", required=False, default="all", metavar="[GROUP]", shell_complete=complete_group
+)
 def graph(
     inventory: tuple[str, ...],
     group: str | None,
@@ -113,7 +121,7 @@ def graph(
 
 @inventory.command()
 @inventory_options
-@click.argument("name")
+@click.argument("name", shell_complete=complete_host)
 def host(inventory: tuple[str, ...], group: str | None, exclude: str | None, name: str) -> None:
     """Show one host: its settings, the route to it, its groups and its variables."""
     chosen, _, _ = _options(inventory, group, exclude)
@@ -124,15 +132,37 @@ def host(inventory: tuple[str, ...], group: str | None, exclude: str | None, nam
 
 @inventory.command()
 @inventory_options
-def check(inventory: tuple[str, ...], group: str | None, exclude: str | None) -> None:
-    """Validate the inventory (and the -g/-x patterns), then print a one-line summary."""
-    loaded, hosts, filtered = _selection(inventory, group, exclude)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail (exit 1) on warnings: a host listed in two groups with different "
+    "hostname, port, user or gateway.",
+)
+def check(inventory: tuple[str, ...], group: str | None, exclude: str | None, strict: bool) -> None:
+    """Validate the inventory (and the -g/-x patterns), then print a one-line summary.
+
+    A host listed in two groups with different connection settings is a warning
+    (the later listing wins), an error with --strict.
+    """
+    loaded, hosts, filtered = _selection(inventory, group, exclude, warn=False)
+    conflicts = loaded.conflicts
+    for conflict in conflicts:
+        if strict:
+            click.echo(f"apssh: error: {conflict}", err=True)
+        else:
+            click.echo(conflict_warning(conflict), err=True)
+    if strict and conflicts:
+        from apssh_cli.errors import InventoryError
+
+        raise InventoryError(f"{_count(len(conflicts), 'conflicting host definition')} (--strict)")
     groups = [name for name in loaded.groups if name not in _BUILTIN_GROUPS]
     summary = f"ok: {_count(len(loaded), 'host')}, {_count(len(groups), 'group')}"
     if loaded.implicit_hosts:
         summary += f", {_count(len(loaded.implicit_hosts), 'implicit gateway')}"
     if filtered:
         summary += f"; the pattern selects {_count(len(hosts), 'host')}"
+    if conflicts:
+        summary += f"; {_count(len(conflicts), 'warning')}"
     click.echo(summary)
 
 

@@ -1,6 +1,6 @@
 """`apssh lab up|status|down`: a disposable local testbed, a bastion and nodes behind it.
 
-The topology code is apssh_cli.lab, the same that the integration tests use.
+The topology code is the apssh_cli.lab package, the same that the integration tests use.
 Files go to --dir ($APSSH_LAB_DIR, else ./.lab); containers are labelled with the
 lab's name, so `down` finds them even when those files are gone.
 """
@@ -85,20 +85,31 @@ def up(nodes: int, inventory: Path | None, state_dir: Path | None, name: str | N
 @lab.command()
 @_dir_option
 @_name_option
-def status(state_dir: Path | None, name: str | None) -> None:
-    """Show the lab's containers and how to reach them."""
+@click.pass_context
+def status(ctx: click.Context, state_dir: Path | None, name: str | None) -> None:
+    """Show the lab's containers, and whether anything is stale.
+
+    Stale: a container missing or not running, the bastion published on another
+    port than the inventory says, a generated file gone. Each such line says how
+    to fix it, and the exit status is then 1 (0 when all is well or no lab is up).
+    """
     state_dir, name = _resolve(state_dir, name)
-    rows = lab_core.lab_status(name)
-    if not rows:
+    report = lab_core.lab_report(state_dir, name)
+    if not report.is_up:
         click.echo(f"lab {name!r} is not running")
         return
     click.echo(f"lab {name!r}:")
-    width = max(len(row.name) for row in rows)
-    for row in rows:
+    width = max(len(row.name) for row in report.containers)
+    for row in report.containers:
         click.echo(f"{row.name:<{width}}  {row.role:<8} {row.status:<8} {row.address}")
-    inventory = lab_core.read_state(state_dir).get("inventory")
-    if inventory:
-        click.echo(f"inventory: {_shown(Path(inventory))}")
+    if report.inventory is not None:
+        click.echo(f"inventory: {_shown(report.inventory)}")
+    if report.is_ok:
+        click.echo("status: ok")
+        return
+    for stale in report.stale:
+        click.echo(f"stale: {stale.what}; fix: {stale.fix}")
+    ctx.exit(1)
 
 
 @lab.command()

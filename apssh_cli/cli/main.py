@@ -55,7 +55,18 @@ class ApsshGroup(click.Group):
             return None
         module_name, attribute = target.split(":")
         command: click.Command = getattr(import_module(module_name), attribute)
+        ctx.meta[_SUBCOMMAND_PATH] = f"{ctx.command_path} {cmd_name}"
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            # click's parser raises some errors ("Option '-o' requires an argument")
+            # without a context: name the subcommand in the hint all the same
+            if exc.ctx is None and _SUBCOMMAND_PATH in ctx.meta:
+                exc.apssh_command_path = ctx.meta[_SUBCOMMAND_PATH]  # type: ignore[attr-defined]
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # describe subcommands without importing them (keeps --help fast)
@@ -96,6 +107,7 @@ class ApsshGroup(click.Group):
         return [words[0], *rest[:position], *words[1:]]
 
 
+_SUBCOMMAND_PATH = "apssh.subcommand_path"  # in ctx.meta: "apssh run" once resolved
 _GROUP_FLAGS = {"--debug", "--version", "-V", "--help", "-h"}
 
 
@@ -133,8 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("apssh: interrupted", err=True)
         status = ExitCode.INTERRUPTED
+    except click.UsageError as exc:  # also BadParameter, NoSuchOption, MissingParameter
+        _print_usage_error(exc)
+        status = ExitCode.USAGE
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"apssh: {_one_line(exc.format_message())}", err=True)
         status = ExitCode.USAGE
     except ApsshError as exc:
         click.echo(f"apssh: {exc}", err=True)
@@ -154,6 +169,33 @@ def main(argv: list[str] | None = None) -> None:
         )
         status = ExitCode.USAGE
     sys.exit(_as_int(status))
+
+
+def _print_usage_error(exc: click.UsageError) -> None:
+    """One line `apssh: message`, then where to look: the help of the command at fault.
+
+    A group given no subcommand (`apssh`, `apssh lab`) prints its help instead.
+    """
+    if _NO_ARGS_IS_HELP is not None and isinstance(exc, _NO_ARGS_IS_HELP):
+        click.echo(exc.format_message(), err=True)  # the help text itself
+        return
+    click.echo(f"apssh: {_one_line(exc.format_message())}", err=True)
+    if exc.ctx is not None:
+        command_path = exc.ctx.command_path
+    else:
+        command_path = getattr(exc, "apssh_command_path", "apssh")
+    click.echo(f"try '{command_path} --help'", err=True)
+
+
+# click >= 8.2 raises this for a group called without a subcommand (8.1 printed the help)
+_NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(
+    click.exceptions, "NoArgsIsHelpError", None
+)
+
+
+def _one_line(message: str) -> str:
+    # click's messages may span lines and end with a full stop; ours are one line, no stop
+    return " ".join(message.split()).rstrip(".") or "error"
 
 
 def _as_int(status: Any) -> int:

@@ -4,10 +4,15 @@ Decorate a command with `inventory_options`; it receives ``inventory`` (a tuple
 of paths), ``group`` (the ``-g`` pattern or None) and ``exclude`` (the ``-x``
 pattern or None). Then `load_inventory` and `Inventory.select` do the rest, or
 `select_hosts` does both. Import-light on purpose: no asyncssh here.
+
+Also the value types of numeric options (`Seconds`, `Count`): they refuse what
+would make no sense (``nan``, ``inf``, zero or negative durations) before
+anything runs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,12 +22,145 @@ import click
 from apssh_cli.errors import InventoryError
 
 if TYPE_CHECKING:
-    from apssh_cli.inventory.model import Host, Inventory
+    from apssh_cli.inventory.model import Host, HostConflict, Inventory
 
 ENV_INVENTORY = "APSSH_INVENTORY"
 NO_INVENTORY_MESSAGE = f"no inventory given: use -i FILE, or set {ENV_INVENTORY}"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Far above any real run, low enough that every layer (asyncio timers, the remote
+# wrapper's deadline arithmetic) handles it as an ordinary number.
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any, Any]  # generic in recent click only
+else:
+    _ParamType = click.ParamType
+
+MAX_SECONDS = 1_000_000_000
+MAX_COUNT = 1_000_000
+MAX_RETRIES = 100  # 100 retries at the 8 s backoff ceiling: over 13 minutes per host
+
+
+class Seconds(_ParamType):
+    """A duration in seconds: a finite number above 0 (``nan``, ``inf``, ``0``, ``-1`` refused).
+
+    >>> Seconds().convert("2.5", None, None)
+    2.5
+    """
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                number = math.nan
+        if not (0 < number <= MAX_SECONDS):  # also False for nan
+            self.fail(
+                f"expected a number of seconds above 0 and at most {MAX_SECONDS}, got {value!r}",
+                param,
+                ctx,
+            )
+        return number
+
+
+class Count(_ParamType):
+    """A whole number from `minimum` to `maximum` (``-w``, ``--retries``).
+
+    >>> Count(minimum=1).convert("10", None, None)
+    10
+    """
+
+    name = "integer"
+
+    def __init__(self, minimum: int, maximum: int = MAX_COUNT) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number: int | None = value
+        else:
+            try:
+                number = int(str(value).strip(), 10)
+            except ValueError:
+                number = None
+        if number is None or not self.minimum <= number <= self.maximum:
+            self.fail(
+                f"expected a whole number from {self.minimum} to {self.maximum}, got {value!r}",
+                param,
+                ctx,
+            )
+        return number
+
+
+def inventory_paths(ctx: click.Context | None) -> list[str]:
+    """The ``-i`` files given so far (on this command or an enclosing one), else the env var."""
+    while ctx is not None:
+        given = [path for path in ctx.params.get("inventory") or () if path]
+        if given:
+            return given
+        ctx = ctx.parent
+    return [path for path in os.environ.get(ENV_INVENTORY, "").split(os.pathsep) if path]
+
+
+def _completion_inventory(ctx: click.Context) -> Inventory | None:
+    """The inventory for shell completion, or None: completion never fails loudly."""
+    from apssh_cli.inventory.model import Inventory
+
+    paths = inventory_paths(ctx)
+    if not paths:
+        return None
+    try:
+        return Inventory.load(paths)
+    except Exception:  # a broken inventory only means no suggestions
+        return None
+
+
+def complete_pattern(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete the last term of a ``-g``/``-x`` pattern with group and host names.
+
+    ``nodes,!no`` offers ``nodes,!node1``...: the terms before the last comma and
+    the term's operator (``&``, ``!``, ``@``) are kept; ``@`` offers groups only.
+    """
+    inventory = _completion_inventory(ctx)
+    if inventory is None:
+        return []
+    head, comma, term = incomplete.rpartition(",")
+    operators = term[: len(term) - len(term.lstrip("&!@"))]
+    word = term[len(operators) :]
+    names = [name for name in _group_names(inventory) if name != "ungrouped"]
+    if "@" not in operators:
+        names += [name for name in inventory.hosts if name not in inventory.groups]
+    prefix = f"{head}{comma}{operators}"
+    return [prefix + name for name in names if name.startswith(word)]
+
+
+def complete_host(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete an inventory host name (``apssh inventory host NAME``)."""
+    inventory = _completion_inventory(ctx)
+    if inventory is None:
+        return []
+    return [name for name in inventory.hosts if name.startswith(incomplete)]
+
+
+def complete_group(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Complete an inventory group name (``apssh inventory graph GROUP``)."""
+    inventory = _completion_inventory(ctx)
+    if inventory is None:
+        return []
+    return [name for name in _group_names(inventory) if name.startswith(incomplete)]
+
+
+def _group_names(inventory: Inventory) -> list[str]:
+    """``all``, the groups in file order, then ``ungrouped``."""
+    builtin = ("all", "ungrouped")
+    return ["all", *(name for name in inventory.groups if name not in builtin), "ungrouped"]
 
 
 def inventory_options(function: F) -> F:
@@ -33,6 +171,7 @@ def inventory_options(function: F) -> F:
         metavar="PATTERN",
         default=None,
         help="Leave out the hosts this pattern names.",
+        shell_complete=complete_pattern,
     )(function)
     function = click.option(
         "-g",
@@ -41,6 +180,7 @@ def inventory_options(function: F) -> F:
         default=None,
         help="Hosts to use: groups, hosts, globs (node0*), ranges (node[01:05]), "
         "~regex; ',' for union, '&' to intersect, '!' to exclude. Default: all.",
+        shell_complete=complete_pattern,
     )(function)
     function = click.option(
         "-i",
@@ -57,8 +197,12 @@ def inventory_options(function: F) -> F:
     return function
 
 
-def load_inventory(paths: Sequence[str | os.PathLike[str]]) -> Inventory:
+def load_inventory(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True) -> Inventory:
     """Load and merge the inventory files given with ``-i`` (or the env var).
+
+    Args:
+        warn: print a warning on stderr for each host listed in two groups with
+            different connection settings (`Inventory.conflicts`).
 
     Raises:
         InventoryError: no file given, or a file that cannot be read or is wrong.
@@ -68,7 +212,16 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]]) -> Inventory:
     given = [os.fspath(path) for path in paths if os.fspath(path)]
     if not given:
         raise InventoryError(NO_INVENTORY_MESSAGE)
-    return Inventory.load(given)
+    inventory = Inventory.load(given)
+    if warn:
+        for conflict in inventory.conflicts:
+            click.echo(conflict_warning(conflict), err=True)
+    return inventory
+
+
+def conflict_warning(conflict: HostConflict) -> str:
+    """The warning line of a host listed in two groups with different settings."""
+    return f"apssh: warning: {conflict}; the later one wins"
 
 
 def select_hosts(

@@ -10,29 +10,42 @@ host is done) and writes to the sinks chosen on the command line:
 - a live progress line on stderr (terminals only) that never tears output lines;
 - the final summary on stderr, and the exit status.
 
-This module is pure Python (no asyncssh): it is driven by execution.py, and
-tests drive it directly.
+It is built on the library's sinks (:mod:`apssh_cli.output`); only ``--json`` and
+``--gather`` keep output, bounded per host (:data:`~apssh_cli.output.DEFAULT_CAPTURE_BYTES`).
+This module is pure Python (no asyncssh): the fleet engine drives it, and tests
+drive it directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shutil
 import string
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.targets import Target
+from apssh_cli.output import (
+    DEFAULT_CAPTURE_BYTES,
+    STDERR,
+    CaptureFormatter,
+    Formatter,
+    HostFormatter,
+    OutputEvent,
+    SubdirFormatter,
+    TeeFormatter,
+)
 from apssh_cli.results import HostResult, Status
 
-FORMAT_FIELDS = ("host", "fqdn", "user", "line", "time")
+FORMAT_FIELDS = ("host", "fqdn", "user", "line", "time", "step")
 JSON_SCHEMA_VERSION = 1
 
 # severity of each status, for the exit status: the most severe present wins
@@ -145,13 +158,52 @@ class _HostState:
     target: Target
     started: float | None = None
     done: bool = False
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    files: dict[str, IO[str]] = field(default_factory=dict)
 
 
-class Renderer:
-    """Receives the events of a run and writes them to the chosen sinks.
+class _GuardedStream:
+    """A terminal stream shared with the progress line, and that may go away.
+
+    Each write clears the progress line first and draws it again after, so that
+    output lines are never torn; a broken stdout (`apssh ... | head`) is noted
+    once and further writes are dropped.
+    """
+
+    def __init__(self, renderer: Renderer, stream: TextIO, *, is_stdout: bool) -> None:
+        self._renderer = renderer
+        self._stream = stream
+        self._is_stdout = is_stdout
+
+    def write(self, text: str) -> int:
+        renderer = self._renderer
+        if self._is_stdout and renderer.stdout_broken:
+            return 0
+        renderer._clear_progress()
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except BrokenPipeError:
+            if not self._is_stdout:
+                raise
+            renderer._stdout_gone()
+            return 0
+        renderer._redraw()
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._stream.flush()
+
+
+class Renderer(Formatter):
+    """The sink of a command-line run: builds the output sinks the options ask for.
+
+    It is the formatter every node writes to, and the observer of the fleet
+    engine (host started, host done). Lines go to sinks of
+    :mod:`apssh_cli.output`: a :class:`~apssh_cli.output.HostFormatter` for streamed
+    text (aligned short names, ``--raw``, ``--format``), a bounded
+    :class:`~apssh_cli.output.CaptureFormatter` only for ``--json`` and ``--gather``,
+    a :class:`~apssh_cli.output.SubdirFormatter` for ``--out-dir``. Nothing else
+    keeps output: a streamed run holds no line in memory.
 
     Args:
         targets: every host of the run, in order.
@@ -161,6 +213,8 @@ class Renderer:
         clock: seconds, monotonic (tests pass a fake one).
         localtime: the time used by ``--format`` ({time} and strftime codes).
         width: the terminal width, for the progress line.
+        verbose: show connection failures and command events as notes.
+        capture_bytes: what ``--json`` and ``--gather`` keep per host and stream.
     """
 
     def __init__(
@@ -173,12 +227,16 @@ class Renderer:
         clock: Callable[[], float] = time.monotonic,
         localtime: Callable[[], time.struct_time] = time.localtime,
         width: Callable[[], int] = lambda: shutil.get_terminal_size().columns,
+        verbose: bool = False,
+        capture_bytes: int | None = DEFAULT_CAPTURE_BYTES,
     ) -> None:
+        super().__init__(verbose=verbose)
         if options.fmt is not None:
             check_format(options.fmt)
         self.options = options
-        self._out = stdout
-        self._err = stderr
+        self._out = _GuardedStream(self, stdout, is_stdout=True)
+        self._err = _GuardedStream(self, stderr, is_stdout=False)
+        self._raw_err = stderr
         self._clock = clock
         self._localtime = localtime
         self._width = width
@@ -186,10 +244,11 @@ class Renderer:
         self._short = short_names(targets)
         self._pad = max((len(name) for name in self._short.values()), default=0)
         self._results: dict[str, HostResult] = {}
+        self._gathered: dict[str, str] = {}  # identical outputs share one string
         self._started_at = clock()
         self._progress_shown = False
         self.stdout_broken = False
-        # called once when stdout goes away (`apssh ... | head`): execution stops the run
+        # called once when stdout goes away (`apssh ... | head`): the run stops
         self.on_broken_stdout: Callable[[], None] | None = None
         if options.out_dir is not None:
             try:
@@ -198,6 +257,46 @@ class Renderer:
                 raise ConfigError(
                     f"cannot create --out-dir: {exc.strerror or exc}", source=str(options.out_dir)
                 ) from exc
+        self._stream_sink = self._streamer(targets)
+        self._capture = CaptureFormatter(max_bytes=capture_bytes) if options.captures else None
+        self._files = (
+            SubdirFormatter(options.out_dir, out_suffix=".out", err_suffix=".err")
+            if options.out_dir is not None
+            else None
+        )
+        sinks = [self._stream_sink, self._capture, self._files]
+        self._sink = TeeFormatter(*(sink for sink in sinks if sink is not None))
+
+    def _streamer(self, targets: Sequence[Target]) -> Formatter | None:
+        options = self.options
+        if not (options.streams or options.gather):
+            return None
+        if options.raw:
+            template = "{line}"
+        elif options.fmt is not None:
+            template = options.fmt
+        else:
+            template = "{label} {line}"
+        fields = {
+            target.name: {
+                "host": self._short[target.name],
+                "label": (self._short[target.name] + ":").ljust(self._pad + 1),
+                "fqdn": target.host.hostname,
+                "user": target.host.user or "",
+            }
+            for target in targets
+        }
+        # out and err are our guarded streams (typed as text streams for the sink)
+        streamer = HostFormatter(
+            template,
+            stdout=self._out,  # type: ignore[arg-type]
+            stderr=self._err,  # type: ignore[arg-type]
+            fields=fields,
+            localtime=self._localtime,
+        )
+        if options.gather:  # gathered stdout is printed at the end; stderr as it comes
+            return _StderrOnly(streamer)
+        return streamer
 
     # ------------------------------------------------------------ events
 
@@ -208,26 +307,32 @@ class Renderer:
             state.started = self._clock()
             self._redraw()
 
-    def line(self, name: str, text: str, stream: str = "stdout") -> None:
-        """One line of a host's output; ``stream`` is "stdout" or "stderr"."""
-        state = self._hosts.get(name)
-        if state is None:  # a gateway's own output, if any: not part of the run
+    def output(self, event: OutputEvent) -> None:
+        """One line of a host's output, to every sink."""
+        if event.host not in self._hosts:  # a gateway's own output, if any: not part of the run
             return
-        text = text.rstrip("\r\n")
-        is_err = stream == "stderr"
-        (state.stderr if is_err else state.stdout).append(text)
-        if self.options.out_dir is not None:
-            handle = self._file(state, "err" if is_err else "out")
-            handle.write(text + "\n")
-            handle.flush()  # so that `tail -f DIR/host.out` follows along
-        if self.options.streams or (is_err and self.options.gather):
-            self._emit(self._err if is_err else self._out, self._decorate(state, text))
+        self._sink.output(event)
 
     def note(self, name: str, text: str) -> None:
         """A verbose event (connected, command started or done): one line on stderr."""
         state = self._hosts.get(name)
         label = self._label(state) if state is not None else f"{name}:"  # a gateway
-        self._emit(self._err, f"{label} -- {text}")
+        self._err.write(f"{label} -- {text}\n")
+
+    # the events below come only from verbose (-v) nodes; "connected" is left to
+    # the library's log ("connected to ADDR via GATEWAY")
+    def connected(self, host: str) -> None:
+        pass
+
+    def connect_failed(self, host: str, error: Exception) -> None:
+        if self.verbose:  # otherwise the host's [unreachable] line says it
+            self.note(host, f"connection failed: {error}")
+
+    def command_started(self, host: str, command: str) -> None:
+        self.note(host, f"start: {command}")
+
+    def command_done(self, host: str, command: str, rc: int | None) -> None:
+        self.note(host, f"done: {command} (rc={rc})")
 
     def host_done(self, result: HostResult) -> None:
         """A host finished (any status): JSON object, error line, files closed."""
@@ -235,18 +340,24 @@ class Renderer:
         if state is None or state.done:
             return
         state.done = True
-        result.stdout = _joined(state.stdout)
-        result.stderr = _joined(state.stderr)
+        if self._capture is not None:
+            result.stdout = self._capture.stdout(result.host)
+            result.stderr = self._capture.stderr(result.host)
+            self._capture.forget(result.host)
+            if self.options.gather:
+                result.stdout = self._gathered.setdefault(result.stdout, result.stdout)
+            if self.options.json:  # printed now: nothing to keep
+                record = host_record(result)
+                result.stdout = result.stderr = ""
         self._results[result.host] = result
-        if self.options.out_dir is not None and result.status is not Status.SKIPPED:
-            for kind in ("out", "err"):
-                self._file(state, kind).close()
+        if self._files is not None:
+            self._files.close_host(result.host, create=result.status is not Status.SKIPPED)
         if self.options.json:
-            self._emit(self._out, json.dumps(host_record(result), ensure_ascii=False))
+            self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
         elif self.stdout_broken:  # stopping quietly: `apssh ... | head`
             pass
         elif result.status is not Status.OK and result.error and not self.options.gather:
-            self._emit(self._err, f"{self._label(state)} [{result.status}] {result.error}")
+            self._err.write(f"{self._label(state)} [{result.status}] {result.error}\n")
         else:
             self._redraw()
 
@@ -260,7 +371,7 @@ class Renderer:
         Args:
             results: one per target; hosts never reported get reported here
                 (as skipped when absent from ``results``).
-            interrupted: the run was stopped by Ctrl-C.
+            interrupted: the run was stopped (Ctrl-C, a signal).
         """
         for result in results:
             if result.host not in self._results:
@@ -272,47 +383,27 @@ class Renderer:
         status = exit_status(ordered, interrupted=interrupted)
         self._clear_progress()
         duration = self._clock() - self._started_at
-        try:
-            if self.options.gather:
-                self._print_gathered(ordered)
-            if self.options.json:
-                record = summary_record(ordered, status, duration)
-                self._out.write(json.dumps(record) + "\n")
-            self._out.flush()
-        except BrokenPipeError:
-            self._stdout_gone()
+        if self.options.gather:
+            self._print_gathered(ordered)
+        if self.options.json:
+            record = summary_record(ordered, status, duration)
+            self._out.write(json.dumps(record) + "\n")
+        self._out.flush()
         self._write_lists(ordered)
         if self.options.summary:
             for text in summary_lines(ordered, duration, interrupted=interrupted):
-                self._err.write(text + "\n")
-        self._err.flush()
+                self._raw_err.write(text + "\n")
+        self._raw_err.flush()
         return status
 
     def close(self) -> None:
         """Close any file still open (after an error)."""
-        for state in self._hosts.values():
-            for handle in state.files.values():
-                handle.close()
+        self._sink.close()
 
     # ------------------------------------------------------------ text
 
     def _label(self, state: _HostState) -> str:
         return (self._short[state.target.name] + ":").ljust(self._pad + 1)
-
-    def _decorate(self, state: _HostState, text: str) -> str:
-        if self.options.raw:
-            return text
-        if self.options.fmt is not None:
-            host = state.target.host
-            template = time.strftime(self.options.fmt, self._localtime())
-            return template.format(
-                host=self._short[state.target.name],
-                fqdn=host.hostname,
-                user=host.user or "",
-                line=text,
-                time=time.strftime("%H:%M:%S", self._localtime()),
-            )
-        return f"{self._label(state)} {text}"
 
     def _print_gathered(self, results: Sequence[HostResult]) -> None:
         groups: dict[tuple[str, str, int | None, str | None], list[str]] = {}
@@ -350,34 +441,9 @@ class Renderer:
         try:
             path.write_text("".join(name + "\n" for name in names), encoding="utf-8")
         except OSError as exc:
-            self._err.write(f"apssh: cannot write {path}: {exc.strerror or exc}\n")
-
-    def _file(self, state: _HostState, kind: str) -> IO[str]:
-        handle = state.files.get(kind)
-        if handle is None or handle.closed:
-            assert self.options.out_dir is not None
-            safe = state.target.name.replace("/", "_")
-            mode = "a" if handle is not None else "w"
-            handle = open(self.options.out_dir / f"{safe}.{kind}", mode, encoding="utf-8")  # noqa: SIM115
-            state.files[kind] = handle
-        return handle
+            self._raw_err.write(f"apssh: cannot write {path}: {exc.strerror or exc}\n")
 
     # ------------------------------------------------------------ progress
-
-    def _emit(self, stream: TextIO, text: str) -> None:
-        # clear the progress line, write a whole line, then draw the progress again
-        if stream is self._out and self.stdout_broken:
-            return
-        self._clear_progress()
-        try:
-            stream.write(text + "\n")
-            stream.flush()
-        except BrokenPipeError:
-            if stream is not self._out:
-                raise
-            self._stdout_gone()
-            return
-        self._redraw()
 
     def _stdout_gone(self) -> None:
         if not self.stdout_broken:
@@ -387,16 +453,16 @@ class Renderer:
 
     def _clear_progress(self) -> None:
         if self._progress_shown:
-            self._err.write("\r\x1b[K")
-            self._err.flush()
+            self._raw_err.write("\r\x1b[K")
+            self._raw_err.flush()
             self._progress_shown = False
 
     def _redraw(self) -> None:
         if not self.options.progress:
             return
         text = self.progress_text()[: max(10, self._width() - 1)]
-        self._err.write("\r\x1b[K" + text)
-        self._err.flush()
+        self._raw_err.write("\r\x1b[K" + text)
+        self._raw_err.flush()
         self._progress_shown = True
 
     def progress_text(self) -> str:
@@ -415,6 +481,18 @@ class Renderer:
             elapsed, name = max(running)
             text += f", slowest {self._short[name]} {elapsed:.0f}s"
         return text
+
+
+class _StderrOnly(Formatter):
+    """Passes stderr lines on (``--gather`` streams them; stdout is gathered)."""
+
+    def __init__(self, sink: Formatter) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def output(self, event: OutputEvent) -> None:
+        if event.stream == STDERR:
+            self._sink.output(event)
 
 
 # ---------------------------------------------------------------- records
@@ -486,7 +564,3 @@ def _severity(item: tuple[Status, int]) -> tuple[int, str]:
 
 def _rc_key(item: tuple[int | None, list[str]]) -> int:
     return -1 if item[0] is None else item[0]
-
-
-def _joined(lines: list[str]) -> str:
-    return "".join(text + "\n" for text in lines)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from apssh_cli.cli.exitcodes import ExitCode
-from apssh_cli.cli.options import inventory_options, load_inventory
+from apssh_cli.cli.options import MAX_RETRIES, Count, Seconds, inventory_options, load_inventory
 from apssh_cli.cli.render import OutputOptions, check_format
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.targets import (
@@ -61,9 +61,7 @@ def _with_options(function: F, raw_flags: tuple[str, ...]) -> F:
 
 def seconds_option(*decls: str, help: str) -> Callable[[F], F]:
     """A positive number of seconds (``--timeout``, ``--connect-timeout``)."""
-    return click.option(
-        *decls, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help=help
-    )
+    return click.option(*decls, type=Seconds(), metavar="SECONDS", help=help)
 
 
 def files_option(*decls: str, help: str) -> Callable[[F], F]:
@@ -111,7 +109,7 @@ _EXECUTION_OPTIONS = [
     click.option("-v", "--verbose", is_flag=True, help="Show connections and commands as they go."),
     click.option(
         "--retries",
-        type=click.IntRange(min=0),
+        type=Count(minimum=0, maximum=MAX_RETRIES),
         default=0,
         show_default=True,
         help="Extra connection attempts, with backoff (connection failures only).",
@@ -122,7 +120,7 @@ _EXECUTION_OPTIONS = [
     click.option(
         "-w",
         "--window",
-        type=click.IntRange(min=1),
+        type=Count(minimum=1),
         metavar="N",
         help="At most N hosts at once (default: min(50, open-files limit / 4)).",
     ),

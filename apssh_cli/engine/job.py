@@ -1,9 +1,20 @@
 """SshJob: an asynciojobs job running an ordered list of commands on one node.
 
-This is the only module that imports asynciojobs. It re-exports ``Sequence`` and a
-:class:`Scheduler` that is asynciojobs' own with one fix: its ``jobs_window``
-gives the slot back when a job raises (asynciojobs 0.21 keeps it, so N failing
-jobs with ``jobs_window=N`` hang the scheduler).
+This is the only module that imports asynciojobs, and it uses its public API
+only: ``AbstractJob`` subclassed with its constructor, ``Scheduler.co_run()``,
+and the documented protocol that a scheduler awaits each job's ``co_run()``.
+
+Two guarantees hold whatever scheduler runs the jobs:
+
+- **A window with failing jobs finishes.** asynciojobs' own window (0.21) keeps
+  the slot of a job that raises, so N raising jobs with ``jobs_window=N`` hang
+  it. A *non-critical* SshJob therefore never raises: whatever happens (a
+  failing command, a timeout, an unreachable host) is in its :attr:`SshJob.outcome`.
+  A critical one raises, and that aborts the scheduler anyway. So SshJobs put
+  in ``asynciojobs.Scheduler(jobs_window=N)`` always finish.
+- Our :class:`Scheduler` also frees the slot of any job that raises (an
+  upstream ``Job``, a job class of yours): it applies ``jobs_window`` itself,
+  with a semaphore that each job takes around its ``co_run()``, one per run.
 
 A job's :attr:`SshJob.outcome` is always set when the job ends, however it ends
 (success, non-zero, timeout, connection failure, cancellation).
@@ -13,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asynciojobs
@@ -40,56 +51,67 @@ _CANCEL_WAIT = 15.0
 
 
 class Scheduler(asynciojobs.Scheduler):  # type: ignore[misc]
-    """asynciojobs.Scheduler whose window gives a job's slot back however the job ends.
+    """asynciojobs' Scheduler, whose window gives a job's slot back however the job ends.
 
     Same constructor and behaviour as asynciojobs' Scheduler (``jobs_window``,
-    ``timeout``, ``critical``, nesting...). A windowed run with failing or
-    unreachable hosts always finishes.
+    ``timeout``, ``critical``, ``forever``, nesting, ``required=``, dot export).
+    Two differences, both about ending well:
+
+    - ``jobs_window`` is applied here, around each job's ``co_run()``: a job that
+      raises frees its slot (a windowed run with failing or unreachable hosts
+      always finishes). A job counts as running (``is_running()``) from the
+      moment it is scheduled, slot or not.
+    - When the task running :meth:`co_run` is cancelled, every job it started
+      is cancelled too and waited for (bounded), so that remote processes are
+      terminated before the cancellation goes on; jobs still waiting for a slot
+      never start.
     """
 
     async def co_run(self) -> Any:
-        """Run the jobs (see asynciojobs); if cancelled, cancel every job task first.
-
-        asynciojobs leaves its job tasks running when its own task is cancelled:
-        jobs would go on, and those waiting for a window slot would start as soon
-        as the cancelled ones give theirs back. Here they are all cancelled, and
-        waited for (bounded), so remote processes are terminated before we return.
-        """
-        self._apssh_tasks: set[asyncio.Task[Any]] = set()
+        """Run the jobs (see asynciojobs); return True unless a critical job failed or timed out."""
+        window: int | None = getattr(self, "jobs_window", None)
+        slots = asyncio.Semaphore(window) if window else None
+        started: set[asyncio.Task[Any]] = set()
+        # a job is awaited through its co_run(): wrap it for this run only
+        replaced: dict[int, tuple[Any, bool, Any]] = {}
+        for job in list(self.jobs):
+            had_own = "co_run" in vars(job)
+            replaced[id(job)] = (job, had_own, vars(job).get("co_run"))
+            job.co_run = _windowed(job.co_run, slots, started)
+        self.jobs_window = None  # asynciojobs' own window would keep a failing job's slot
         try:
             return await super().co_run()
         except asyncio.CancelledError:
-            tasks = [task for task in self._apssh_tasks if not task.done()]
+            tasks = [task for task in started if not task.done()]
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=_CANCEL_WAIT)
             raise
+        finally:
+            self.jobs_window = window
+            for job, had_own, own in replaced.values():
+                if had_own:
+                    job.co_run = own
+                else:
+                    vars(job).pop("co_run", None)
 
-    def _create_task(self, job: Any, window: Any) -> asyncio.Task[Any]:
-        # asynciojobs makes one Window per co_run() and hands it here: hang our
-        # semaphore on it, so each run has its own
-        slots: asyncio.Semaphore | None = getattr(window, "_apssh_slots", None)
-        if slots is None and window.jobs_window:
-            slots = asyncio.Semaphore(window.jobs_window)
-            window._apssh_slots = slots
 
-        async def run() -> Any:
-            if slots is None:
-                job._running = True
-                return await job.co_run()
-            async with slots:  # released on return, exception and cancellation
-                job._running = True
-                return await job.co_run()
+def _windowed(
+    co_run: Callable[[], Awaitable[Any]],
+    slots: asyncio.Semaphore | None,
+    started: set[asyncio.Task[Any]],
+) -> Callable[[], Awaitable[Any]]:
+    async def run() -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            started.add(task)
+        if slots is None:
+            return await co_run()
+        async with slots:  # released on return, exception and cancellation
+            return await co_run()
 
-        task = asyncio.create_task(run())
-        tasks = getattr(self, "_apssh_tasks", None)
-        if tasks is not None:
-            tasks.add(task)
-        # the back-references asynciojobs relies on
-        task._job = job  # type: ignore[attr-defined]
-        job._task = task
-        return task
+    return run
 
 
 _CONNECT_STATUS: list[tuple[type[ConnectError], Status]] = [
@@ -120,13 +142,15 @@ def _as_commands(command: Any, commands: Any) -> list[Command]:
     return result
 
 
-class SshJob(asynciojobs.Job):  # type: ignore[misc]
+class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
     """Run commands, strictly in order, on one node.
 
     A critical job stops at the first failing command and raises
-    CommandFailedError (CommandTimeoutError on a timeout), which aborts a
-    critical scheduler. A non-critical job runs every command; its result is
-    the last failing return code, or 0.
+    CommandFailedError (CommandTimeoutError on a timeout; the ConnectError when
+    the node cannot be reached), which aborts a critical scheduler. A
+    non-critical job runs every command and never raises (but for its own
+    cancellation): its result is the last failing return code, or 0, and
+    :attr:`outcome` says how it ended (``failed``, ``timeout``, ``unreachable``...).
 
     Args:
         node: an SshNode or a LocalNode.
@@ -167,11 +191,7 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
         self.timeout = timeout
         self.verbose = verbose
         self.outcome = HostResult(host=node.label)
-        # asynciojobs.Job wants a coroutine; ours is co_run() itself
-        self.corun = None
-        self.coshutdown = None
-        asynciojobs.AbstractJob.__init__(
-            self,
+        super().__init__(
             forever=forever,
             critical=critical,
             label=label,
@@ -192,11 +212,26 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
     async def co_run(self) -> int | None:
         """Run the commands; return the last failing return code, or 0.
 
+        A non-critical job returns None when it has no return code to give
+        (unreachable, or its command timed out, or a local error).
+
         Raises:
-            ConnectError: the node could not be reached (always).
+            ConnectError: a critical job's node could not be reached.
             CommandFailedError: a critical job's command failed.
             CommandTimeoutError: a critical job's command timed out.
+            ApsshError: a critical job met a local problem (a missing script...).
         """
+        try:
+            return await self._run_commands()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self.critical:
+                raise
+            # the outcome holds the error: raising would keep asynciojobs' window slot
+            return self.outcome.rc
+
+    async def _run_commands(self) -> int | None:
         node = self.node
         outcome = self.outcome = HostResult(host=node.label)
         verbose = self.verbose if self.verbose is not None else node.verbose
@@ -233,8 +268,7 @@ class SshJob(asynciojobs.Job):  # type: ignore[misc]
                 outcome.rc = failing_rc if failing_rc is not None else None if no_rc else last_rc
                 return failing_rc if failing_rc is not None else 0
         except asyncio.CancelledError:
-            status = Status.INTERRUPTED
-            outcome.error = "interrupted"
+            status = Status.INTERRUPTED  # the status says it all: no error text to repeat it
             raise
         except ConnectError as exc:
             status = next(st for cls, st in _CONNECT_STATUS if isinstance(exc, cls))

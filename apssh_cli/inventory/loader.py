@@ -8,6 +8,7 @@ into the `Inventory` value objects.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -26,7 +27,16 @@ from apssh_cli.inventory.hostvars import (
     normalize,
     parse_known_hosts,
 )
-from apssh_cli.inventory.model import ALL, GROUP_KEYS, UNGROUPED, Group, Host, Inventory
+from apssh_cli.inventory.model import (
+    ALL,
+    GROUP_KEYS,
+    HOST_CONNECTION_VARIABLES,
+    UNGROUPED,
+    Group,
+    Host,
+    HostConflict,
+    Inventory,
+)
 from apssh_cli.inventory.selection import did_you_mean
 from apssh_cli.inventory.tomlsource import Locator, Origin
 
@@ -53,6 +63,8 @@ class _RawHost:
     groups: dict[str, None] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
     var_origins: dict[str, Origin] = field(default_factory=dict)
+    # connection variable -> (value, group, where) of the latest listing that set it
+    listed: dict[str, tuple[Any, str, Origin]] = field(default_factory=dict)
 
 
 class Loader:
@@ -61,6 +73,7 @@ class Loader:
     def __init__(self) -> None:
         self.groups: dict[str, _RawGroup] = {}
         self.hosts: dict[str, _RawHost] = {}
+        self.conflicts: list[HostConflict] = []
 
     def add_text(self, text: str, source: str) -> None:
         """Add a file's TOML text (errors name ``source`` and the line)."""
@@ -121,7 +134,7 @@ class Loader:
         origins: dict[str, Origin],
         raw: Mapping[str, Any],
         where: Origin,
-    ) -> None:
+    ) -> dict[str, Any]:
         try:
             values, written = normalize(raw)
         except VariableError as exc:
@@ -129,6 +142,7 @@ class Loader:
         target.update(values)
         for key in values:
             origins[key] = where.child(written[key])
+        return values
 
     def _add_hosts(self, group: _RawGroup, hosts: Any, origin: Any) -> None:
         where = origin(group.name, "hosts")
@@ -151,10 +165,34 @@ class Loader:
                     host = self.hosts[name] = _RawHost(name)
                 host.groups[group.name] = None
                 group.hosts[name] = None
+                listing: dict[str, Any] = {}
                 if port is not None and "port" not in raw_vars:
-                    host.vars["port"] = port
+                    host.vars["port"] = listing["port"] = port
                     host.var_origins["port"] = host_where
-                self._add_vars(host.vars, host.var_origins, raw_vars, host_where)
+                listing.update(self._add_vars(host.vars, host.var_origins, raw_vars, host_where))
+                self._note_listing(host, group.name, listing)
+
+    def _note_listing(self, host: _RawHost, group: str, listing: Mapping[str, Any]) -> None:
+        """Record a conflict when another group's listing set a connection variable otherwise."""
+        for key in HOST_CONNECTION_VARIABLES:
+            if key not in listing:
+                continue
+            value, where = listing[key], host.var_origins[key]
+            previous = host.listed.get(key)
+            if previous is not None and previous[1] != group and previous[0] != value:
+                self.conflicts.append(
+                    HostConflict(
+                        host=host.name,
+                        variable=key,
+                        first=_as_toml(previous[0]),
+                        first_place=_place(previous[2]),
+                        first_group=previous[1],
+                        second=_as_toml(value),
+                        second_place=_place(where),
+                        second_group=group,
+                    )
+                )
+            host.listed[key] = (value, group, where)
 
     def _check_dotted(
         self, group: str, key: str, raw_vars: Mapping[str, Any], where: Origin
@@ -245,7 +283,7 @@ class Loader:
             )
             for g in self.groups.values()
         }
-        return Inventory(hosts, groups, implicit)
+        return Inventory(hosts, groups, implicit, conflicts=self.conflicts)
 
     def _check_children(self) -> None:
         for group in self.groups.values():
@@ -288,6 +326,19 @@ class Loader:
         for name in self.groups:
             compute(name)
         return result
+
+
+def _place(where: Origin) -> str:
+    """``file:line`` (or the file alone when the line is not known)."""
+    line = where.line()
+    return f"{where.source}:{line}" if line is not None else where.source
+
+
+def _as_toml(value: Any) -> str:
+    """A variable's value as it reads in TOML (a ProxyJump as its spec)."""
+    if isinstance(value, Jump):
+        value = value.spec
+    return json.dumps(value) if isinstance(value, str) else str(value)
 
 
 def _error_at(where: Origin | None, message: str) -> InventoryError:

@@ -58,12 +58,14 @@ __all__ = [
     "ALL",
     "CONNECTIONS",
     "GROUP_KEYS",
+    "HOST_CONNECTION_VARIABLES",
     "KNOWN_HOSTS_POLICIES",
     "KNOWN_VARIABLES",
     "NO_GATEWAY",
     "UNGROUPED",
     "Group",
     "Host",
+    "HostConflict",
     "Inventory",
     "parse_target",
 ]
@@ -71,6 +73,8 @@ __all__ = [
 ALL = "all"
 UNGROUPED = "ungrouped"
 GROUP_KEYS = ("hosts", "vars", "children")
+# set on a host in two groups with different values: `HostConflict`
+HOST_CONNECTION_VARIABLES = ("hostname", "port", "user", "gateway")
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,38 @@ class Host:
 
 
 @dataclass(frozen=True)
+class HostConflict:
+    """A host listed in two groups whose own tables disagree on how to reach it.
+
+    The later listing wins (the usual precedence); `apssh inventory check`
+    reports this as a warning, an error with ``--strict``.
+
+    Attributes:
+        host: the host's name.
+        variable: one of `HOST_CONNECTION_VARIABLES`.
+        first, second: the two values, as written in TOML (``22``, ``"bob"``).
+        first_place, second_place: ``file:line`` of each listing.
+        first_group, second_group: the group of each listing.
+    """
+
+    host: str
+    variable: str
+    first: str
+    first_place: str
+    first_group: str
+    second: str
+    second_place: str
+    second_group: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.second_place}: host {self.host!r} listed again with {self.variable} = "
+            f"{self.second} (group {self.second_group!r}), was {self.first} at "
+            f"{self.first_place} (group {self.first_group!r})"
+        )
+
+
+@dataclass(frozen=True)
 class Group:
     """A group as written: its own hosts, its child groups and its variables."""
 
@@ -181,6 +217,7 @@ class Inventory:
         hosts: Mapping[str, Host] | None = None,
         groups: Mapping[str, Group] | None = None,
         implicit: Mapping[str, Host] | None = None,
+        conflicts: Sequence[HostConflict] = (),
     ) -> None:
         self._hosts: dict[str, Host] = dict(hosts or {})
         self._groups: dict[str, Group] = dict(
@@ -188,6 +225,7 @@ class Inventory:
         )
         self._implicit: dict[str, Host] = dict(implicit or {})
         self._members: dict[str, set[str]] | None = None
+        self._conflicts = tuple(conflicts)
 
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> Inventory:
@@ -237,6 +275,11 @@ class Inventory:
     def implicit_hosts(self) -> Mapping[str, Host]:
         """Jump hosts made up from ProxyJump options: reachable, never selected."""
         return MappingProxyType(self._implicit)
+
+    @property
+    def conflicts(self) -> tuple[HostConflict, ...]:
+        """Hosts listed in two groups with different connection settings (file order)."""
+        return self._conflicts
 
     def __len__(self) -> int:
         return len(self._hosts)

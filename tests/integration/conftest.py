@@ -14,7 +14,7 @@ Everything is named and labelled after this session (``apssh-t<pid>-<random>-*``
 that sessions running at the same time on one engine never meet. Cleanup: fixture
 finalizers, then a label sweep at session end and at exit (in this process only, not
 in a fork of it); a session killed outright is swept by the next one, once its owner
-process (``lab.owner_token``: machine, PID namespace, pid and start time) is known to
+process (``harness.owner_token``: machine, PID namespace, pid and start time) is known to
 be gone, so a live session elsewhere (another PID namespace, another machine on the
 same engine) is never swept. Without an engine, fixtures fail with a message naming
 ``bash docker/engine``: they never skip.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +41,7 @@ import pytest
 
 from apssh_cli import lab
 from apssh_cli.lab import Endpoint, HostKey, KeyPair, LabError, Topology
+from tests.integration import harness
 
 SESSION_LAB = f"t{os.getpid()}-{secrets.token_hex(3)}"
 SESSION_PID = os.getpid()  # a fork inherits the exit hooks, not the topology
@@ -79,30 +79,17 @@ def docker_engine() -> Any:
     """A docker-py client to an engine that answers; sweeps orphans of dead sessions."""
     try:
         client = lab.docker_client()
-        lab.sweep_orphans(client)
-        _sweep_orphan_test_labs(client)
+        harness.sweep_orphans(client)
+        harness.sweep_orphan_test_labs(client)
     except LabError as exc:
         _fail(exc)
     return client
 
 
-# test_lab.py's labs are real labs (kind=lab, made by `apssh lab up`), with no owner
-# label: their name carries the owner token instead
-_TEST_LAB_NAME = re.compile(r"tl-(?P<owner>.+)-[0-9a-f]{6}")
-
-
-def _sweep_orphan_test_labs(client: Any) -> None:
-    # remove those whose test process died before the lab_name finalizer ran
-    for name in lab.list_labs("lab", client):
-        match = _TEST_LAB_NAME.fullmatch(name)
-        if match and lab.is_owner_gone(match["owner"]):
-            lab.remove_topology(name, client)
-
-
 @pytest.fixture
 def lab_name(docker_engine: Any) -> Iterator[str]:
     """A unique name for a lab a test starts with `apssh lab up`; removed after the test."""
-    name = f"tl-{lab.owner_token()}-{secrets.token_hex(3)}"
+    name = f"tl-{harness.owner_token()}-{secrets.token_hex(3)}"
     try:
         yield name
     finally:
@@ -112,7 +99,7 @@ def lab_name(docker_engine: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sshd_image(docker_engine: Any) -> str:
-    """The sshd image built from docker/ (built now when missing)."""
+    """The sshd image of the package's files (apssh_cli/lab/sshd_image/), built now when missing."""
     try:
         return lab.ensure_image(docker_engine)
     except LabError as exc:
@@ -145,6 +132,7 @@ def topology(
             kind="test",
             keypair=ssh_keypair,
             image=sshd_image,
+            labels=harness.owner_labels(),
         )
     except LabError as exc:
         _fail(exc)
@@ -185,7 +173,10 @@ class SshdFactory:
                 image=self._image,
                 container_name=f"apssh-{SESSION_LAB}-x{serial}",
                 node_name=name,
-                labels={**lab.lab_labels(SESSION_LAB, "test"), lab.LABEL_ROLE: "extra"},
+                labels={
+                    **lab.lab_labels(SESSION_LAB, "test", harness.owner_labels()),
+                    lab.LABEL_ROLE: "extra",
+                },
                 authorized_key=self._keypair.public_key,
                 host_key=host_key,
                 port=port,

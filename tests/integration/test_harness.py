@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import asyncssh
 import pytest
 
-from apssh_cli.lab import Endpoint, KeyPair, Topology
+from apssh_cli.lab import Endpoint, KeyPair, Topology, topology as topology_module
 
 pytestmark = pytest.mark.integration
 
@@ -206,3 +207,37 @@ def test_factory_server_with_a_changed_host_key_is_refused(
     assert second.host_key != first.host_key
     with pytest.raises(asyncssh.HostKeyNotVerifiable):
         asyncio.run(hostname(second))
+
+
+def test_a_port_taken_before_docker_binds_it_is_picked_again(
+    sshd_factory: Any, ssh_keypair: KeyPair, known_hosts_file: Path, monkeypatch: Any
+) -> None:
+    # free_port's choice is taken by someone else before the container starts: the
+    # start fails on that port, and start_sshd picks another one
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        picked: list[int] = []
+
+        def pick() -> int:
+            picked.append(busy if not picked else _free())
+            return picked[-1]
+
+        monkeypatch.setattr(topology_module, "free_port", pick)
+        endpoint = sshd_factory()
+    assert len(picked) == 2
+    assert endpoint.port == picked[1] != busy
+    known_hosts_file.write_text(sshd_factory.known_hosts_line(endpoint))
+
+    async def hostname() -> str:
+        async with _connect(endpoint, ssh_keypair, known_hosts_file) as conn:
+            return str((await conn.run("hostname", check=True)).stdout).strip()
+
+    assert asyncio.run(hostname()) == "extra"
+
+
+def _free() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

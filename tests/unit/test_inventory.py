@@ -550,3 +550,113 @@ def test_the_lab_inventory_loads_and_routes_through_the_bastion(tmp_path: Path) 
         str(tmp_path / "known_hosts"),
     )
     assert node.identity_files == (str(tmp_path / "id_ed25519"),)
+
+
+# --- a host listed in two groups with different connection settings --------
+
+
+def conflicts_of(text: str) -> list[str]:
+    return [str(conflict) for conflict in inv(text).conflicts]
+
+
+def test_conflicting_listings_are_reported_with_both_places() -> None:
+    loaded = inv(
+        """\
+        [a.hosts]
+        n1 = { port = 2222, hostname = "10.0.0.1" }
+
+        [b.hosts]
+        n1 = { port = 22, hostname = "10.0.0.1" }
+        """
+    )
+    (conflict,) = loaded.conflicts
+    assert (conflict.host, conflict.variable, conflict.first, conflict.second) == (
+        "n1",
+        "port",
+        "2222",
+        "22",
+    )
+    assert str(conflict) == (
+        "t.toml:5: host 'n1' listed again with port = 22 (group 'b'), "
+        "was 2222 at t.toml:2 (group 'a')"
+    )
+    assert loaded.hosts["n1"].port == 22  # the later listing wins, as documented
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a :port suffix against a port variable
+        (
+            '[a.hosts]\n"n[1:2]:2200" = {}\n[b.hosts]\nn2 = { port = 22 }\n',
+            [
+                "t.toml:4: host 'n2' listed again with port = 22 (group 'b'), was 2200 at t.toml:2 (group 'a')"
+            ],
+        ),
+        # Ansible's names count as ours
+        (
+            '[a.hosts]\nn1 = { user = "alice" }\n[b.hosts]\nn1 = { ansible_user = "bob" }\n',
+            [
+                "t.toml:4: host 'n1' listed again with user = \"bob\" (group 'b'), was \"alice\" at t.toml:2 (group 'a')"
+            ],
+        ),
+        (
+            '[a.hosts]\nn1 = { ansible_host = "10.0.0.1" }\n[b.hosts]\nn1 = { hostname = "10.0.0.2" }\n',
+            [
+                "t.toml:4: host 'n1' listed again with hostname = \"10.0.0.2\" (group 'b'), was \"10.0.0.1\" at t.toml:2 (group 'a')"
+            ],
+        ),
+        (
+            '[x.hosts]\ngw = {}\ngw2 = {}\n[a.hosts]\nn1 = { gateway = "gw" }\n[b.hosts]\nn1 = { gateway = "gw2" }\n',
+            [
+                "t.toml:7: host 'n1' listed again with gateway = \"gw2\" (group 'b'), was \"gw\" at t.toml:5 (group 'a')"
+            ],
+        ),
+        # three listings: each one against the one before
+        (
+            "[a.hosts]\nn1 = { port = 1 }\n[b.hosts]\nn1 = { port = 2 }\n[c.hosts]\nn1 = { port = 3 }\n",
+            [
+                "t.toml:4: host 'n1' listed again with port = 2 (group 'b'), was 1 at t.toml:2 (group 'a')",
+                "t.toml:6: host 'n1' listed again with port = 3 (group 'c'), was 2 at t.toml:4 (group 'b')",
+            ],
+        ),
+    ],
+)
+def test_conflicts(text: str, expected: list[str]) -> None:
+    assert conflicts_of(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the same value twice, or a value on one side only: the listings agree
+        '[a.hosts]\nn1 = { port = 2222 }\n[b.hosts]\nn1 = { port = 2222, user = "x" }\n',
+        "[a.hosts]\nn1 = { port = 2222 }\n[b.hosts]\nn1 = {}\n",
+        '[a.hosts]\n"n1:2222" = {}\n[b.hosts]\nn1 = { port = "2222" }\n',
+        # a range, then an exception in the same group: deliberate
+        '[a.hosts]\n"n[1:3]" = { user = "a" }\nn2 = { user = "b" }\n',
+        # group variables follow the precedence rules: not a listing conflict
+        '[a]\nvars = { user = "a" }\nhosts = { n1 = {} }\n[b]\nvars = { user = "b" }\nhosts = { n1 = {} }\n',
+        # free variables may differ
+        "[a.hosts]\nn1 = { rack = 1 }\n[b.hosts]\nn1 = { rack = 2 }\n",
+    ],
+)
+def test_no_conflict(text: str) -> None:
+    assert conflicts_of(text) == []
+
+
+def test_a_later_file_may_list_a_host_again_in_the_same_group(tmp_path: Path) -> None:
+    base = tmp_path / "base.toml"
+    base.write_text("[nodes.hosts]\nn1 = { port = 22 }\n")
+    local = tmp_path / "local.toml"
+    local.write_text("[nodes.hosts]\nn1 = { port = 2222 }\n[other.hosts]\nn1 = { port = 2200 }\n")
+    loaded = Inventory.load([base, local])
+    assert [str(c) for c in loaded.conflicts] == [
+        f"{local}:4: host 'n1' listed again with port = 2200 (group 'other'), "
+        f"was 2222 at {local}:2 (group 'nodes')"
+    ]
+
+
+def test_the_shipped_inventories_have_no_conflicts() -> None:
+    for path in sorted(INVENTORIES.glob("*.toml")):
+        assert Inventory.load([path]).conflicts == (), path

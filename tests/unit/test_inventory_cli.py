@@ -264,3 +264,70 @@ def test_secrets_are_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     status, out, _ = apssh(capsys, "inventory", "list", "--json", "-i", str(path))
     assert status == 0
     assert "hunter2" not in out and "t0k" not in out
+
+
+CONFLICTING = """\
+[a.hosts]
+n1 = { port = 2222, connection = "local" }
+
+[b.hosts]
+n1 = { port = 22 }
+"""
+
+
+@pytest.fixture
+def conflicting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.delenv("APSSH_INVENTORY", raising=False)
+    path = tmp_path / "conflict.toml"
+    path.write_text(CONFLICTING)
+    return str(path)
+
+
+def conflict_line(path: str) -> str:
+    return (
+        f"{path}:5: host 'n1' listed again with port = 22 (group 'b'), "
+        f"was 2222 at {path}:2 (group 'a')"
+    )
+
+
+def test_check_warns_about_conflicting_listings(
+    conflicting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert apssh(capsys, "inventory", "check", "-i", conflicting) == (
+        0,
+        "ok: 1 host, 2 groups; 1 warning\n",
+        f"apssh: warning: {conflict_line(conflicting)}; the later one wins\n",
+    )
+
+
+def test_check_strict_makes_them_errors(
+    conflicting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert apssh(capsys, "inventory", "check", "--strict", "-i", conflicting) == (
+        1,
+        "",
+        f"apssh: error: {conflict_line(conflicting)}\n"
+        "apssh: 1 conflicting host definition (--strict)\n",
+    )
+
+
+def test_strict_passes_a_clean_inventory(lab: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert apssh(capsys, "inventory", "check", "--strict", "-i", lab) == (
+        0,
+        "ok: 4 hosts, 3 groups\n",
+        "",
+    )
+
+
+def test_other_commands_warn_and_go_on(
+    conflicting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warning = f"apssh: warning: {conflict_line(conflicting)}; the later one wins\n"
+    assert apssh(capsys, "inventory", "list", "-i", conflicting) == (0, "n1\n", warning)
+    # run: the same warning, then the run
+    status, out, err = apssh(capsys, "-i", conflicting, "-q", "echo", "hi")
+    assert (status, out, err) == (0, "n1: hi\n", warning)
+    # with the later listing's settings
+    status, out, err = apssh(capsys, "inventory", "host", "-i", conflicting, "n1")
+    assert status == 0 and err == warning
+    assert "  port             22\n" in out

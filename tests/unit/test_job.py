@@ -270,3 +270,64 @@ def test_connect_retries_then_reports_once(
     assert retry.startswith(f"host=n1 unreachable (cannot connect to 127.0.0.1:{node.port}: ")
     assert retry.endswith("retry 1 in 0.5s")
     assert events.events == [("failed", "n1", "UnreachableError")]
+
+
+def test_upstream_scheduler_window_finishes_with_unreachable_and_failing_jobs(
+    tmp_path: Path, refused_port: int
+) -> None:
+    # scripts import Scheduler from asynciojobs itself: its window keeps the slot of a
+    # job that raises, so non-critical SshJobs must not raise
+    import asynciojobs
+
+    scheduler = asynciojobs.Scheduler(jobs_window=2, critical=False)
+    unreachable = [
+        SshJob(
+            unreachable_node(f"n{i}", tmp_path, refused_port),
+            "true",
+            critical=False,
+            scheduler=scheduler,
+        )
+        for i in range(3)
+    ]
+    failing = [SshJob(local(), "exit 3", critical=False, scheduler=scheduler) for _ in range(3)]
+    after = SshJob(local(), "echo after", critical=False, scheduler=scheduler, required=failing)
+    assert run(scheduler.co_run()) is True
+    assert [job.outcome.status for job in unreachable] == [Status.UNREACHABLE] * 3
+    assert [job.result() for job in failing] == [3, 3, 3]
+    assert after.outcome.status is Status.OK
+
+
+def test_upstream_scheduler_critical_failure_aborts() -> None:
+    import asynciojobs
+
+    scheduler = asynciojobs.Scheduler(jobs_window=1, critical=False)
+    first = SshJob(local(), "exit 1", scheduler=scheduler)
+    second = SshJob(local(), "echo no", scheduler=scheduler, required=first)
+    assert run(scheduler.co_run()) is False
+    assert first.outcome.status is Status.FAILED
+    assert second.outcome.status is Status.SKIPPED
+
+
+def test_scheduler_restores_jobs_and_window_after_a_run() -> None:
+    scheduler = Scheduler(jobs_window=2)
+    job = SshJob(local(), "true", scheduler=scheduler)
+    assert run(scheduler.co_run()) is True
+    assert scheduler.jobs_window == 2
+    assert "co_run" not in vars(job)
+    # a second run of the same scheduler works (a new window per run)
+    assert run(scheduler.co_run()) is True
+
+
+def test_nested_scheduler_and_dot_export() -> None:
+    capture = CaptureFormatter()
+    node = LocalNode(formatter=capture)
+    inner = Scheduler(jobs_window=1)
+    SshJob(node, "echo inner1", scheduler=inner)
+    SshJob(node, "echo inner2", scheduler=inner)
+    outer = Scheduler(jobs_window=1)
+    outer.add(inner)
+    SshJob(node, "echo last", scheduler=outer, required=inner)
+    assert run(outer.co_run()) is True
+    assert capture.lines("localhost")[-1] == "last"
+    assert sorted(capture.lines("localhost")[:2]) == ["inner1", "inner2"]
+    assert "digraph" in outer.dot_format()

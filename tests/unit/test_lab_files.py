@@ -1,4 +1,4 @@
-"""apssh_cli.lab without Docker: generated files, naming, state, owners and sweeps, no engine."""
+"""apssh_cli.lab without Docker: files, image name, naming, state; the harness: owners, sweeps."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from apssh_cli import lab
 from apssh_cli.cli.main import main
 from apssh_cli.lab import Endpoint
+from tests.integration import harness
 
 BASTION = Endpoint("bastion", "127.0.0.1", 49153, None, "ssh-ed25519 AAAAbastion")
 NODES = [Endpoint(f"node{i}", f"node{i}", 22, None, f"ssh-ed25519 AAAAnode{i}") for i in (1, 2)]
@@ -100,10 +101,31 @@ def test_state_dir_defaults_to_env_then_dot_lab(monkeypatch: pytest.MonkeyPatch)
     assert lab.default_state_dir() == Path("/somewhere/else")
 
 
-def test_docker_dir_is_found_next_to_the_package() -> None:
-    found = lab.docker_dir()
-    assert found is not None
-    assert (found / "Dockerfile").is_file()
+def test_the_image_files_are_in_the_package() -> None:
+    context = lab.image_context()
+    assert context.parent == Path(lab.__file__).parent
+    for name in ("Dockerfile", "sshd_config", "entrypoint", "build-image"):
+        assert (context / name).is_file(), name
+
+
+def test_image_name_is_what_both_build_scripts_print() -> None:
+    # the package's build-image and the repository's docker/build-image (which runs it)
+    # name the image as image_name() does, so each finds what the other built
+    repo = Path(__file__).parents[2]
+    for script in (lab.image_context() / "build-image", repo / "docker" / "build-image"):
+        proc = subprocess.run(
+            ["bash", str(script), "--print-name"], capture_output=True, text=True, check=True
+        )
+        assert proc.stdout.strip() == lab.image_name()
+    assert lab.image_name().startswith(f"{lab.IMAGE_REPOSITORY}:")
+
+
+def test_image_name_changes_with_any_file_that_makes_the_image(tmp_path: Path) -> None:
+    for name in ("Dockerfile", "sshd_config", "entrypoint", "build-image"):
+        (tmp_path / name).write_bytes((lab.image_context() / name).read_bytes())
+    assert lab.image_name(tmp_path) == lab.image_name()
+    (tmp_path / "sshd_config").write_text("LogLevel DEBUG\n")
+    assert lab.image_name(tmp_path) != lab.image_name()
 
 
 def test_lab_up_without_an_engine_says_how_to_get_one(
@@ -156,26 +178,26 @@ def test_lab_help_imports_neither_docker_nor_testcontainers() -> None:
 
 
 def test_owner_token_of_this_process_is_not_gone_and_fits_a_container_name() -> None:
-    token = lab.owner_token()
+    token = harness.owner_token()
     assert lab.LAB_NAME.fullmatch(f"tl-{token}-abcdef")
     assert token.split("-")[1] == str(os.getpid())
-    assert not lab.is_owner_gone(token)
+    assert not harness.is_owner_gone(token)
 
 
 def test_owner_token_of_a_process_that_ended_is_gone() -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
     )
-    token = lab.owner_token(child.pid)
-    assert not lab.is_owner_gone(token)
+    token = harness.owner_token(child.pid)
+    assert not harness.is_owner_gone(token)
     child.communicate(b"")  # ends it and reaps it
-    assert lab.is_owner_gone(token)
+    assert harness.is_owner_gone(token)
 
 
 def test_a_reused_pid_is_not_taken_for_the_owner() -> None:
-    scope, pid, start = lab.owner_token().split("-")
+    scope, pid, start = harness.owner_token().split("-")
     assert start != "0"  # /proc is there
-    assert lab.is_owner_gone(f"{scope}-{pid}-{int(start) + 1}")
+    assert harness.is_owner_gone(f"{scope}-{pid}-{int(start) + 1}")
 
 
 @pytest.mark.parametrize(
@@ -188,7 +210,7 @@ def test_a_reused_pid_is_not_taken_for_the_owner() -> None:
     ],
 )
 def test_owners_of_unknown_scope_or_format_are_never_gone(token: str) -> None:
-    assert not lab.is_owner_gone(token)
+    assert not harness.is_owner_gone(token)
 
 
 class _Engine:
@@ -262,7 +284,7 @@ def _test_labels(name: str, owner: str) -> dict[str, str]:
 
 
 def test_sweep_removes_only_topologies_whose_owner_is_known_gone() -> None:
-    mine = lab.owner_token()
+    mine = harness.owner_token()
     scope, pid, start = mine.split("-")
     dead = f"{scope}-{pid}-{int(start) + 1}"  # this pid, another start: the owner is gone
     elsewhere = "0123456789-999999999-1"  # a dead pid, but in another PID namespace
@@ -279,20 +301,20 @@ def test_sweep_removes_only_topologies_whose_owner_is_known_gone() -> None:
             "c-lab": {lab.LABEL_LAB: "mylab", lab.LABEL_KIND: "lab"},
         }
     )
-    assert lab.sweep_orphans(engine) == ["dead", "netonly"]
+    assert harness.sweep_orphans(engine) == ["dead", "netonly"]
     assert sorted(engine.objects) == ["c-elsewhere", "c-lab", "c-legacy", "c-live", "n-live"]
 
 
 def test_sweep_and_removal_bear_containers_that_vanish_meanwhile() -> None:
     # another session removes its containers while this one lists them
-    dead = "-".join([*lab.owner_token().split("-")[:2], "1"])
+    dead = "-".join([*harness.owner_token().split("-")[:2], "1"])
     objects = {
-        "c-other": _test_labels("other", lab.owner_token()),
+        "c-other": _test_labels("other", harness.owner_token()),
         "c-dead": _test_labels("dead", dead),
         "c-dead-2": _test_labels("dead", dead),
     }
     engine = _Engine(objects, vanish=("c-other", "c-dead-2"))
-    assert lab.sweep_orphans(engine) == ["dead"]
+    assert harness.sweep_orphans(engine) == ["dead"]
     assert engine.objects == {}
     assert lab.remove_topology("dead", _Engine(objects, vanish=("c-dead",))) == (1, 0)
 
@@ -313,3 +335,141 @@ def test_shipped_test_topology_inventory_is_what_the_lab_writes() -> None:
     )
     body = "".join(line for line in shipped.read_text().splitlines(True) if line[0] != "#")
     assert body == generated
+
+
+# ---------------------------------------------------------------- lab status: what is stale
+
+
+class _Container:
+    def __init__(self, name: str, role: str, status: str, port: int | None) -> None:
+        self.name, self.status = name, status
+        bindings = [{"HostIp": "127.0.0.1", "HostPort": str(port)}] if port else None
+        self.attrs: dict[str, Any] = {
+            "Config": {"Labels": {lab.LABEL_ROLE: role}, "Hostname": name.rsplit("-", 1)[1]},
+            # a stopped container has no live binding, only the configured one
+            "NetworkSettings": {"Ports": {"22/tcp": bindings if status == "running" else None}},
+            "HostConfig": {"PortBindings": {"22/tcp": bindings}},
+        }
+
+
+class _StatusEngine:
+    def __init__(self, containers: list[_Container], networks: int = 1) -> None:
+        self.containers = _Listing(containers)
+        self.networks = _Listing([object()] * networks)
+
+
+class _Listing:
+    def __init__(self, objects: list[Any]) -> None:
+        self.objects = objects
+
+    def list(self, **kwargs: Any) -> list[Any]:
+        return list(self.objects)
+
+
+def _up_lab(tmp_path: Path, port: int) -> Path:
+    """The files `apssh lab up` writes for lab 'x' (bastion on port, node1), without Docker."""
+    state = tmp_path / "state"
+    pair = lab.generate_keypair(state / "id_ed25519")
+    bastion = Endpoint("bastion", "127.0.0.1", port, None, "ssh-ed25519 AAAAb")
+    node = Endpoint("node1", "node1", 22, None, "ssh-ed25519 AAAAn")
+    (state / "known_hosts").write_text(lab.known_hosts_text([bastion, node]))
+    (state / "inventory.toml").write_text(
+        lab.inventory_text(
+            bastion=bastion,
+            internal=[node],
+            direct=[],
+            identity_file=pair.private_path,
+            known_hosts=state / "known_hosts",
+        )
+    )
+    files = [pair.private_path, pair.public_path, state / "known_hosts", state / "inventory.toml"]
+    record = {
+        "name": "x",
+        "network": "apssh-x-net",
+        "inventory": str(state / "inventory.toml"),
+        "known_hosts": str(state / "known_hosts"),
+        "files": [str(path) for path in files],
+        "containers": ["apssh-x-bastion", "apssh-x-node1"],
+    }
+    (state / lab.STATE_FILE).write_text(json.dumps(record))
+    return state
+
+
+def _report(
+    monkeypatch: pytest.MonkeyPatch, state: Path, engine: _StatusEngine
+) -> list[tuple[str, str]]:
+    monkeypatch.setattr("apssh_cli.lab.state.docker_client", lambda: engine)
+    report = lab.lab_report(state, "x")
+    return [(stale.what, stale.fix) for stale in report.stale]
+
+
+def test_a_running_lab_as_its_files_say_is_ok(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _up_lab(tmp_path, 40001)
+    engine = _StatusEngine(
+        [
+            _Container("apssh-x-node1", "node", "running", None),
+            _Container("apssh-x-bastion", "bastion", "running", 40001),
+        ]
+    )
+    monkeypatch.setattr("apssh_cli.lab.state.docker_client", lambda: engine)
+    report = lab.lab_report(state, "x")
+    assert report.is_ok
+    assert [(row.name, row.address) for row in report.containers] == [
+        ("apssh-x-bastion", "127.0.0.1:40001"),
+        ("apssh-x-node1", "node1"),
+    ]
+
+
+def test_stale_containers_network_and_files_each_say_their_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _up_lab(tmp_path, 40001)
+    (state / "id_ed25519.pub").unlink()
+    engine = _StatusEngine([_Container("apssh-x-bastion", "bastion", "exited", 40001)], 0)
+    recreate = "recreate the lab: `apssh lab down`, then `apssh lab up`"
+    assert _report(monkeypatch, state, engine) == [
+        ("container apssh-x-node1 is missing", recreate),
+        ("apssh-x-bastion is exited", "`docker start apssh-x-bastion`"),
+        ("network apssh-x-net is missing", recreate),
+        (f"{state / 'id_ed25519.pub'} is missing", recreate),
+    ]
+
+
+def test_a_bastion_published_elsewhere_than_the_files_say_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a lab made with random ports looked like after `docker restart`
+    state = _up_lab(tmp_path, 40001)
+    engine = _StatusEngine(
+        [
+            _Container("apssh-x-bastion", "bastion", "running", 40002),
+            _Container("apssh-x-node1", "node", "running", None),
+        ]
+    )
+    whats = [what for what, _ in _report(monkeypatch, state, engine)]
+    assert whats == [
+        "the bastion is published on 127.0.0.1:40002, "
+        f"but {state / 'inventory.toml'} says port 40001",
+        f"{state / 'known_hosts'} has no host key for 127.0.0.1:40002",
+    ]
+
+
+def test_status_of_a_stale_lab_exits_1_after_saying_what_and_how(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = _up_lab(tmp_path, 40001)
+    engine = _StatusEngine(
+        [
+            _Container("apssh-x-bastion", "bastion", "running", 40001),
+            _Container("apssh-x-node1", "node", "exited", None),
+        ]
+    )
+    monkeypatch.setattr("apssh_cli.lab.state.docker_client", lambda: engine)
+    with pytest.raises(SystemExit) as info:
+        main(["lab", "status", "--dir", str(state)])
+    assert info.value.code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "lab 'x':"
+    assert out[-1] == "stale: apssh-x-node1 is exited; fix: `docker start apssh-x-node1`"

@@ -21,6 +21,7 @@ from apssh_cli.cli.render import (
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.model import Host
 from apssh_cli.inventory.targets import Target
+from apssh_cli.output import OutputEvent, Stream
 from apssh_cli.results import HostResult, Status
 
 
@@ -35,6 +36,11 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def line(renderer: Renderer, host: str, text: str, stream: Stream = "stdout") -> None:
+    """What a node does with each line of output."""
+    renderer.output(OutputEvent(host, stream, text))
 
 
 def make(names: list[str], **options: object) -> tuple[Renderer, io.StringIO, io.StringIO, Clock]:
@@ -81,19 +87,19 @@ def test_short_names_only_when_distinct_and_not_addresses() -> None:
 
 def test_streamed_lines_are_aligned_and_stderr_goes_to_stderr() -> None:
     renderer, out, err, _ = make(["n1", "node10"])
-    renderer.line("n1", "hello\n")
-    renderer.line("node10", "world", "stderr")
-    renderer.line("gateway-not-a-target", "ignored")
+    line(renderer, "n1", "hello")
+    line(renderer, "node10", "world", "stderr")
+    line(renderer, "gateway-not-a-target", "ignored")
     assert out.getvalue() == "n1:     hello\n"
     assert err.getvalue() == "node10: world\n"
 
 
 def test_raw_and_format() -> None:
     renderer, out, _, _ = make(["n1"], raw=True)
-    renderer.line("n1", "x")
+    line(renderer, "n1", "x")
     assert out.getvalue() == "x\n"
     renderer, out, _, _ = make(["n1.lab"], fmt="%Y {time} {user}@{fqdn} {host}> {line}")
-    renderer.line("n1.lab", "%d {x}")  # remote text is never interpreted
+    line(renderer, "n1.lab", "%d {x}")  # remote text is never interpreted
     assert out.getvalue() == "2026 13:05:09 root@n1.lab n1> %d {x}\n"
 
 
@@ -112,8 +118,8 @@ def test_error_line_when_a_host_fails_to_connect() -> None:
 
 def test_json_one_object_per_host_then_summary() -> None:
     renderer, out, err, clock = make(["n1", "n2", "n3"], json=True)
-    renderer.line("n1", "a")
-    renderer.line("n1", "oops", "stderr")
+    line(renderer, "n1", "a")
+    line(renderer, "n1", "oops", "stderr")
     clock.now += 2.5
     renderer.host_done(HostResult("n1", Status.FAILED, rc=3, duration=1.23456))
     first = json.loads(out.getvalue())
@@ -152,9 +158,9 @@ def test_json_one_object_per_host_then_summary() -> None:
 def test_gather_groups_identical_outputs() -> None:
     renderer, out, err, _ = make(["n1", "n2", "n3", "n4"], gather=True)
     for name in ("n1", "n2", "n4"):
-        renderer.line(name, "same")
-    renderer.line("n3", "other")
-    renderer.line("n3", "warning", "stderr")
+        line(renderer, name, "same")
+    line(renderer, "n3", "other")
+    line(renderer, "n3", "warning", "stderr")
     assert out.getvalue() == ""  # nothing before the end
     assert err.getvalue() == "n3: warning\n"
     results = [
@@ -194,9 +200,9 @@ def test_out_dir_mark_and_failed_to(tmp_path: Path) -> None:
     failed_to = tmp_path / "retry.txt"
     names = ["n1", "n2", "n3"]
     renderer, out, _, _ = make(names, out_dir=out_dir, mark=True, failed_to=failed_to)
-    renderer.line("n1", "one")
-    renderer.line("n1", "two")
-    renderer.line("n2", "bad", "stderr")
+    line(renderer, "n1", "one")
+    line(renderer, "n1", "two")
+    line(renderer, "n2", "bad", "stderr")
     renderer.host_done(HostResult("n1", Status.OK, rc=0))
     renderer.host_done(HostResult("n2", Status.FAILED, rc=1))
     renderer.finish(
@@ -226,14 +232,20 @@ def test_failed_to_writes_adhoc_specs(tmp_path: Path) -> None:
 
 
 def test_progress_never_tears_output_lines() -> None:
-    renderer, out, err, clock = make(["n1", "n2", "n3"], progress=True)
     # one terminal: stdout and stderr interleave, as a person sees them
-    screen = io.StringIO()
-    renderer._out = renderer._err = screen
+    screen, clock = io.StringIO(), Clock()
+    renderer = Renderer(
+        [target(name) for name in ["n1", "n2", "n3"]],
+        OutputOptions(progress=True),
+        stdout=screen,
+        stderr=screen,
+        clock=clock,
+        width=lambda: 60,
+    )
     renderer.host_started("n1")
     clock.now += 4
     renderer.host_started("n2")
-    renderer.line("n2", "hello")
+    line(renderer, "n2", "hello")
     assert renderer.progress_text() == "apssh: 0/3 done, 0 failed, 2 running, slowest n1 4s"
     renderer.host_done(HostResult("n1", Status.FAILED, rc=1))
     renderer.finish([HostResult("n1", Status.FAILED, rc=1), HostResult("n2", Status.OK)])
@@ -244,7 +256,6 @@ def test_progress_never_tears_output_lines() -> None:
     # the progress line was cleared before the summary
     summary_at = text.index("apssh: 3 hosts")
     assert text[summary_at - 4 : summary_at] == "\r\x1b[K"
-    assert not out.getvalue() and not err.getvalue()
 
 
 def test_no_progress_when_not_asked() -> None:
@@ -274,8 +285,8 @@ def test_broken_stdout_stops_quietly() -> None:
     )
     calls: list[str] = []
     renderer.on_broken_stdout = lambda: calls.append("stop")
-    renderer.line("n1", "a")
-    renderer.line("n2", "b")
+    line(renderer, "n1", "a")
+    line(renderer, "n2", "b")
     renderer.host_done(HostResult("n1", Status.INTERRUPTED, error="interrupted"))
     assert renderer.stdout_broken and calls == ["stop"]  # told once
     assert err.getvalue() == ""

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.execution import OrderedWindow, default_window
+from apssh_cli.cli.execution import default_window
 from apssh_cli.cli.main import main
+from apssh_cli.engine.fleet import OrderedWindow
+
+from .processes import dies
 
 LOCAL_INVENTORY = """\
 [locals]
@@ -261,6 +264,30 @@ def test_first_ctrl_c_prints_the_summary_and_exits_130(inventory: str) -> None:
     summary = err[err.index("apssh: 3 hosts") :]
     assert "(interrupted)" in summary
     assert "  interrupted" in summary and "  not started" in summary  # window of 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_like_ctrl_c(
+    signum: signal.Signals, inventory: str, tmp_path: Path
+) -> None:
+    failed_to = tmp_path / "retry.txt"
+    pids = tmp_path / "pids"
+    process = start_apssh(
+        "-i", inventory, "-w", "2", "--failed-to", str(failed_to),
+        f"sleep 300 & echo $! >> {pids}; echo ready; wait",
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline().endswith(": ready\n")
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err
+    summary = err[err.index("apssh: 3 hosts") :]
+    assert "(interrupted)" in summary and "  not started" in summary
+    assert "[interrupted] interrupted" not in err
+    assert sorted(failed_to.read_text().split()) == ["loc1", "loc2", "loc3"]
+    # the commands were terminated, their background children with them
+    for pid in pids.read_text().split():
+        assert dies(int(pid))
 
 
 @pytest.mark.parametrize(
