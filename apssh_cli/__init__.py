@@ -19,6 +19,15 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         RunScript as RunScript,
         RunString as RunString,
     )
+    from apssh_cli.deferred import (
+        Capture as Capture,
+        Deferred as Deferred,
+        Variables as Variables,
+    )
+    from apssh_cli.engine.closing import (
+        close_ssh_in_scheduler as close_ssh_in_scheduler,
+        co_close_ssh_in_scheduler as co_close_ssh_in_scheduler,
+    )
     from apssh_cli.engine.fleet import (
         FleetNodes as FleetNodes,
         FleetOptions as FleetOptions,
@@ -51,6 +60,7 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         Inventory as Inventory,
     )
     from apssh_cli.inventory.targets import Target as Target
+    from apssh_cli.nodes import nodes_from_inventory as nodes_from_inventory
     from apssh_cli.output import (
         CaptureFormatter as CaptureFormatter,
         ColonFormatter as ColonFormatter,
@@ -70,10 +80,23 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         HostResult as HostResult,
         Status as Status,
     )
+    from apssh_cli.service import Service as Service
+    from apssh_cli.ssh.keyload import (
+        import_private_key as import_private_key,
+        load_agent_keys as load_agent_keys,
+        load_private_keys as load_private_keys,
+    )
     from apssh_cli.ssh.node import (
         LocalNode as LocalNode,
         SshNode as SshNode,
+        SshProxy as SshProxy,
         close_nodes as close_nodes,
+    )
+    from apssh_cli.topology import (
+        topology_as_dotfile as topology_as_dotfile,
+        topology_as_pngfile as topology_as_pngfile,
+        topology_dot as topology_dot,
+        topology_graph as topology_graph,
     )
 
 __version__ = "0.1.0"
@@ -98,8 +121,10 @@ _LAZY: dict[str, str] = {
     # the SSH job library
     "CommandResult": "apssh_cli.results",
     "SshNode": "apssh_cli.ssh.node",
+    "SshProxy": "apssh_cli.ssh.node",
     "LocalNode": "apssh_cli.ssh.node",
     "close_nodes": "apssh_cli.ssh.node",
+    "nodes_from_inventory": "apssh_cli.nodes",
     "SshJob": "apssh_cli.engine.job",
     "Scheduler": "apssh_cli.engine.job",
     "Sequence": "apssh_cli.engine.job",
@@ -109,6 +134,20 @@ _LAZY: dict[str, str] = {
     "RunString": "apssh_cli.commands",
     "Push": "apssh_cli.commands",
     "Pull": "apssh_cli.commands",
+    # upstream apssh's nepi-ng helpers (names and behaviour as upstream)
+    "Capture": "apssh_cli.deferred",
+    "Deferred": "apssh_cli.deferred",
+    "Variables": "apssh_cli.deferred",
+    "Service": "apssh_cli.service",
+    "close_ssh_in_scheduler": "apssh_cli.engine.closing",
+    "co_close_ssh_in_scheduler": "apssh_cli.engine.closing",
+    "topology_as_dotfile": "apssh_cli.topology",
+    "topology_as_pngfile": "apssh_cli.topology",
+    "topology_dot": "apssh_cli.topology",
+    "topology_graph": "apssh_cli.topology",
+    "import_private_key": "apssh_cli.ssh.keyload",
+    "load_agent_keys": "apssh_cli.ssh.keyload",
+    "load_private_keys": "apssh_cli.ssh.keyload",
     "Formatter": "apssh_cli.output",
     "HostFormatter": "apssh_cli.output",
     "RawFormatter": "apssh_cli.output",

@@ -6,10 +6,17 @@ Each command runs on a node (:class:`~apssh_cli.ssh.node.SshNode`,
 Whether a return code is a failure is the command's business (``allowed_exits``);
 what a failure does (stop, or go on) is the job's.
 
-Quoting in :class:`Run`: a **single** string is handed to the remote shell as it
-is (pipes, redirections, variables work: ``Run("ls /tmp | wc -l")``); **several**
-arguments are an argv, each one shell-quoted (``Run("touch", "a file")`` makes one
-file named ``a file``), as with :mod:`subprocess`.
+Command lines, as in upstream apssh and as ``ssh host a b`` does: the parts of
+``Run(*parts)`` are joined with spaces and the remote shell reads the result, so
+``Run("tail -n", 1, "/etc/hosts")`` and ``Run("echo", "$(hostname)")`` work as
+written (pipes, variables, ``$(...)``). For data you did not write yourself (a
+file name with spaces, a user's input), :meth:`Run.quoted` quotes every part.
+The arguments of RunScript and RunString follow the same rule
+(``RunScript.quoted``, ``RunString.quoted``).
+
+A part may be a :class:`~apssh_cli.deferred.Deferred`: it is rendered when the
+command runs, from values that earlier commands captured
+(``capture=Capture(name, variables)``).
 """
 
 from __future__ import annotations
@@ -19,24 +26,28 @@ import asyncio
 import os
 import shlex
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
+from apssh_cli.deferred import Capture
 from apssh_cli.errors import CommandTimeoutError, ConfigError
-from apssh_cli.output import STDERR, OutputEvent, current_step
+from apssh_cli.output import STDERR, STDOUT, Formatter, OutputEvent, current_step
 from apssh_cli.results import CommandResult
+from apssh_cli.ssh.local_node import LocalNode
 from apssh_cli.ssh.process import shielded_cleanup
 
 if TYPE_CHECKING:
     from apssh_cli.ssh.node import NodeLike, SshNode
 
 ExitSpec = int | str
+# a part of a command line: anything whose str() is the text (Deferred renders late)
+Part = object
 _SCRIPT_MODE = 0o700
 _INCLUDE_MODE = 0o600
 
 
-def parse_allowed_exits(allowed: Sequence[ExitSpec]) -> frozenset[int]:
+def parse_allowed_exits(allowed: Iterable[ExitSpec] | None) -> frozenset[int]:
     """Turn ``allowed_exits`` into the set of accepted return codes.
 
     Integers are exit statuses. A signal name (``"TERM"`` or ``"SIGTERM"``) accepts
@@ -49,7 +60,7 @@ def parse_allowed_exits(allowed: Sequence[ExitSpec]) -> frozenset[int]:
         ConfigError: an unknown signal name, or a status outside 0..255.
     """
     codes: set[int] = set()
-    for item in allowed:
+    for item in allowed or ():
         if isinstance(item, bool):
             raise ConfigError(f"allowed exit {item!r} is not a status or a signal name")
         if isinstance(item, int) or (isinstance(item, str) and item.strip().isdigit()):
@@ -68,32 +79,51 @@ def parse_allowed_exits(allowed: Sequence[ExitSpec]) -> frozenset[int]:
     return frozenset(codes)
 
 
+def join_parts(parts: Iterable[Part], *, quoted: bool = False) -> str:
+    """The command line made of ``parts``: joined with spaces, or each one shell-quoted.
+
+    >>> join_parts(["tail -n", 1, "/etc/hosts"])
+    'tail -n 1 /etc/hosts'
+    >>> join_parts(["touch", "a file"], quoted=True)
+    "touch 'a file'"
+    """
+    texts = [str(part) for part in parts]
+    return shlex.join(texts) if quoted else " ".join(texts)
+
+
 class Command(abc.ABC):
     """Base class of commands.
 
     Args:
         allowed_exits: return codes (or signal names) that count as success besides 0.
         timeout: seconds; None: the job's default (itself None: no limit).
-        label: how the command is shown (default: derived from the command).
+        label: how the command is shown; ``""`` hides it from graphs and listings.
+        verbose: send this command's start and end to the formatter.
     """
 
     def __init__(
         self,
         *,
-        allowed_exits: Sequence[ExitSpec] = (),
+        allowed_exits: Iterable[ExitSpec] | None = None,
         timeout: float | None = None,
         label: str | None = None,
+        verbose: bool = False,
     ) -> None:
-        self.allowed_exits = tuple(allowed_exits)
+        self.allowed_exits = tuple(allowed_exits or ())
         self._allowed = parse_allowed_exits(self.allowed_exits)
         self.timeout = timeout
         self.label = label
+        self.verbose = verbose
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
 
     def describe(self) -> str:
-        """The command as shown to the user."""
+        """The command as shown in messages: its label, or else the command itself."""
+        return self.label if self.label else self._default_label()
+
+    def label_line(self) -> str:
+        """The command's line in graphs and listings: ``""`` when its label is ``""``."""
         return self.label if self.label is not None else self._default_label()
 
     @abc.abstractmethod
@@ -119,34 +149,148 @@ class Command(abc.ABC):
         return self.timeout if self.timeout is not None else default
 
 
-class Run(Command):
+class _CaptureSink(Formatter):
+    """Keeps stdout for a Capture; stderr still goes to the node's formatter."""
+
+    def __init__(self, forward: Formatter) -> None:
+        self.forward = forward
+        self.lines: list[str] = []
+
+    def output(self, event: OutputEvent) -> None:
+        if event.stream == STDOUT:
+            self.lines.append(event.line)
+        else:
+            self.forward.output(event)
+
+    def text(self) -> str:
+        return "".join(line + "\n" for line in self.lines)
+
+    # the command's events still reach the node's formatter
+    def command_started(self, host: str, command: str) -> None:
+        self.forward.command_started(host, command)
+
+    def command_done(self, host: str, command: str, rc: int | None) -> None:
+        self.forward.command_done(host, command, rc)
+
+
+class _ShellCommand(Command):
+    """What Run, RunScript and RunString share: x11, capture, ignore_outputs."""
+
+    def __init__(
+        self,
+        *,
+        allowed_exits: Iterable[ExitSpec] | None,
+        timeout: float | None,
+        label: str | None,
+        verbose: bool,
+        x11: bool,
+        capture: Capture | None,
+        ignore_outputs: bool,
+        quoted: bool,
+    ) -> None:
+        super().__init__(allowed_exits=allowed_exits, timeout=timeout, label=label, verbose=verbose)
+        self.x11 = x11
+        self.capture = capture
+        self.ignore_outputs = ignore_outputs
+        self.is_quoted = quoted
+
+    async def _run_line(
+        self,
+        node: NodeLike,
+        line: str,
+        *,
+        display: str,
+        timeout: float | None,
+        verbose: bool,
+    ) -> CommandResult:
+        if self.ignore_outputs:
+            # no pipe stays open for a daemon it starts (e.g. an ssh tunnel)
+            line = f"{{ {line}\n}} </dev/null >/dev/null 2>&1"
+        extra: dict[str, Any] = {}
+        sink: _CaptureSink | None = None
+        if self.capture is not None:
+            sink = _CaptureSink(node.formatter)
+            extra["formatter"] = sink
+        if self.x11 and not isinstance(node, LocalNode):
+            if not os.environ.get("DISPLAY"):
+                raise ConfigError("x11=True needs a local X display, and DISPLAY is not set")
+            extra["x11"] = True
+        result = await node.run_shell(
+            line, display=display, timeout=timeout, verbose=verbose or self.verbose, **extra
+        )
+        if sink is not None and self.capture is not None:
+            self.capture.store(sink.text())
+        return result
+
+
+class Run(_ShellCommand):
     """Run a command that exists on the node.
 
-    One string goes to the remote shell as it is; several arguments are each
-    shell-quoted (an argv).
+    The parts are joined with spaces and given to the remote shell: these are
+    the same command::
+
+        Run("tail -n 1 /etc/hosts")
+        Run("tail", "-n", 1, "/etc/hosts")
+
+    Args:
+        argv: the parts; a :class:`~apssh_cli.deferred.Deferred` is rendered when the
+            command runs.
+        allowed_exits: return codes or signal names that count as success.
+        timeout: seconds (the remote process group is terminated past it).
+        label: shown instead of the command; ``""`` hides it from graphs.
+        verbose: report the command's start and end to the formatter.
+        x11: forward X11 (an X11 program on the node shows on the local DISPLAY).
+        capture: store the command's stdout (not printed) into ``capture.variables``.
+        ignore_outputs: send stdin, stdout and stderr to /dev/null.
 
     Raises:
-        ValueError: no argument.
+        ValueError: no part.
     """
 
     def __init__(
         self,
-        *argv: str | int | Path,
-        allowed_exits: Sequence[ExitSpec] = (),
+        *argv: Part,
+        allowed_exits: Iterable[ExitSpec] | None = None,
         timeout: float | None = None,
         label: str | None = None,
+        verbose: bool = False,
+        x11: bool = False,
+        capture: Capture | None = None,
+        ignore_outputs: bool = False,
     ) -> None:
         if not argv:
             raise ValueError("Run needs a command")
-        super().__init__(allowed_exits=allowed_exits, timeout=timeout, label=label)
-        self.argv = tuple(str(arg) for arg in argv)
+        super().__init__(
+            allowed_exits=allowed_exits,
+            timeout=timeout,
+            label=label,
+            verbose=verbose,
+            x11=x11,
+            capture=capture,
+            ignore_outputs=ignore_outputs,
+            quoted=False,
+        )
+        self.argv = tuple(argv)
+
+    @classmethod
+    def quoted(cls, *argv: Part, **kwargs: Any) -> Self:
+        """The same command with every part shell-quoted: an argv, as with :mod:`subprocess`.
+
+        ``Run.quoted("touch", name)`` makes one file named as ``name`` is,
+        spaces, ``$`` and quotes included. Keywords as for :class:`Run`.
+        """
+        command = cls(*argv, **kwargs)
+        command.is_quoted = True
+        return command
 
     @property
     def command_line(self) -> str:
-        """What the remote shell receives."""
-        if len(self.argv) == 1:
-            return self.argv[0]
-        return shlex.join(self.argv)
+        """What the remote shell receives (a Deferred part is rendered now)."""
+        return join_parts(self.argv, quoted=self.is_quoted)
+
+    def __str__(self) -> str:
+        # upstream lets a Run stand where a string is expected: Run(service.start_command())
+        return self.command_line
 
     def _default_label(self) -> str:
         return self.command_line
@@ -155,28 +299,56 @@ class Run(Command):
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
     ) -> CommandResult:
         await node.connect()
-        return await node.run_shell(
-            self.command_line,
-            display=self.describe(),
+        line = self.command_line  # rendered here: captures made so far are known
+        return await self._run_line(
+            node,
+            line,
+            display=self.label or line,
             timeout=self._timeout(timeout),
             verbose=verbose,
         )
 
 
-class _PrivateDirCommand(Command):
-    """A script installed in a private directory on the node, run from there, then removed."""
+class _PrivateDirCommand(_ShellCommand):
+    """A script installed in a private directory on the node, run, then removed.
+
+    It runs in the login directory (the user's home on the node; the current
+    directory on a LocalNode), so the files it writes to relative paths stay
+    there; only the private directory (the script and its includes) goes.
+    """
 
     def __init__(
         self,
-        args: Sequence[str | int | Path],
-        includes: Sequence[str | Path],
-        allowed_exits: Sequence[ExitSpec],
+        args: Sequence[Part],
+        *,
+        includes: Iterable[str | Path] | None,
+        allowed_exits: Iterable[ExitSpec] | None,
         timeout: float | None,
         label: str | None,
+        verbose: bool,
+        x11: bool,
+        capture: Capture | None,
+        ignore_outputs: bool,
     ) -> None:
-        super().__init__(allowed_exits=allowed_exits, timeout=timeout, label=label)
-        self.args = tuple(str(arg) for arg in args)
-        self.includes = tuple(Path(include) for include in includes)
+        super().__init__(
+            allowed_exits=allowed_exits,
+            timeout=timeout,
+            label=label,
+            verbose=verbose,
+            x11=x11,
+            capture=capture,
+            ignore_outputs=ignore_outputs,
+            quoted=False,
+        )
+        self.args = tuple(args)
+        self.includes = tuple(Path(include) for include in includes or ())
+
+    @classmethod
+    def quoted(cls, *args: Any, **kwargs: Any) -> Self:
+        """The same command with every argument of the script shell-quoted."""
+        command = cls(*args, **kwargs)
+        command.is_quoted = True
+        return command
 
     @property
     @abc.abstractmethod
@@ -186,8 +358,14 @@ class _PrivateDirCommand(Command):
     @abc.abstractmethod
     def _script_content(self) -> bytes | Path: ...
 
+    @property
+    def args_line(self) -> str:
+        """The script's arguments as the shell receives them (Deferred parts rendered now)."""
+        return join_parts(self.args, quoted=self.is_quoted)
+
     def _default_label(self) -> str:
-        return shlex.join((self.script_name, *self.args))
+        args = self.args_line
+        return f"{self.script_name} {args}" if args else self.script_name
 
     def _files(self) -> list[tuple[str, bytes | Path, int]]:
         files: list[tuple[str, bytes | Path, int]] = [
@@ -217,10 +395,12 @@ class _PrivateDirCommand(Command):
             # one deadline for the whole command: installing, then running
             async with asyncio.timeout(limit):
                 directory = await node.install_files(files)
-                command = (
-                    f"cd {shlex.quote(directory)} && ./{shlex.join((self.script_name, *self.args))}"
+                script = shlex.quote(f"{directory}/{self.script_name}")
+                args = self.args_line
+                line = f"{script} {args}" if args else script
+                return await self._run_line(
+                    node, line, display=display, timeout=None, verbose=verbose
                 )
-                return await node.run_shell(command, display=display, verbose=verbose)
         except TransferError as exc:
             return _transfer_failed(node, display, exc)
         except TimeoutError:
@@ -232,28 +412,46 @@ class _PrivateDirCommand(Command):
 
 
 class RunScript(_PrivateDirCommand):
-    """Push a local script (and its includes) to a private directory on the node; run it there.
+    """Run a local script on the node, with its arguments joined as for :class:`Run`.
 
-    The directory (mode 700, unpredictable name) is removed afterwards, also when
-    the script fails, times out or is cancelled. The script runs with that
-    directory as its working directory: write results elsewhere.
+    The script (and its ``includes``) is copied to a private directory on the
+    node (mode 700, unpredictable name), run from the **login directory**, then
+    the private directory is removed, also when the script fails, times out or
+    is cancelled. Files the script writes to relative paths stay in the login
+    directory (``Pull("rawdata", ...)`` afterwards finds them). An include is
+    next to the script: source it as ``. "$(dirname "$0")/lib.sh"``.
 
     Args:
         local_script: the script file (it needs a ``#!`` line, or is run by sh).
-        args: its arguments, each shell-quoted.
+        args: its arguments, joined with spaces (``RunScript.quoted`` quotes each one).
         includes: more local files copied next to it (e.g. a library it sources).
+        allowed_exits, timeout, label, verbose, x11, capture, ignore_outputs: as for Run.
     """
 
     def __init__(
         self,
         local_script: str | Path,
-        *args: str | int | Path,
-        includes: Sequence[str | Path] = (),
-        allowed_exits: Sequence[ExitSpec] = (),
+        *args: Part,
+        includes: Iterable[str | Path] | None = None,
+        allowed_exits: Iterable[ExitSpec] | None = None,
         timeout: float | None = None,
         label: str | None = None,
+        verbose: bool = False,
+        x11: bool = False,
+        capture: Capture | None = None,
+        ignore_outputs: bool = False,
     ) -> None:
-        super().__init__(args, includes, allowed_exits, timeout, label)
+        super().__init__(
+            args,
+            includes=includes,
+            allowed_exits=allowed_exits,
+            timeout=timeout,
+            label=label,
+            verbose=verbose,
+            x11=x11,
+            capture=capture,
+            ignore_outputs=ignore_outputs,
+        )
         self.local_script = Path(local_script)
 
     @property
@@ -271,22 +469,37 @@ class RunString(_PrivateDirCommand):
 
     Args:
         script_body: the script's text (a ``#!`` line picks the interpreter; sh otherwise).
-        args: its arguments, each shell-quoted.
+        args: its arguments, joined with spaces (``RunString.quoted`` quotes each one).
         remote_name: the script's file name on the node (default ``apssh-script``).
         includes: local files copied next to it.
+        allowed_exits, timeout, label, verbose, x11, capture, ignore_outputs: as for Run.
     """
 
     def __init__(
         self,
         script_body: str,
-        *args: str | int | Path,
+        *args: Part,
         remote_name: str | None = None,
-        includes: Sequence[str | Path] = (),
-        allowed_exits: Sequence[ExitSpec] = (),
+        includes: Iterable[str | Path] | None = None,
+        allowed_exits: Iterable[ExitSpec] | None = None,
         timeout: float | None = None,
         label: str | None = None,
+        verbose: bool = False,
+        x11: bool = False,
+        capture: Capture | None = None,
+        ignore_outputs: bool = False,
     ) -> None:
-        super().__init__(args, includes, allowed_exits, timeout, label)
+        super().__init__(
+            args,
+            includes=includes,
+            allowed_exits=allowed_exits,
+            timeout=timeout,
+            label=label,
+            verbose=verbose,
+            x11=x11,
+            capture=capture,
+            ignore_outputs=ignore_outputs,
+        )
         name = remote_name or "apssh-script"
         if "/" in name or name in (".", ".."):
             raise ValueError(f"remote_name must be a plain file name, not {name!r}")
@@ -302,8 +515,15 @@ class RunString(_PrivateDirCommand):
 
 
 class _Transfer(Command):
-    def __init__(self, recurse: bool, preserve: bool, timeout: float | None, label: str | None):
-        super().__init__(timeout=timeout, label=label)
+    def __init__(
+        self,
+        recurse: bool,
+        preserve: bool,
+        timeout: float | None,
+        label: str | None,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(timeout=timeout, label=label, verbose=verbose)
         self.recurse = recurse
         self.preserve = preserve
 
@@ -318,6 +538,7 @@ class _Transfer(Command):
         await node.connect()
         limit = self._timeout(timeout)
         display = self.describe()
+        verbose = verbose or self.verbose
         if verbose:
             node.formatter.command_started(node.label, display)
         try:
@@ -365,6 +586,7 @@ class Push(_Transfer):
         remotepath: a file name, or an existing directory to copy into.
         recurse: copy directories and their contents.
         preserve: keep modes and times.
+        timeout, label, verbose: as for Run.
     """
 
     def __init__(
@@ -376,8 +598,9 @@ class Push(_Transfer):
         *,
         timeout: float | None = None,
         label: str | None = None,
+        verbose: bool = False,
     ) -> None:
-        super().__init__(recurse, preserve, timeout, label)
+        super().__init__(recurse, preserve, timeout, label, verbose)
         if isinstance(localpaths, str | Path):
             localpaths = [localpaths]
         self.localpaths = tuple(Path(path) for path in localpaths)
@@ -403,6 +626,7 @@ class Pull(_Transfer):
             paths. Missing local directories are created.
         recurse: copy directories and their contents.
         preserve: keep modes and times.
+        timeout, label, verbose: as for Run.
     """
 
     def __init__(
@@ -414,8 +638,9 @@ class Pull(_Transfer):
         *,
         timeout: float | None = None,
         label: str | None = None,
+        verbose: bool = False,
     ) -> None:
-        super().__init__(recurse, preserve, timeout, label)
+        super().__init__(recurse, preserve, timeout, label, verbose)
         if isinstance(remotepaths, str):
             remotepaths = [remotepaths]
         self.remotepaths = tuple(str(path) for path in remotepaths)

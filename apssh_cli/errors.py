@@ -150,7 +150,25 @@ class CommandError(HostError):
 
 
 class CommandFailedError(CommandError):
-    """A critical command exited with a status that was not allowed."""
+    """A critical command exited with a status that was not allowed.
+
+    ``CommandFailedError("message")`` (upstream apssh's form) works too: no host,
+    no command, and ``str(exc)`` is the message.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        command: str | None = None,
+        exit_status: int | None = None,
+        stderr_tail: str = "",
+        message: str | None = None,
+    ) -> None:
+        if command is None:  # upstream's one-argument form
+            super().__init__("", "", exit_status, stderr_tail, message=host)
+            self.args = (host,)
+            return
+        super().__init__(host, command, exit_status, stderr_tail, message)
 
 
 class CommandTimeoutError(CommandError, TimeoutError):

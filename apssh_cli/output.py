@@ -39,9 +39,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 Stream = Literal["stdout", "stderr"]
 
@@ -62,9 +61,8 @@ DEFAULT_CAPTURE_BYTES = 1 << 20
 _CURRENT_STEP: ContextVar[str | None] = ContextVar("apssh_cli_step", default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class OutputEvent:
-    """One line of output with its context.
+class OutputEvent(NamedTuple):
+    """One line of output with its context (a named tuple: one is made per line, cheaply).
 
     Args:
         host: the node's label.
@@ -380,18 +378,24 @@ class HostFormatter(VerboseFormatter):
         self.fields = fields or {}
         self.localtime = localtime
         self._uses_strftime = "%" in fmt
+        self._uses_time = self._uses_strftime or "{time" in fmt
+        self._values: dict[str, dict[str, Any]] = {}
 
     def render(self, host: str, text: str, step: str | None = None) -> str:
         """The line as it will be printed, without the newline."""
-        fmt = self.fmt
-        now = self.localtime()
-        if self._uses_strftime:
-            # only the template goes through strftime, never the remote text
-            fmt = time.strftime(fmt, now)
-        values: dict[str, Any] = {"host": host, "step": step or ""}
-        values.update(self.fields.get(host, {}))
+        # one dict per host, reused: this runs for every line of output
+        values = self._values.get(host)
+        if values is None:
+            values = self._values[host] = {"host": host, **self.fields.get(host, {})}
+        values["step"] = step or ""
         values["line"] = text
-        values["time"] = time.strftime("%H:%M:%S", now)
+        fmt = self.fmt
+        if self._uses_time:
+            now = self.localtime()
+            if self._uses_strftime:
+                # only the template goes through strftime, never the remote text
+                fmt = time.strftime(fmt, now)
+            values["time"] = time.strftime("%H:%M:%S", now)
         return fmt.format_map(values)
 
     def output(self, event: OutputEvent) -> None:
@@ -642,10 +646,11 @@ class TeeFormatter(Formatter):
 
     Args:
         sinks: the formatters that receive everything.
+        verbose: accepted like every formatter's; each sink has its own.
     """
 
-    def __init__(self, *sinks: Formatter) -> None:
-        super().__init__()
+    def __init__(self, *sinks: Formatter, verbose: bool = False) -> None:
+        super().__init__(verbose=verbose)
         self.sinks = list(sinks)
 
     def output(self, event: OutputEvent) -> None:

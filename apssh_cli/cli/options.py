@@ -44,11 +44,17 @@ MAX_RETRIES = 100  # 100 retries at the 8 s backoff ceiling: over 13 minutes per
 class Seconds(_ParamType):
     """A duration in seconds: a finite number above 0 (``nan``, ``inf``, ``0``, ``-1`` refused).
 
+    Args:
+        allow_zero: accept 0 too, for options where 0 means "off".
+
     >>> Seconds().convert("2.5", None, None)
     2.5
     """
 
     name = "seconds"
+
+    def __init__(self, *, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -60,9 +66,12 @@ class Seconds(_ParamType):
                 number = float(str(value).strip())
             except ValueError:
                 number = math.nan
+        if self.allow_zero and number == 0:
+            return 0.0
         if not (0 < number <= MAX_SECONDS):  # also False for nan
+            lowest = "0 (off) or above" if self.allow_zero else "above 0"
             self.fail(
-                f"expected a number of seconds above 0 and at most {MAX_SECONDS}, got {value!r}",
+                f"expected a number of seconds {lowest} and at most {MAX_SECONDS}, got {value!r}",
                 param,
                 ctx,
             )
@@ -114,7 +123,8 @@ def _completion_inventory(ctx: click.Context) -> Inventory | None:
     from apssh_cli.inventory.model import Inventory
 
     paths = inventory_paths(ctx)
-    if not paths:
+    # regular files only: completing must never block on a fifo or /dev/zero
+    if not paths or not all(os.path.isfile(path) for path in paths):
         return None
     try:
         return Inventory.load(paths)

@@ -18,7 +18,7 @@ drive it directly.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import ipaddress
 import json
 import shutil
@@ -172,6 +172,7 @@ class _GuardedStream:
         self._renderer = renderer
         self._stream = stream
         self._is_stdout = is_stdout
+        self._flush_pending = False
 
     def write(self, text: str) -> int:
         renderer = self._renderer
@@ -180,18 +181,42 @@ class _GuardedStream:
         renderer._clear_progress()
         try:
             self._stream.write(text)
-            self._stream.flush()
+            if renderer.options.progress:  # the progress line comes next: flush first
+                self._stream.flush()
+            else:
+                self._flush_soon()
         except BrokenPipeError:
-            if not self._is_stdout:
-                raise
-            renderer._stdout_gone()
+            self._broken()
             return 0
         renderer._redraw()
         return len(text)
 
+    def _flush_soon(self) -> None:
+        # one flush per turn of the event loop, not one per line: a chunk of output
+        # holds many lines, and a flush is a system call
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # outside a run (tests, the summary): now
+            self.flush()
+            return
+        self._flush_pending = True
+        loop.call_soon(self.flush)
+
     def flush(self) -> None:
-        with contextlib.suppress(BrokenPipeError):
+        self._flush_pending = False
+        try:
             self._stream.flush()
+        except BrokenPipeError:
+            if self._is_stdout:
+                self._renderer._stdout_gone()
+            # a closed stderr: nowhere left to say anything; the exit status still tells
+
+    def _broken(self) -> None:
+        if not self._is_stdout:
+            raise BrokenPipeError("stderr was closed")
+        self._renderer._stdout_gone()
 
 
 class Renderer(Formatter):

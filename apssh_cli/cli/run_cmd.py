@@ -85,7 +85,7 @@ def run(
         for target in plan.targets:
             if script:
                 commands[target.name] = [
-                    RunScript(command[0], *command[1:], includes=includes, timeout=timeout)
+                    RunScript.quoted(command[0], *command[1:], includes=includes, timeout=timeout)
                 ]
             else:
                 commands[target.name] = [Run(" ".join(command), timeout=timeout)]

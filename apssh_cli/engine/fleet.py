@@ -334,6 +334,8 @@ class FleetRun:
 
     async def run(self) -> list[HostResult]:
         """Run every host; return their results in the targets' order."""
+        if not self.targets:
+            return []
         window = OrderedWindow(self.options.window, len(self.targets))
         self._tasks = [
             asyncio.ensure_future(self._host(index, target, window))
@@ -344,13 +346,22 @@ class FleetRun:
         try:
             await asyncio.wait(self._tasks)
         except asyncio.CancelledError:
+            # our caller is cancelled: clean up (bounded), then let the cancellation go on
             self.stop()
             await asyncio.wait(self._tasks, timeout=CANCEL_WAIT)
+            await self._close_owned()
             raise
-        finally:
-            if self._owns_nodes and not self.options.keep_connections:
-                await asyncio.shield(self.nodes.close())
+        await self._close_owned()
+        # a host task fails only if the observer raised: say so, never leave it unretrieved
+        errors = [task.exception() for task in self._tasks if not task.cancelled()]
+        for error in errors:
+            if error is not None:
+                raise error
         return [self.results.get(t.name, HostResult(t.name, Status.SKIPPED)) for t in self.targets]
+
+    async def _close_owned(self) -> None:
+        if self._owns_nodes and not self.options.keep_connections:
+            await self.nodes.close()
 
     async def _host(self, index: int, target: Target, window: OrderedWindow) -> HostResult:
         name = target.name

@@ -25,12 +25,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import PurePath
 from typing import Any
 
 import asynciojobs
 from asynciojobs import Sequence
 
 from apssh_cli.commands import Command, Run
+from apssh_cli.deferred import Deferred
 from apssh_cli.errors import (
     ApsshError,
     AuthRefusedError,
@@ -122,24 +124,32 @@ _CONNECT_STATUS: list[tuple[type[ConnectError], Status]] = [
 
 
 def _as_commands(command: Any, commands: Any) -> list[Command]:
+    """The job's commands, as upstream apssh reads ``command=``/``commands=``.
+
+    A command object is one command; a string (or a Deferred) is ``Run(string)``;
+    a list of command objects is a sequence; a list of strings is ONE command,
+    ``Run(*strings)`` (its parts joined with spaces); None entries are dropped.
+    (A string among command objects is a ``Run`` of its own.)
+    """
     if command is not None and commands is not None:
         raise ValueError("SshJob takes command= or commands=, not both")
     given = command if command is not None else commands
     if given is None:
         raise ValueError("SshJob needs a command")
-    if isinstance(given, Command | str):
-        given = [given]
-    result: list[Command] = []
-    for item in given:
-        if isinstance(item, str):
-            result.append(Run(item))  # a plain string is a Run
-        elif isinstance(item, Command):
-            result.append(item)
-        else:
-            raise TypeError(f"not a command: {item!r}")
-    if not result:
+    if isinstance(given, Command):
+        return [given]
+    if not isinstance(given, list | tuple):
+        return [Run(given)]  # a string, or a Deferred
+    items = [item for item in given if item is not None]
+    if not items:
         raise ValueError("SshJob needs a command")
-    return result
+    for item in items:
+        if not isinstance(item, Command | str | int | float | PurePath | Deferred):
+            raise TypeError(f"not a command: {item!r}")
+    if not any(isinstance(item, Command) for item in items):
+        return [Run(*items)]  # the parts of ONE command, as upstream
+    # command objects, maybe with strings among them: each string is a Run
+    return [item if isinstance(item, Command) else Run(item) for item in items]
 
 
 class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
@@ -159,6 +169,9 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
         critical: stop (and raise) at the first failure.
         timeout: the default timeout of each command, in seconds.
         label: shown by the scheduler's listings.
+        keep_connection: accepted for upstream scripts; a job never closes its
+            node's connection (nodes are shared): close them with
+            ``close_ssh_in_scheduler`` or ``close_nodes``.
         required: jobs that must be done before this one starts.
         scheduler: add the job to this scheduler.
         forever: the scheduler does not wait for this job.
@@ -184,8 +197,10 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
         forever: bool = False,
         verbose: bool | None = None,
         step: str | None = None,
+        keep_connection: bool = False,
     ) -> None:
         self.node = node
+        self.keep_connection = keep_connection
         self.step = step
         self.commands = _as_commands(command, commands)
         self.timeout = timeout
@@ -205,9 +220,16 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
             return str(self.label)
         return f"{self.node.label}: " + "; ".join(cmd.describe() for cmd in self.commands)
 
+    def graph_label(self) -> str:
+        """``user@host``, then one line per command (a command labelled ``""`` is hidden)."""
+        node = self.node
+        lines = [node.user_host() if isinstance(node, SshNode) else node.label]
+        lines += [line for line in (cmd.label_line() for cmd in self.commands) if line]
+        return "\n".join(lines)
+
     def details(self) -> str:
-        """One line per command, for asynciojobs' listings."""
-        return "\n".join(cmd.describe() for cmd in self.commands)
+        """As :meth:`graph_label`, for asynciojobs' ``list(details=True)``."""
+        return self.graph_label()
 
     async def co_run(self) -> int | None:
         """Run the commands; return the last failing return code, or 0.

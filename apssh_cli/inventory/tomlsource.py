@@ -20,6 +20,7 @@ from typing import Any
 
 from apssh_cli.errors import InventoryError
 
+MAX_INVENTORY_BYTES = 256 * 2**20  # far above a million hosts written out
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
 
@@ -28,14 +29,20 @@ def read_text(path: Path) -> str:
     """The UTF-8 text of an inventory file.
 
     Raises:
-        InventoryError: the file cannot be read, or is not UTF-8 (with the line).
+        InventoryError: the file cannot be read, is too large, or is not UTF-8
+            (with the line).
     """
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as stream:  # a fifo (`-i <(...)`) is fine, /dev/zero is not
+            raw = stream.read(MAX_INVENTORY_BYTES + 1)
     except OSError as exc:
         raise InventoryError(
             f"cannot read inventory: {exc.strerror or exc}", source=str(path)
         ) from None
+    if len(raw) > MAX_INVENTORY_BYTES:
+        raise InventoryError(
+            f"inventory larger than {MAX_INVENTORY_BYTES // 2**20} MiB", source=str(path)
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

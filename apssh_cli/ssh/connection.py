@@ -120,6 +120,8 @@ async def open_connection(
         options["username"] = target.username
     if not client_keys.use_agent:
         options["agent_path"] = None
+    elif client_keys.agent_path is not None:
+        options["agent_path"] = client_keys.agent_path
     where = f"{target.host}:{target.port}"
     if tunnel is not None:
         where += f" via {target.gateway.label if target.gateway else '?'}"
@@ -131,7 +133,8 @@ async def open_connection(
             tunnel=tunnel,
             config=None,
             client_factory=lambda: client,
-            client_keys=list(client_keys.keys) or None,
+            # () lets asyncssh ask the agent; None would turn the agent off too
+            client_keys=list(client_keys.keys) or (() if client_keys.use_agent else None),
             known_hosts=known_hosts,
             connect_timeout=connect_timeout,
             **options,

@@ -13,6 +13,7 @@ once per process (cached until its mtime changes).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +25,22 @@ from apssh_cli.log import logger
 
 DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
-KeySpec = str | Path | asyncssh.SSHKey
+# an agent's key pair (upstream's load_agent_keys()) is a loaded key too
+LoadedKey = asyncssh.SSHKey | asyncssh.SSHKeyPair
+KeySpec = str | Path | LoadedKey
 
 
 @dataclass(frozen=True)
 class ClientKeys:
     """What to hand to asyncssh: the key objects, and whether to ask the agent."""
 
-    keys: tuple[asyncssh.SSHKey, ...]
+    keys: tuple[LoadedKey, ...]
     use_agent: bool
+    agent_path: str | None = None  # None: $SSH_AUTH_SOCK
+
+
+# the agent's key pairs handed out by keyload.load_agent_keys, and the agent they come from
+AGENT_KEYS: weakref.WeakKeyDictionary[asyncssh.SSHKeyPair, str] = weakref.WeakKeyDictionary()
 
 
 _CACHE: dict[Path, tuple[int, asyncssh.SSHKey]] = {}
@@ -75,9 +83,18 @@ def resolve_keys(keys: Sequence[KeySpec] | None, identity_files: Sequence[str] =
         ConfigError: an explicit key file cannot be used.
     """
     if keys is not None:
-        if isinstance(keys, str | Path | asyncssh.SSHKey):
+        if isinstance(keys, str | Path | asyncssh.SSHKey | asyncssh.SSHKeyPair):
             keys = [keys]
-        loaded = tuple(key if isinstance(key, asyncssh.SSHKey) else read_key(key) for key in keys)
+        loaded = tuple(
+            key if isinstance(key, asyncssh.SSHKey | asyncssh.SSHKeyPair) else read_key(key)
+            for key in keys
+        )
+        agents = {AGENT_KEYS.get(key) for key in loaded if isinstance(key, asyncssh.SSHKeyPair)}
+        if loaded and len(agents) == 1 and None not in agents:
+            # only an agent's keys: asyncssh asks that agent itself, and closes its
+            # connection to it (key pairs handed over would leave it open)
+            (agent_path,) = agents
+            return ClientKeys((), use_agent=True, agent_path=agent_path)
         return ClientKeys(loaded, use_agent=False)
     candidates = identity_files or DEFAULT_IDENTITIES
     found = []

@@ -63,21 +63,32 @@ class LocalNode:
         """Nothing to do."""
 
     async def run_shell(
-        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
+        self,
+        command: str,
+        *,
+        display: str,
+        timeout: float | None = None,
+        verbose: bool = False,
+        formatter: Formatter | None = None,
+        x11: bool = False,
     ) -> CommandResult:
         """Run ``command`` with /bin/sh in its own process group, streaming its output.
+
+        ``formatter`` replaces the node's for this command (a capture); ``x11``
+        changes nothing here (the local DISPLAY is inherited).
 
         Raises:
             CommandTimeoutError: it ran past ``timeout`` (the process group was killed).
         """
+        formatter = formatter if formatter is not None else self.formatter
         if verbose:
-            self.formatter.command_started(self.label, display)
+            formatter.command_started(self.label, display)
         process = await _start(command)
         assert process.stdout is not None and process.stderr is not None
         result = await stream_process(
             host=self.label,
             display=display,
-            formatter=self.formatter,
+            formatter=formatter,
             read_stdout=process.stdout.read,
             read_stderr=process.stderr.read,
             wait=process.wait,
@@ -85,7 +96,7 @@ class LocalNode:
             timeout=timeout,
         )
         if verbose:
-            self.formatter.command_done(self.label, display, result.rc)
+            formatter.command_done(self.label, display, result.rc)
         return result
 
     async def install_files(self, files: Sequence[tuple[str, bytes | Path, int]]) -> str:

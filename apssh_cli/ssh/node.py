@@ -42,6 +42,7 @@ from apssh_cli.ssh import hostkeys
 from apssh_cli.ssh.connection import Credentials, Target, open_connection, with_retries
 from apssh_cli.ssh.keys import KeySpec
 from apssh_cli.ssh.local_node import LocalNode
+from apssh_cli.ssh.node_helpers import ConnectedFlag, UpstreamNodeMixin, upstream_known_hosts
 from apssh_cli.ssh.process import (
     CLEANUP_TIMEOUT,
     PRIVATE_PREFIX,
@@ -55,7 +56,15 @@ from apssh_cli.ssh.remote_wrapper import PidMarker, kill_group_script
 from apssh_cli.ssh.sftp import TransferError
 from apssh_cli.ssh.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, load_ssh_config
 
-__all__ = ["LocalNode", "NodeLike", "SshNode", "TransferError", "close_nodes", "closing"]
+__all__ = [
+    "LocalNode",
+    "NodeLike",
+    "SshNode",
+    "SshProxy",
+    "TransferError",
+    "close_nodes",
+    "closing",
+]
 
 DEFAULT_PORT = 22
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -73,7 +82,14 @@ class NodeLike(Protocol):
     async def connect(self) -> None: ...
 
     async def run_shell(
-        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
+        self,
+        command: str,
+        *,
+        display: str,
+        timeout: float | None = None,
+        verbose: bool = False,
+        formatter: Formatter | None = None,
+        x11: bool = False,
     ) -> CommandResult: ...
 
     async def install_files(self, files: Sequence[tuple[str, bytes | Path, int]]) -> str: ...
@@ -81,7 +97,7 @@ class NodeLike(Protocol):
     async def remove_private_dir(self, path: str) -> None: ...
 
 
-class SshNode:
+class SshNode(UpstreamNodeMixin):
     """A remote node reached over SSH, possibly through a chain of gateways.
 
     Args:
@@ -90,7 +106,9 @@ class SshNode:
         port: None: ~/.ssh/config ``Port``, else 22.
         gateway: the node to tunnel through; None: ~/.ssh/config ``ProxyJump``, if any.
         keys: private key paths or loaded keys; None: agent + IdentityFile or default files.
-        known_hosts: host key policy: ``strict``, ``accept-new`` (default) or ``off``.
+        known_hosts: host key policy: ``strict``, ``accept-new`` (default) or ``off``;
+            a file path (as upstream apssh takes it) means that file, with the
+            default policy.
         known_hosts_file: defaults to ~/.ssh/known_hosts.
         connect_timeout: seconds allowed for TCP + handshake + authentication.
         connect_retries: extra attempts when unreachable (exponential backoff);
@@ -99,6 +117,11 @@ class SshNode:
         verbose: send connection and command events to the formatter.
         label: the name shown in output (default: hostname).
         ssh_config: the ssh_config file to honour; None ignores it.
+        timeout: upstream's name for ``connect_timeout``.
+        debug: upstream's flag: report connection events (as ``verbose``).
+
+    An empty ``keys`` (upstream's ``load_agent_keys()`` with no agent) means the
+    default keys, as upstream does.
 
     Raises:
         ConfigError: an unknown known_hosts policy.
@@ -112,7 +135,7 @@ class SshNode:
         port: int | None = None,
         gateway: SshNode | None = None,
         keys: Sequence[KeySpec] | None = None,
-        known_hosts: str = hostkeys.DEFAULT_POLICY,
+        known_hosts: str | Path | None = hostkeys.DEFAULT_POLICY,
         known_hosts_file: str | Path | None = None,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         connect_retries: int = 0,
@@ -120,7 +143,16 @@ class SshNode:
         verbose: bool = False,
         label: str | None = None,
         ssh_config: str | Path | None = DEFAULT_SSH_CONFIG,
+        timeout: float | None = None,
+        debug: bool = False,
     ) -> None:
+        # upstream apssh's spellings: known_hosts=<file>, timeout=, debug=
+        known_hosts, known_hosts_file = upstream_known_hosts(known_hosts, known_hosts_file)
+        if timeout is not None:
+            connect_timeout = timeout
+        self.debug = debug
+        verbose = verbose or debug
+        keys = keys if keys else None  # upstream: no keys given means the default ones
         self.hostname = hostname
         self.username = username
         self.port = port
@@ -160,9 +192,9 @@ class SshNode:
     # ---------------------------------------------------------------- connection
 
     @property
-    def is_connected(self) -> bool:
-        """Whether the node holds an open connection."""
-        return self._conn is not None
+    def is_connected(self) -> ConnectedFlag:
+        """Whether the node holds an open connection (``node.is_connected()`` works too)."""
+        return ConnectedFlag(self._conn is not None)
 
     def resolve(self) -> Target:
         """Apply ~/.ssh/config (read once per process) to the given settings."""
@@ -265,9 +297,19 @@ class SshNode:
     # ------------------------------------------------------------------ commands
 
     async def run_shell(
-        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
+        self,
+        command: str,
+        *,
+        display: str,
+        timeout: float | None = None,
+        verbose: bool = False,
+        formatter: Formatter | None = None,
+        x11: bool = False,
     ) -> CommandResult:
         """Run ``command`` with the remote user's shell, streaming its output.
+
+        ``formatter`` replaces the node's for this command (a capture);
+        ``x11`` asks for X11 forwarding.
 
         Its stdin is closed at once. On timeout or cancellation its process group
         is terminated (TERM, then KILL) and the call returns once it is gone; if
@@ -279,10 +321,11 @@ class SshNode:
             ConnectError: the connection failed or was lost.
         """
         conn = await self._connection()
+        formatter = formatter if formatter is not None else self.formatter
         if verbose:
-            self.formatter.command_started(self.label, display)
+            formatter.command_started(self.label, display)
         marker = PidMarker()
-        process = await self._start_process(conn, marker.wrap(command), marker)
+        process = await self._start_process(conn, marker.wrap(command), marker, x11)
 
         async def wait() -> int:
             await process.wait(check=False)
@@ -297,7 +340,7 @@ class SshNode:
             result = await stream_process(
                 host=self.label,
                 display=display,
-                formatter=self.formatter,
+                formatter=formatter,
                 read_stdout=marker.reader(process.stdout.read),
                 read_stderr=process.stderr.read,
                 wait=wait,
@@ -311,17 +354,21 @@ class SshNode:
         finally:
             process.close()
         if verbose:
-            self.formatter.command_done(self.label, display, result.rc)
+            formatter.command_done(self.label, display, result.rc)
         return result
 
     async def _start_process(
-        self, conn: asyncssh.SSHClientConnection, wrapped: str, marker: PidMarker
+        self,
+        conn: asyncssh.SSHClientConnection,
+        wrapped: str,
+        marker: PidMarker,
+        x11: bool = False,
     ) -> asyncssh.SSHClientProcess[bytes]:
         """Open a session running ``wrapped``, its stdin closed.
 
         Cancelled meanwhile, the command is terminated once the session is open.
         """
-        starting = asyncio.ensure_future(_open_session(conn, wrapped))
+        starting = asyncio.ensure_future(_open_session(conn, wrapped, x11))
         try:
             return await asyncio.shield(starting)
         except asyncio.CancelledError:
@@ -430,13 +477,18 @@ class SshNode:
 
 
 async def _open_session(
-    conn: asyncssh.SSHClientConnection, wrapped: str
+    conn: asyncssh.SSHClientConnection, wrapped: str, x11: bool = False
 ) -> asyncssh.SSHClientProcess[bytes]:
     """Start ``wrapped`` with no input: its stdin gets end-of-file at once."""
-    process = await conn.create_process(wrapped, encoding=None)
+    extra: dict[str, Any] = {"x11_forwarding": True} if x11 else {}
+    process = await conn.create_process(wrapped, encoding=None, **extra)
     with suppress(asyncssh.Error, OSError):
         process.stdin.write_eof()
     return process
+
+
+SshProxy = SshNode
+"""Upstream apssh's name for a node (its SshNode differs only by defaults)."""
 
 
 # jump nodes built from ProxyJump are shared, so nodes behind the same jump host

@@ -173,7 +173,7 @@ def test_300_hosts_under_a_low_descriptor_limit(topology: Topology, tmp_path: Pa
 
     done = subprocess.run(
         [sys.executable, "-m", "apssh_cli.cli.main", "-i", str(inventory), "-g", "many",
-         "-w", "60", "--json", "true"],
+         "-w", "60", "--connect-timeout", "60", "--json", "true"],
         capture_output=True, text=True, timeout=GUARD, preexec_fn=low_limit,
     )  # fmt: skip
     records = [json.loads(line) for line in done.stdout.splitlines()]

@@ -56,13 +56,16 @@ def test_run_script_and_string_leave_nothing(
     endpoint = topology.direct[0]
     assert private_dirs(topology, endpoint) == []
     script = tmp_path / "measure.sh"
-    script.write_text('#!/bin/sh\n. ./lib.sh\necho "$PREFIX $1 $2"\nstat -c %a .\n')
+    script.write_text(
+        '#!/bin/sh\nhere=$(dirname "$0")\n. "$here/lib.sh"\n'
+        'echo "$PREFIX $1 $2"\nstat -c %a "$here"\n'
+    )
     (tmp_path / "lib.sh").write_text("PREFIX=measured\n")
     node = make_node(topology, ssh_keypair, endpoint)
     job = SshJob(
         node,
         commands=[
-            RunScript(script, "a b", "c", includes=[tmp_path / "lib.sh"]),
+            RunScript.quoted(script, "a b", "c", includes=[tmp_path / "lib.sh"]),
             RunString("#!/bin/sh\necho from string; exit 3", allowed_exits=[3]),
             RunString("echo failing; exit 9"),
         ],

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from apssh_cli.cli import execution
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.main import cli, main
+from apssh_cli.cli.options import Count, Seconds
 
 
 def run_main(argv: list[str]) -> int:
@@ -294,6 +295,7 @@ def test_completion_without_a_usable_inventory_offers_nothing_quietly(
     monkeypatch.setenv("APSSH_INVENTORY", str(path))
     assert completions(["-g"], "") == []
     assert completions(["-i", str(path), "-x"], "n") == []
+    assert completions(["-i", "/dev/zero", "-g"], "") == []  # not read: it never ends
     assert capsys.readouterr() == ("", "")
 
 
@@ -400,9 +402,9 @@ STATUSES = {0, 1, 2, 3, 4, 130}
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(argv=ARGV)
+@given(argv=ARGV, with_env_inventory=st.booleans())
 def test_no_argv_gives_a_traceback(
-    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    argv: list[str], with_env_inventory: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # what runs is faked (the parsing, checks and plans are real): no SSH, no Docker
     monkeypatch.setattr(execution, "execute", lambda *args, **kwargs: ExitCode.OK)
@@ -411,7 +413,10 @@ def test_no_argv_gives_a_traceback(
     (tmp_path / "local.toml").write_text(FUZZ_INVENTORY)
     (tmp_path / "retry.txt").write_text("node1\nbastion\n")
     (tmp_path / "script.sh").write_text("echo hi\n")
-    monkeypatch.setenv("APSSH_INVENTORY", str(tmp_path / "local.toml"))
+    if with_env_inventory:
+        monkeypatch.setenv("APSSH_INVENTORY", str(tmp_path / "local.toml"))
+    else:
+        monkeypatch.delenv("APSSH_INVENTORY", raising=False)
     argv = [word for word in argv if word != "lab"]  # lab would start containers
     runner = CliRunner()
     with runner.isolation() as streams:
@@ -430,3 +435,41 @@ def test_no_argv_gives_a_traceback(
         assert lines and lines[0].startswith("apssh: "), (argv, err)
         assert len(lines) <= 2, (argv, err)
         assert len(lines) == 1 or lines[1].startswith(("try 'apssh", "hint: ")), (argv, err)
+
+
+@pytest.mark.parametrize(
+    ("text", "allow_zero", "expected"),
+    [
+        ("2.5", False, 2.5),
+        (" 10 ", False, 10.0),
+        ("1000000000", False, 1e9),
+        ("0", True, 0.0),
+        ("-0", True, 0.0),
+        ("0.001", True, 0.001),
+        ("0", False, None),
+        ("-1", True, None),
+        ("nan", True, None),
+        ("inf", True, None),
+        ("1000000001", False, None),
+        ("", False, None),
+    ],
+)
+def test_seconds_type(text: str, allow_zero: bool, expected: float | None) -> None:
+    kind = Seconds(allow_zero=allow_zero)
+    if expected is None:
+        with pytest.raises(click.BadParameter):
+            kind.convert(text, None, None)
+    else:
+        assert kind.convert(text, None, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1", 1), ("+7", 7), ("1000000", 1000000), ("0", None), ("1000001", None), ("x", None)],
+)
+def test_count_type(text: str, expected: int | None) -> None:
+    if expected is None:
+        with pytest.raises(click.BadParameter):
+            Count(minimum=1).convert(text, None, None)
+    else:
+        assert Count(minimum=1).convert(text, None, None) == expected

@@ -1,4 +1,4 @@
-"""Commands: quoting, allowed exits, and Run/RunScript/RunString on a LocalNode."""
+"""Commands: joining and quoting, allowed exits, captures, Run/RunScript/RunString locally."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.commands import Pull, Push, Run, RunScript, RunString, parse_allowed_exits
+from apssh_cli.deferred import Capture, Deferred, Variables
 from apssh_cli.errors import CommandTimeoutError, ConfigError
 from apssh_cli.output import CaptureFormatter, Formatter
 from apssh_cli.results import CommandResult
@@ -27,6 +28,7 @@ class FakeNode:
         self.formatter: Formatter = CaptureFormatter()
         self.verbose = False
         self.shell: list[str] = []
+        self.extras: list[dict[str, object]] = []
         self.installed: list[list[tuple[str, bytes | Path, int]]] = []
         self.removed: list[str] = []
 
@@ -34,9 +36,16 @@ class FakeNode:
         pass
 
     async def run_shell(
-        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
+        self,
+        command: str,
+        *,
+        display: str,
+        timeout: float | None = None,
+        verbose: bool = False,
+        **extra: object,
     ) -> CommandResult:
         self.shell.append(command)
+        self.extras.append(extra)
         return CommandResult(display, 0)
 
     async def install_files(self, files: Sequence[tuple[str, bytes | Path, int]]) -> str:
@@ -103,18 +112,40 @@ def test_is_allowed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "line"),
+    ("argv", "joined", "quoted"),
     [
-        (("ls -l /tmp | wc -l",), "ls -l /tmp | wc -l"),
-        (("touch", "a file"), "touch 'a file'"),
-        (("echo", "$HOME", "it's"), "echo '$HOME' 'it'\"'\"'s'"),
-        (("sleep", 3), "sleep 3"),
+        (("ls -l /tmp | wc -l",), "ls -l /tmp | wc -l", "'ls -l /tmp | wc -l'"),
+        (("tail -n", 1, "/etc/hosts"), "tail -n 1 /etc/hosts", "'tail -n' 1 /etc/hosts"),
+        (("touch", "a file"), "touch a file", "touch 'a file'"),
+        (("echo", "$HOME", "it's"), "echo $HOME it's", "echo '$HOME' 'it'\"'\"'s'"),
+        (("sleep", 3), "sleep 3", "sleep 3"),
     ],
 )
-def test_run_quoting(argv: tuple[str, ...], line: str) -> None:
-    assert Run(*argv).command_line == line
-    assert Run(*argv).describe() == line
+def test_run_joins_parts_and_quoted_quotes_them(
+    argv: tuple[str, ...], joined: str, quoted: str
+) -> None:
+    assert Run(*argv).command_line == joined  # upstream: parts joined with spaces
+    assert Run(*argv).describe() == joined
+    assert str(Run(*argv)) == joined
+    assert Run.quoted(*argv).command_line == quoted
     assert Run(*argv, label="shown").describe() == "shown"
+
+
+def test_labels_falsy_hidden_and_defaults_as_upstream() -> None:
+    hidden = Run("secret", label="")
+    assert hidden.label_line() == ""  # not drawn in graphs
+    assert hidden.describe() == "secret"  # still named in messages
+    assert Run("x", allowed_exits=None).allowed_exits == ()
+    assert RunString("true", includes=None).includes == ()
+
+
+def test_a_run_or_a_deferred_stands_for_a_string() -> None:
+    env = Variables()
+    inner = Run("echo", Deferred("{{who}}", env))
+    outer = Run(inner)  # upstream: Run(service.start_command())
+    assert outer.command_line == "echo {{ who }}"  # unknown yet: shown as a template
+    env.who = "world"
+    assert outer.command_line == "echo world"
 
 
 def test_run_needs_a_command() -> None:
@@ -126,14 +157,18 @@ def test_run_string_installs_runs_from_private_dir_and_cleans(tmp_path: Path) ->
     include = tmp_path / "lib.sh"
     include.write_text("x=1\n")
     node = FakeNode()
-    command = RunString("echo hi", "a b", "c", remote_name="probe.sh", includes=[include])
+    command = RunString("echo hi", "'a b'", "c", remote_name="probe.sh", includes=[include])
     run(command.co_run(node))
     (files,) = node.installed
     assert [(name, mode) for name, _, mode in files] == [("probe.sh", 0o700), ("lib.sh", 0o600)]
     assert files[0][1] == b"echo hi"
-    assert node.shell == [f"cd {shlex.quote('/tmp/apssh-x y')} && ./probe.sh 'a b' c"]
+    # run from the login directory; the arguments joined, as upstream
+    assert node.shell == [f"{shlex.quote('/tmp/apssh-x y/probe.sh')} 'a b' c"]
     assert node.removed == ["/tmp/apssh-x y"]
     assert command.describe() == "probe.sh 'a b' c"
+    quoted = RunString.quoted("echo hi", "a b", "$x", remote_name="probe.sh")
+    run(quoted.co_run(node))
+    assert node.shell[-1] == f"{shlex.quote('/tmp/apssh-x y/probe.sh')} 'a b' '$x'"
 
 
 class SlowNode(FakeNode):
@@ -144,7 +179,13 @@ class SlowNode(FakeNode):
         return await super().install_files(files)
 
     async def run_shell(
-        self, command: str, *, display: str, timeout: float | None = None, verbose: bool = False
+        self,
+        command: str,
+        *,
+        display: str,
+        timeout: float | None = None,
+        verbose: bool = False,
+        **extra: object,
     ) -> CommandResult:
         self.shell.append(command)
         jump(75)
@@ -206,27 +247,70 @@ def test_local_run_streams_stdout_stderr_and_rc() -> None:
     assert capture.stderr("me") == "err\n"
 
 
-def test_local_run_argv_is_quoted() -> None:
+def test_local_run_joined_expands_and_quoted_does_not() -> None:
     capture = CaptureFormatter()
-    run(Run("printf", "%s|", "a b", "$HOME").co_run(LocalNode(formatter=capture)))
-    assert capture.stdout("localhost") == "a b|$HOME|\n"
+    node = LocalNode(formatter=capture)
+    run(Run("printf", "'%s|'", "$(echo a b)").co_run(node))
+    run(Run.quoted("printf", "%s|", "a b", "$HOME").co_run(node))
+    assert capture.lines("localhost") == ["a|b|", "a b|$HOME|"]
 
 
-def test_local_run_script_with_include_and_cleanup(tmp_path: Path) -> None:
+def test_local_run_script_runs_in_login_dir_with_include_and_cleanup(tmp_path: Path) -> None:
     script = tmp_path / "probe.sh"
-    script.write_text('#!/bin/sh\n. ./lib.sh\necho "$GREETING $1"\npwd\n')
-    (tmp_path / "lib.sh").write_text("GREETING=hello\n")
-    capture = CaptureFormatter()
-    result = run(
-        RunScript(script, "world", includes=[tmp_path / "lib.sh"]).co_run(
-            LocalNode(formatter=capture)
-        )
+    script.write_text(
+        '#!/bin/sh\n. "$(dirname "$0")/lib.sh"\necho "$GREETING $1 $2"\n'
+        'dirname "$0"\npwd\necho kept > rawdata\n'
     )
+    (tmp_path / "lib.sh").write_text("GREETING=hello\n")
+    workdir = tmp_path / "login"
+    workdir.mkdir()
+    capture = CaptureFormatter()
+    here = os.getcwd()
+    os.chdir(workdir)  # a LocalNode's "login directory" is the current one
+    try:
+        result = run(
+            RunScript(script, "big", "world", includes=[tmp_path / "lib.sh"]).co_run(
+                LocalNode(formatter=capture)
+            )
+        )
+    finally:
+        os.chdir(here)
     assert result.rc == 0
-    greeting, directory = capture.lines("localhost")
-    assert greeting == "hello world"
+    greeting, directory, cwd = capture.lines("localhost")
+    assert greeting == "hello big world"
     assert os.path.basename(directory).startswith("apssh-")
-    assert not os.path.exists(directory)
+    assert not os.path.exists(directory)  # the private directory is gone...
+    assert cwd == str(workdir)
+    assert (workdir / "rawdata").read_text() == "kept\n"  # ...what the script wrote is not
+
+
+def test_capture_stores_stdout_and_a_deferred_uses_it() -> None:
+    capture = CaptureFormatter()
+    node = LocalNode(formatter=capture)
+    env = Variables()
+    first = Run("echo from-first; echo oops >&2", capture=Capture("first", env))
+    second = Run(Deferred("echo got {{first}} {{ 1 + 2 }}", env), capture=Capture("second", env))
+    run(first.co_run(node))
+    run(second.co_run(node))
+    assert env.first == "from-first" and env["second"] == "got from-first 3"
+    assert capture.lines("localhost") == []  # captured output is not printed...
+    assert capture.stderr("localhost") == "oops\n"  # ...but errors are
+
+
+def test_ignore_outputs_and_x11_reach_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":0")
+    node = FakeNode()
+    run(Run("daemon", ignore_outputs=True, x11=True).co_run(node))
+    assert node.shell == ["{ daemon\n} </dev/null >/dev/null 2>&1"]
+    assert node.extras == [{"x11": True}]
+    capture = CaptureFormatter()
+    result = run(Run("echo hidden", ignore_outputs=True).co_run(LocalNode(formatter=capture)))
+    assert result.rc == 0 and capture.lines("localhost") == []
+    monkeypatch.delenv("DISPLAY")
+    with pytest.raises(ConfigError, match="DISPLAY is not set"):
+        run(Run("xterm", x11=True).co_run(node))  # nothing ran
+    assert len(node.shell) == 1
+    assert run(Run("true", x11=True).co_run(LocalNode())).rc == 0  # local: inherited
 
 
 def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
@@ -255,7 +339,7 @@ def test_local_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 def test_local_cancellation_kills_and_cleans(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     dirfile = tmp_path / "dir"
-    body = f"#!/bin/sh\npwd > {dirfile}\nsleep 300 & echo $! > {pidfile}\nwait\n"
+    body = f'#!/bin/sh\ndirname "$0" > {dirfile}\nsleep 300 & echo $! > {pidfile}\nwait\n'
 
     async def scenario() -> None:
         task = asyncio.ensure_future(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -660,3 +661,29 @@ def test_a_later_file_may_list_a_host_again_in_the_same_group(tmp_path: Path) ->
 def test_the_shipped_inventories_have_no_conflicts() -> None:
     for path in sorted(INVENTORIES.glob("*.toml")):
         assert Inventory.load([path]).conflicts == (), path
+
+
+def test_an_endless_file_is_refused_not_read_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apssh_cli.inventory import tomlsource
+
+    monkeypatch.setattr(tomlsource, "MAX_INVENTORY_BYTES", 2**20)
+    with pytest.raises(InventoryError) as info:
+        Inventory.load(["/dev/zero"])
+    assert str(info.value) == "/dev/zero: inventory larger than 1 MiB"
+
+
+def test_a_fifo_is_read(tmp_path: Path) -> None:
+    # `-i <(generate-inventory)` hands apssh a pipe
+    fifo = tmp_path / "inventory.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "w") as stream:
+            stream.write('[g.hosts]\n"n[1:2]" = {}\n')
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert list(Inventory.load([fifo]).hosts) == ["n1", "n2"]
+    finally:
+        writer.join(timeout=10)

@@ -192,7 +192,7 @@ def test_command_forms_and_labels() -> None:
     with pytest.raises(ValueError):
         SshJob(node, "a", commands=["b"])
     with pytest.raises(TypeError):
-        SshJob(node, [42])
+        SshJob(node, [object()])
 
 
 def test_cancelled_scheduler_cancels_running_and_waiting_jobs(tmp_path: Path) -> None:

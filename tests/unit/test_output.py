@@ -264,3 +264,24 @@ def test_tee_sends_to_every_sink() -> None:
     tee = TeeFormatter(first, second)
     emit(tee, "n1", "a")
     assert first.stdout("n1") == second.stdout("n1") == "a\n"
+
+
+def test_upstream_style_formatter_on_a_node(capsys: pytest.CaptureFixture[str]) -> None:
+    # the whole path: a job on a node, lines through output(), into upstream's line()
+    import asyncio
+
+    from apssh_cli.engine.job import SshJob
+    from apssh_cli.ssh.node import LocalNode
+
+    class Bracketed(TerminalFormatter):
+        def __init__(self) -> None:
+            super().__init__("@line@", verbose=False)
+
+        def line(self, line: str, datatype: int | None, hostname: str) -> None:
+            where = "err" if datatype == EXTENDED_DATA_STDERR else "out"
+            print(f"[{hostname}/{where}] {line}", end="")
+
+    node = LocalNode(formatter=Bracketed(), label="me")
+    asyncio.run(SshJob(node, "echo one; echo two >&2").co_run())
+    printed = capsys.readouterr().out.splitlines()
+    assert sorted(printed) == ["[me/err] two", "[me/out] one"]

@@ -290,3 +290,25 @@ def test_broken_stdout_stops_quietly() -> None:
     renderer.host_done(HostResult("n1", Status.INTERRUPTED, error="interrupted"))
     assert renderer.stdout_broken and calls == ["stop"]  # told once
     assert err.getvalue() == ""
+
+
+def test_json_output_is_bounded_and_says_so() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    renderer = Renderer(
+        [target("n1")], OutputOptions(json=True), stdout=out, stderr=err, capture_bytes=8
+    )
+    for index in range(1000):
+        line(renderer, "n1", f"{index:03d}")
+    renderer.host_done(HostResult("n1", Status.OK, rc=0))
+    record = json.loads(out.getvalue().splitlines()[0])
+    assert record["stdout"] == "000\n001\n[apssh: 998 more lines not kept: past 8 characters]\n"
+
+
+def test_streamed_output_keeps_nothing() -> None:
+    renderer, out, _, _ = make(["n1"])
+    for index in range(100):
+        line(renderer, "n1", str(index))
+    renderer.host_done(HostResult("n1", Status.OK, rc=0))
+    assert out.getvalue().count("\n") == 100
+    assert renderer._capture is None  # no sink keeps lines when they are only streamed
+    assert renderer._results["n1"].stdout == ""

@@ -117,7 +117,7 @@ def test_script_with_arguments_and_include(
     inventory: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     script = tmp_path / "hello.sh"
-    script.write_text('#!/bin/sh\n. ./lib.sh\necho "$GREETING $1 $2"\n')
+    script.write_text('#!/bin/sh\n. "$(dirname "$0")/lib.sh"\necho "$GREETING $1 $2"\n')
     script.chmod(0o755)
     lib = tmp_path / "lib.sh"
     lib.write_text("GREETING=hello\n")
