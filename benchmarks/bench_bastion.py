@@ -38,7 +38,7 @@ def main() -> None:
             work / "inventory.toml", {"behind": behind, "direct": direct}, bastion=bastion
         )
         apssh = which("apssh") or "apssh"
-        base = [apssh, "-i", str(inventory), "-w", str(WINDOW), "--connect-timeout", "120", "-q"]
+        base = [apssh, "-i", str(inventory), "-w", str(WINDOW), "-q"]
         received: list[int] = []
         last = [fleet.bastion_connections()]
 

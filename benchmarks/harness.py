@@ -44,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 RAW = RESULTS / "raw"
 ONE_WAY_DELAY = 0.025  # 50 ms round trip
+CONNECT_TIMEOUT = 120  # seconds
 USER = "root"  # the image's root has /bin/sh and no rc files: no work at login
 
 
@@ -246,6 +247,9 @@ class Fleet:
             f'user = "{USER}"\n',
             f'identity_file = "{self.key}"\n',
             f'known_hosts = {{ policy = "strict", file = "{self.known_hosts}" }}\n',
+            # OpenSSH and the scripts wait for a handshake as long as it takes: on a
+            # loaded machine, 100 at once can take more than apssh's default 10 s
+            f"connect_timeout = {CONNECT_TIMEOUT}\n",
         ]
         if bastion is not None:
             out.append(

@@ -35,6 +35,7 @@ async def main() -> int:
             known_hosts_file=spec["known_hosts"],
             ssh_config=None,
             label=host["name"],
+            connect_timeout=120,
             formatter=CaptureFormatter(),
         )
         for host in spec["hosts"]

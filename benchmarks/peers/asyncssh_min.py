@@ -8,13 +8,15 @@ HOSTS.json: {"user", "key", "known_hosts", "hosts": [{"name", "address", "port"}
 Every host at once, one connection each; SFTP blocks as large as the server allows
 (asyncssh reads OpenSSH's limits extension: 255 KiB; a 256 KiB write is more than
 OpenSSH's sftp-server accepts, and it closes the session) and 32 requests in flight.
-Exit 1 if any host failed.
+Exit 1 if any host failed. ASYNCSSH_CIPHERS=aes128-gcm@openssh.com,... sets the ciphers
+asyncssh offers (its default puts chacha20-poly1305 first), for experiments.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +24,11 @@ import asyncssh
 
 BLOCK_SIZE = -1  # the server's limit (limits@openssh.com): 261120 bytes for OpenSSH
 MAX_REQUESTS = 32
+OPTIONS = (
+    {"encryption_algs": os.environ["ASYNCSSH_CIPHERS"].split(",")}
+    if os.environ.get("ASYNCSSH_CIPHERS")
+    else {}
+)
 
 
 async def one(spec: dict, host: dict, action: str, args: list[str]) -> None:
@@ -33,6 +40,7 @@ async def one(spec: dict, host: dict, action: str, args: list[str]) -> None:
         known_hosts=spec["known_hosts"],
         agent_path=None,
         config=None,
+        **OPTIONS,
     ) as conn:
         if action == "run":
             result = await conn.run(" ".join(args), check=True)
