@@ -73,7 +73,7 @@ def integration(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """The main job: a lab behind a bastion, a command and a recipe on its nodes, lab down."""
+    """The main job: a lab behind a bastion, a command, a script and an experiment, lab down."""
     _require_docker(session)
     session.install("-e", ".[lab]")
     # no build step: `apssh lab up` builds the image from the package's files when needed
@@ -85,6 +85,9 @@ def demo(session: nox.Session) -> None:
         session.run("apssh", "lab", "up", "--nodes", "3", "--name", name, env=env)
         session.run("apssh", "-i", inventory, "-g", "nodes", "uptime", env=env)
         session.run("apssh", "-i", inventory, "-g", "nodes", "-s", "recipes/facts.sh", env=env)
+        # the library: an experiment in the nepi-ng demos' style on the same lab
+        results = str(Path(env["APSSH_LAB_DIR"]) / "results")
+        session.run("python", "examples/lab_experiment.py", "-i", inventory, "-o", results)
     finally:
         session.run("apssh", "lab", "down", "--name", name, env=env)
 

@@ -75,6 +75,12 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         TimeHostFormatter as TimeHostFormatter,
         VerboseFormatter as VerboseFormatter,
     )
+    from apssh_cli.recipe import (
+        RecipeError as RecipeError,
+        RecipeRun as RecipeRun,
+        load_recipe as load_recipe,
+        make_plan as make_plan,
+    )
     from apssh_cli.results import (
         CommandResult as CommandResult,
         HostResult as HostResult,
@@ -166,6 +172,11 @@ _LAZY: dict[str, str] = {
     "FleetRun": "apssh_cli.engine.fleet",
     "run_fleet": "apssh_cli.engine.fleet",
     "Target": "apssh_cli.inventory.targets",
+    # recipes (a run imports asyncssh; loading and planning do not)
+    "load_recipe": "apssh_cli.recipe.loader",
+    "make_plan": "apssh_cli.recipe.planner",
+    "RecipeRun": "apssh_cli.recipe.runner",
+    "RecipeError": "apssh_cli.recipe.model",
     # inventories (pure: no SSH import)
     "Inventory": "apssh_cli.inventory.model",
     "Host": "apssh_cli.inventory.model",

@@ -133,6 +133,10 @@ class Command(abc.ABC):
         """Whether ``rc`` counts as success (0 always does)."""
         return rc == 0 or rc in self._allowed
 
+    def failure_message(self, result: CommandResult) -> str | None:
+        """How a failed result reads; None: "command ... exited with status N"."""
+        return None
+
     @abc.abstractmethod
     async def co_run(
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
@@ -555,6 +559,11 @@ class _Transfer(Command):
             node.formatter.command_done(node.label, display, result.rc)
         return result
 
+    def failure_message(self, result: CommandResult) -> str | None:
+        # the reason is what _transfer_failed wrote after the display
+        reason = result.stderr_tail.removeprefix(f"{self.describe()}: ") or f"rc {result.rc}"
+        return f"transfer failed: {self.describe()}: {reason}"
+
     @abc.abstractmethod
     def _paths(self) -> tuple[Sequence[Any], Any]:
         """(sources, destination), as :mod:`apssh_cli.ssh.sftp` takes them."""
@@ -565,7 +574,14 @@ class _Transfer(Command):
         move = sftp.push if isinstance(self, Push) else sftp.pull
         sources, destination = self._paths()
         client = await node.sftp_client()
-        await move(client, sources, destination, recurse=self.recurse, preserve=self.preserve)
+        await move(
+            client,
+            sources,
+            destination,
+            recurse=self.recurse,
+            preserve=self.preserve,
+            host=node.label,
+        )
 
 
 def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:

@@ -9,6 +9,9 @@ file, gateway chain)::
     node1 = nodes["node1"]        # behind the lab's bastion, as the inventory says
 
 Nodes behind the same gateway share one gateway node, hence one connection.
+
+``SshNode`` and ``LocalNode`` are importable from here too, as from upstream's
+``apssh.nodes``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from apssh_cli.inventory.targets import NodeSettings, build_nodes, inventory_tar
 from apssh_cli.output import Formatter
 from apssh_cli.ssh.node import LocalNode, SshNode
 
-__all__ = ["nodes_from_inventory"]
+__all__ = ["LocalNode", "SshNode", "nodes_from_inventory"]
 
 
 def nodes_from_inventory(

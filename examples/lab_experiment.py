@@ -28,6 +28,7 @@ from __future__ import annotations
 import sys
 from argparse import ArgumentParser
 from pathlib import Path
+from typing import Any
 
 # the Scheduler is asynciojobs' own, as in the upstream demos
 from asynciojobs import Scheduler
@@ -35,6 +36,7 @@ from asynciojobs import Scheduler
 from apssh_cli import (
     Capture,
     Deferred,
+    Formatter,
     Inventory,
     LocalNode,
     Pull,
@@ -53,7 +55,7 @@ from apssh_cli import (
 SCRIPT = Path(__file__).with_name("lab_experiment.sh")
 
 
-def lab_constants(inventory_path: str) -> dict[str, object]:
+def lab_constants(inventory_path: str) -> dict[str, Any]:
     """The connection constants an upstream script writes by hand, read from the lab's inventory."""
     inventory = Inventory.load([inventory_path])
     nodes = sorted(host.name for host in inventory.select("nodes"))
@@ -68,7 +70,15 @@ def lab_constants(inventory_path: str) -> dict[str, object]:
     }
 
 
-def one_run(constants, nodenames, samples, size, output, formatter, verbose=False):  # type: ignore[no-untyped-def]
+def one_run(
+    constants: dict[str, Any],
+    nodenames: list[str],
+    samples: int,
+    size: int,
+    output: Path,
+    formatter: Formatter,
+    verbose: bool = False,
+) -> bool:
     """Build one experiment's scheduler, run it, close its connections; True if all went well."""
     keys = load_private_keys([constants["key"]])
     output.mkdir(parents=True, exist_ok=True)
@@ -149,7 +159,7 @@ def one_run(constants, nodenames, samples, size, output, formatter, verbose=Fals
     topology_as_dotfile(scheduler, output / "topology.dot")
 
     scheduler.timeout = 120
-    ok = scheduler.orchestrate()
+    ok = bool(scheduler.orchestrate())
     if not ok:
         scheduler.debrief()
     close_ssh_in_scheduler(scheduler)

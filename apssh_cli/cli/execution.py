@@ -55,6 +55,7 @@ class ExecutionOptions:
     connect_retries: int = 0
     job_timeout: float | None = None
     verbose: bool = False
+    keepalive: float | None = None
 
 
 def execute(
@@ -87,6 +88,7 @@ async def run_targets(
             timeout=options.job_timeout,
             connect_retries=options.connect_retries,
             verbose=options.verbose,
+            keepalive=options.keepalive,
         ),
     )
     # nobody reads any more (`apssh ... | head`): stop, as ssh would on SIGPIPE

@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     TIMEOUT = 3  # some host timed out
     UNREACHABLE = 4  # some host unreachable, or refused (auth, host key)
     INTERRUPTED = 130  # Ctrl-C
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`apssh ... | head`)
 
 
 EXIT_STATUS_HELP = """\b
@@ -24,4 +25,6 @@ Exit status:
   3    some host timed out
   4    some host was unreachable or refused (authentication, host key)
   130  interrupted (Ctrl-C)
+  128+N  stopped by signal N (143: SIGTERM, 129: SIGHUP), handled like Ctrl-C;
+         141 when the reader of the output went away (apssh ... | head)
 The most severe status present wins (4 > 3 > 2)."""

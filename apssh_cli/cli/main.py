@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "pull": "apssh_cli.cli.transfer_cmd:pull",
     "inventory": "apssh_cli.cli.inventory_cmd:inventory",
     "lab": "apssh_cli.cli.lab_cmd:lab",
+    "recipe": "apssh_cli.cli.recipe_cmd:recipe",
 }
 DEFAULT_SUBCOMMAND = "run"
 SUBCOMMAND_HELP = {
@@ -34,6 +35,7 @@ SUBCOMMAND_HELP = {
     "pull": "Copy files from the selected hosts into LOCALDIR/<host>/.",
     "inventory": "List, graph, check an inventory, or show one host's settings.",
     "lab": "Start, inspect or remove a local testbed behind a bastion (Docker).",
+    "recipe": "Run, plan, check or graph an experiment written as a TOML recipe.",
 }
 
 
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         status = ExitCode.USAGE
     except BrokenPipeError:
         _quiet_broken_pipe()
-        status = ExitCode.USAGE
+        # as a shell reports a writer killed by SIGPIPE (`yes | head`): 1 would say "nothing ran"
+        status = ExitCode.BROKEN_PIPE
     except Exception as exc:  # an internal error: one line unless --debug
         if debug:
             traceback.print_exc()

@@ -118,6 +118,13 @@ _EXECUTION_OPTIONS = [
         "--timeout", help="Limit per command (or transfer); the remote process is terminated."
     ),
     click.option(
+        "--keepalive",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="SSH keepalive period; a host silent for 3 periods is unreachable "
+        "(default 15; 0: none).",
+    ),
+    click.option(
         "-w",
         "--window",
         type=Count(minimum=1),
@@ -179,6 +186,7 @@ class Plan:
     connect_retries: int
     verbose: bool
     dry_run: bool
+    keepalive: float | None = None
 
 
 def make_plan(params: Mapping[str, Any]) -> Plan:
@@ -228,6 +236,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         connect_retries=params["retries"],
         verbose=params["verbose"],
         dry_run=params["dry_run"],
+        keepalive=params.get("keepalive"),
     )
 
 
@@ -291,6 +300,12 @@ def run_plan(
         return ExitCode.OK
     from apssh_cli.cli.execution import ExecutionOptions, default_window, execute
     from apssh_cli.cli.render import Renderer
+    from apssh_cli.ssh.keys import check_key_files
+
+    # a key that cannot be used is one message before anything runs, not a failure per host
+    check_key_files(
+        file for target in plan.targets for hop in target.route for file in hop.identity_files
+    )
 
     renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
     try:
@@ -302,6 +317,7 @@ def run_plan(
                 window=plan.window or default_window(),
                 connect_retries=plan.connect_retries,
                 verbose=plan.verbose,
+                keepalive=plan.keepalive,
             ),
         )
     finally:
@@ -312,8 +328,19 @@ def host_fields(target: Target) -> dict[str, Any]:
     """The fields a transfer path may use: host variables, then {host} {hostname} {user} {port}."""
     host = target.host
     fields: dict[str, Any] = dict(host.vars)
-    fields.update(host=target.name, hostname=host.hostname, user=host.user or "", port=host.port)
+    fields.update(
+        host=_one_component(target.name),
+        hostname=_one_component(host.hostname),
+        user=_one_component(host.user or ""),
+        port=host.port,
+    )
     return fields
+
+
+def _one_component(value: str) -> str:
+    # a name used in a path stays one component: "a/../b" must not climb out of LOCALDIR
+    value = value.replace("/", "_")
+    return "_" * len(value) if value in (".", "..") else value
 
 
 def expand_path(template: str, target: Target, *, what: str) -> str:

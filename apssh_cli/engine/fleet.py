@@ -105,6 +105,8 @@ class FleetNodes:
         formatter: every node's sink (default: the nodes' default, ``host:line``).
         connect_retries: extra connection attempts when unreachable.
         verbose: nodes report connection and command events to the formatter.
+        keepalive: seconds between SSH keepalives (0: none); None: each host's
+            ``keepalive`` variable, else the node's default.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class FleetNodes:
         formatter: Formatter | None = None,
         connect_retries: int = 0,
         verbose: bool = False,
+        keepalive: float | None = None,
     ) -> None:
         self.targets = [as_target(spec) for spec in targets]
         nodes, created = build_nodes(
@@ -121,7 +124,10 @@ class FleetNodes:
             ssh_node=SshNode,
             local_node=LocalNode,
             settings=NodeSettings(
-                connect_retries=connect_retries, formatter=formatter, verbose=verbose
+                connect_retries=connect_retries,
+                formatter=formatter,
+                verbose=verbose,
+                keepalive=keepalive,
             ),
         )
         self._nodes: dict[str, Node] = nodes
@@ -216,6 +222,7 @@ class FleetOptions:
         keep_connections: do not close a host's connection when it is done
             (the caller releases them, or closes the FleetNodes).
         step: the step name carried by every output line (OutputEvent.step).
+        keepalive: seconds between SSH keepalives (0: none; None: the hosts' own).
     """
 
     window: int = DEFAULT_WINDOW_CAP
@@ -224,6 +231,7 @@ class FleetOptions:
     verbose: bool = False
     keep_connections: bool = False
     step: str | None = None
+    keepalive: float | None = None
 
 
 class OrderedWindow:
@@ -300,6 +308,7 @@ class FleetRun:
                 formatter=formatter,
                 connect_retries=options.connect_retries,
                 verbose=options.verbose,
+                keepalive=options.keepalive,
             )
         )
         self.jobs = {

@@ -280,7 +280,11 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
                     if status is Status.OK:
                         status = Status.FAILED
                     error = CommandFailedError(
-                        node.label, command.describe(), result.rc, result.stderr_tail
+                        node.label,
+                        command.describe(),
+                        result.rc,
+                        result.stderr_tail,
+                        message=command.failure_message(result),
                     )
                     outcome.error = error.message
                     if self.critical:

@@ -362,6 +362,7 @@ class NodeSettings:
     connect_retries: int = 0
     formatter: Any = None
     verbose: bool = False
+    keepalive: float | None = None  # --keepalive: wins over the hosts' `keepalive` variable
 
 
 def build_nodes(
@@ -445,4 +446,17 @@ def _node_kwargs(hop: Host, gateway: Any, settings: NodeSettings, *, label: str)
         kwargs["known_hosts"] = hop.known_hosts_policy
     if hop.connect_timeout is not None:
         kwargs["connect_timeout"] = hop.connect_timeout
+    keepalive = settings.keepalive if settings.keepalive is not None else _keepalive(hop)
+    if keepalive is not None:
+        kwargs["keepalive_interval"] = keepalive
     return kwargs
+
+
+def _keepalive(hop: Host) -> float | None:
+    """The host's ``keepalive`` variable: seconds between keepalives, 0 disables them."""
+    value = hop.vars.get("keepalive")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"host {hop.name}: keepalive must be a number of seconds >= 0")
+    return float(value)

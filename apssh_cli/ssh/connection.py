@@ -11,6 +11,7 @@ are never retried. :class:`SshNode <apssh_cli.ssh.node.SshNode>` holds the resul
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,20 +27,61 @@ from apssh_cli.ssh.keys import KeySpec, resolve_keys
 if TYPE_CHECKING:
     from apssh_cli.ssh.node import SshNode
 
+# what a channel may receive before the client acknowledges it: sized for the
+# bandwidth-delay product of a pull at 50 ms RTT (8 MiB / 50 ms = 160 MiB/s);
+# memory is used only when the data is not read as fast as it comes
+CHANNEL_WINDOW = 8 * 1024 * 1024
+# AES-GCM first: OpenSSL does it in one call per packet, where asyncssh's
+# chacha20-poly1305 (OpenSSH's first choice) takes several: measured, a 64 MiB push
+# costs the client about half the CPU. Unless ssh_config names its Ciphers.
+PREFERRED_CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+)
 _BACKOFF_FIRST = 0.5
+
+
+class _QuietLostWrites(logging.Filter):
+    """Drop asyncio's "socket.send() raised exception." warnings.
+
+    When a peer dies in the middle of a transfer, asyncssh flushes the packets it
+    has queued before it learns of the loss, and asyncio warns once per write
+    after the fifth. The loss itself is reported (the host is unreachable): the
+    warnings would only bury that one line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
+
+
+logging.getLogger("asyncio").addFilter(_QuietLostWrites())
 _BACKOFF_MAX = 8.0
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how to connect, after ~/.ssh/config."""
+    """Where and how to connect, after ~/.ssh/config.
+
+    ``config`` (the ssh_config file) is also handed to asyncssh, with ``alias``
+    (the name the user gave) so that it applies the options we do not look at
+    ourselves the way OpenSSH would; every value set here wins over the file.
+    """
 
     host: str
     port: int
     username: str | None
     identity_files: tuple[str, ...]
     gateway: SshNode | None
+    keepalive_interval: float = 0.0  # seconds; 0: no keepalives
+    keepalive_count_max: int = 3
+    config: Path | None = None
+    alias: str = ""
+    ciphers_configured: bool = False  # ssh_config says Ciphers: leave the choice to it
 
 
 @dataclass(frozen=True)
@@ -48,7 +90,7 @@ class Credentials:
 
     keys: Sequence[KeySpec] | None
     known_hosts: str
-    known_hosts_file: str | Path | None
+    known_hosts_file: hostkeys.KnownHostsFile
 
 
 class _Client(asyncssh.SSHClient):
@@ -112,7 +154,7 @@ async def open_connection(
         ConfigError: bad key file or known_hosts file.
     """
     client_keys = resolve_keys(credentials.keys, target.identity_files)
-    file = hostkeys.known_hosts_file(credentials.known_hosts_file)
+    file = credentials.known_hosts_file
     known_hosts: Any = None if credentials.known_hosts == hostkeys.OFF else file.load()
     client = _Client(credentials.known_hosts, file, on_lost)
     options: dict[str, Any] = {}
@@ -122,21 +164,27 @@ async def open_connection(
         options["agent_path"] = None
     elif client_keys.agent_path is not None:
         options["agent_path"] = client_keys.agent_path
+    if not target.ciphers_configured:
+        options["encryption_algs"] = list(PREFERRED_CIPHERS)
     where = f"{target.host}:{target.port}"
     if tunnel is not None:
         where += f" via {target.gateway.label if target.gateway else '?'}"
     log.debug("connecting to %s", where)
     try:
         conn = await asyncssh.connect(
-            target.host,
+            target.alias or target.host if target.config is not None else target.host,
             target.port,
+            # never asyncssh's own ProxyJump connections: gateways are nodes, shared
             tunnel=tunnel,
-            config=None,
+            config=[target.config] if target.config is not None else None,
             client_factory=lambda: client,
             # () lets asyncssh ask the agent; None would turn the agent off too
             client_keys=list(client_keys.keys) or (() if client_keys.use_agent else None),
             known_hosts=known_hosts,
             connect_timeout=connect_timeout,
+            keepalive_interval=target.keepalive_interval,
+            keepalive_count_max=target.keepalive_count_max,
+            window=CHANNEL_WINDOW,
             **options,
         )
     except asyncssh.HostKeyNotVerifiable as exc:

@@ -98,13 +98,14 @@ class _Snapshot:
 class KnownHostsFile:
     """One known_hosts file: parsed on demand (cached until it changes), appended to.
 
-    Get instances with :func:`known_hosts_file`, so nodes share them.
+    Nodes get theirs from their :class:`~apssh_cli.ssh.context.SshContext`, so
+    that the nodes of a run share one per file.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._snapshot: _Snapshot | None = None
-        self._lock = threading.Lock()  # one per file: instances are shared per path
+        self._lock = threading.Lock()  # one per instance; flock covers other instances
 
     def load(self) -> asyncssh.SSHKnownHosts:
         """The file's entries (empty if it does not exist).
@@ -186,17 +187,3 @@ class KnownHostsFile:
         with self.path.open("rb") as handle:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1) == b"\n"
-
-
-_FILES: dict[Path, KnownHostsFile] = {}
-_FILES_LOCK = threading.Lock()
-
-
-def known_hosts_file(path: str | Path | None = None) -> KnownHostsFile:
-    """The shared :class:`KnownHostsFile` for ``path`` (``~/.ssh/known_hosts`` by default)."""
-    resolved = Path(path if path is not None else DEFAULT_KNOWN_HOSTS).expanduser().absolute()
-    with _FILES_LOCK:
-        instance = _FILES.get(resolved)
-        if instance is None:
-            instance = _FILES[resolved] = KnownHostsFile(resolved)
-        return instance

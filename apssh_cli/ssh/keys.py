@@ -13,8 +13,9 @@ once per process (cached until its mtime changes).
 
 from __future__ import annotations
 
+import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 # an agent's key pair (upstream's load_agent_keys()) is a loaded key too
 LoadedKey = asyncssh.SSHKey | asyncssh.SSHKeyPair
 KeySpec = str | Path | LoadedKey
+_ENCRYPTED = "key file is encrypted and no ssh-agent runs (SSH_AUTH_SOCK): load it with ssh-add"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def read_key(path: str | Path) -> asyncssh.SSHKey:
     resolved = Path(path).expanduser()
     try:
         mtime = resolved.stat().st_mtime_ns
+        if not resolved.is_file():
+            raise ConfigError("key file is not a regular file", source=str(resolved))
     except OSError as exc:
         raise ConfigError(f"cannot read key file: {exc.strerror}", source=str(resolved)) from exc
     cached = _CACHE.get(resolved)
@@ -63,20 +67,54 @@ def read_key(path: str | Path) -> asyncssh.SSHKey:
     try:
         key = asyncssh.read_private_key(resolved)
     except asyncssh.KeyEncryptionError as exc:
-        raise ConfigError(
-            "key file is encrypted: load it in ssh-agent instead", source=str(resolved)
+        raise _EncryptedKeyError(
+            "key file is encrypted and no ssh-agent holds it (SSH_AUTH_SOCK): load it with ssh-add",
+            source=str(resolved),
         ) from exc
-    except (OSError, asyncssh.KeyImportError, ValueError) as exc:
-        raise ConfigError(f"not a usable private key: {exc}", source=str(resolved)) from exc
+    except asyncssh.KeyImportError as exc:
+        if "passphrase" in str(exc).lower():  # asyncssh's way to say "encrypted"
+            raise _EncryptedKeyError(_ENCRYPTED, source=str(resolved)) from exc
+        raise ConfigError(f"not a usable private key ({exc})", source=str(resolved)) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"not a usable private key ({exc})", source=str(resolved)) from exc
     _CACHE[resolved] = (mtime, key)
     return key
+
+
+def has_agent() -> bool:
+    """Whether an ssh-agent socket is there to ask (``SSH_AUTH_SOCK``)."""
+    path = os.environ.get("SSH_AUTH_SOCK")
+    return path is not None and path != "" and os.path.exists(path)
+
+
+def check_key_files(paths: Iterable[str | Path]) -> None:
+    """Check, before anything runs, that every explicit key file can be used.
+
+    A missing or unreadable file, a file that is not a private key, and an
+    encrypted key with no ssh-agent to hold it are refused; an encrypted key is
+    accepted when an agent runs (the agent's keys are then offered).
+
+    Raises:
+        ConfigError: the first unusable file (one message, naming it).
+    """
+    for path in dict.fromkeys(str(path) for path in paths):
+        try:
+            read_key(path)
+        except _EncryptedKeyError:
+            if not has_agent():
+                raise
+
+
+class _EncryptedKeyError(ConfigError):
+    """A passphrase-protected key file (usable only through an ssh-agent)."""
 
 
 def resolve_keys(keys: Sequence[KeySpec] | None, identity_files: Sequence[str] = ()) -> ClientKeys:
     """Decide which keys a connection offers.
 
     Args:
-        keys: explicit keys; when given, nothing else is offered.
+        keys: explicit keys; when given, nothing else is offered, but for the
+            agent's keys when one of them is an encrypted file and an agent runs.
         identity_files: IdentityFile entries from ~/.ssh/config (used when keys is None).
 
     Raises:
@@ -85,17 +123,26 @@ def resolve_keys(keys: Sequence[KeySpec] | None, identity_files: Sequence[str] =
     if keys is not None:
         if isinstance(keys, str | Path | asyncssh.SSHKey | asyncssh.SSHKeyPair):
             keys = [keys]
-        loaded = tuple(
-            key if isinstance(key, asyncssh.SSHKey | asyncssh.SSHKeyPair) else read_key(key)
-            for key in keys
-        )
+        loaded: list[LoadedKey] = []
+        use_agent = False
+        for key in keys:
+            if isinstance(key, asyncssh.SSHKey | asyncssh.SSHKeyPair):
+                loaded.append(key)
+                continue
+            try:
+                loaded.append(read_key(key))
+            except _EncryptedKeyError:
+                if not has_agent():
+                    raise
+                use_agent = True  # the agent may hold it: offer the agent's keys
         agents = {AGENT_KEYS.get(key) for key in loaded if isinstance(key, asyncssh.SSHKeyPair)}
-        if loaded and len(agents) == 1 and None not in agents:
+        only_agent = all(isinstance(key, asyncssh.SSHKeyPair) for key in loaded)
+        if loaded and only_agent and len(agents) == 1 and None not in agents:
             # only an agent's keys: asyncssh asks that agent itself, and closes its
             # connection to it (key pairs handed over would leave it open)
             (agent_path,) = agents
             return ClientKeys((), use_agent=True, agent_path=agent_path)
-        return ClientKeys(loaded, use_agent=False)
+        return ClientKeys(tuple(loaded), use_agent=use_agent)
     candidates = identity_files or DEFAULT_IDENTITIES
     found = []
     for candidate in candidates:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import shlex
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -34,12 +34,13 @@ from typing import Any, Protocol, Self
 
 import asyncssh
 
-from apssh_cli.errors import CommandTimeoutError, ConnectError, UnreachableError
+from apssh_cli.errors import CommandTimeoutError, ConfigError, ConnectError, UnreachableError
 from apssh_cli.log import host_logger
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.results import CommandResult
 from apssh_cli.ssh import hostkeys
 from apssh_cli.ssh.connection import Credentials, Target, open_connection, with_retries
+from apssh_cli.ssh.context import SshContext, default_context
 from apssh_cli.ssh.keys import KeySpec
 from apssh_cli.ssh.local_node import LocalNode
 from apssh_cli.ssh.node_helpers import ConnectedFlag, UpstreamNodeMixin, upstream_known_hosts
@@ -54,7 +55,7 @@ from apssh_cli.ssh.process import (
 )
 from apssh_cli.ssh.remote_wrapper import PidMarker, kill_group_script
 from apssh_cli.ssh.sftp import TransferError
-from apssh_cli.ssh.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, load_ssh_config
+from apssh_cli.ssh.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, lookup
 
 __all__ = [
     "LocalNode",
@@ -68,6 +69,13 @@ __all__ = [
 
 DEFAULT_PORT = 22
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# a silent peer is declared unreachable after KEEPALIVE_COUNT_MAX keepalives
+# sent KEEPALIVE_INTERVAL seconds apart went unanswered (about 45 s)
+DEFAULT_KEEPALIVE_INTERVAL = 15.0
+DEFAULT_KEEPALIVE_COUNT_MAX = 3
+# a command with a timeout is ended by the node itself this long after it, in
+# case the client could not do it (connection lost, client killed)
+REMOTE_GRACE = 5.0
 
 
 class NodeLike(Protocol):
@@ -122,9 +130,16 @@ class SshNode(UpstreamNodeMixin):
 
     An empty ``keys`` (upstream's ``load_agent_keys()`` with no agent) means the
     default keys, as upstream does.
+        keepalive_interval: seconds between SSH keepalives when the peer is
+            silent; 0 disables them. None: ``ServerAliveInterval`` of the
+            ssh_config, else 15.
+        keepalive_count_max: unanswered keepalives before the host is declared
+            unreachable. None: ``ServerAliveCountMax``, else 3.
+        context: the :class:`~apssh_cli.ssh.context.SshContext` whose jump nodes
+            and known_hosts files this node shares; None: the running loop's.
 
     Raises:
-        ConfigError: an unknown known_hosts policy.
+        ConfigError: an unknown known_hosts policy, a negative keepalive setting.
     """
 
     def __init__(
@@ -145,6 +160,9 @@ class SshNode(UpstreamNodeMixin):
         ssh_config: str | Path | None = DEFAULT_SSH_CONFIG,
         timeout: float | None = None,
         debug: bool = False,
+        keepalive_interval: float | None = None,
+        keepalive_count_max: int | None = None,
+        context: SshContext | None = None,
     ) -> None:
         # upstream apssh's spellings: known_hosts=<file>, timeout=, debug=
         known_hosts, known_hosts_file = upstream_known_hosts(known_hosts, known_hosts_file)
@@ -166,13 +184,18 @@ class SshNode(UpstreamNodeMixin):
         self.verbose = verbose
         self.label = label if label is not None else hostname
         self.ssh_config = ssh_config
+        self.keepalive_interval = _non_negative("keepalive_interval", keepalive_interval)
+        self.keepalive_count_max = _non_negative("keepalive_count_max", keepalive_count_max)
+        self.context = context
         self._follow_proxyjump = True
         self._target: Target | None = None
+        self._log = host_logger(self.label)
+        # connection state, bound to one event loop (see _bind_loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._sftp: asyncssh.SFTPClient | None = None
         self._sftp_lock = asyncio.Lock()
-        self._log = host_logger(self.label)
 
     def __repr__(self) -> str:
         via = f" via {self.gateway.label}" if self.gateway is not None else ""
@@ -197,24 +220,41 @@ class SshNode(UpstreamNodeMixin):
         return ConnectedFlag(self._conn is not None)
 
     def resolve(self) -> Target:
-        """Apply ~/.ssh/config (read once per process) to the given settings."""
+        """Apply the ssh_config file (read once per node) to the given settings.
+
+        Raises:
+            ConfigError: the ssh_config file cannot be read or parsed.
+        """
         if self._target is None:
             config = (
-                load_ssh_config(self.ssh_config).lookup(self.hostname)
+                lookup(self.ssh_config, self.hostname, user=self.username, port=self.port)
                 if self.ssh_config is not None
                 else HostConfig()
             )
             gateway = self.gateway
             if gateway is None and self._follow_proxyjump and config.proxy_jump:
                 gateway = self._jump_chain(config.proxy_jump)
+            interval = _first(self.keepalive_interval, config.keepalive_interval)
+            count = _first(self.keepalive_count_max, config.keepalive_count_max)
             self._target = Target(
                 host=config.hostname or self.hostname,
                 port=self.port or config.port or DEFAULT_PORT,
                 username=self.username or config.user,
                 identity_files=config.identity_files,
                 gateway=gateway,
+                keepalive_interval=_first(interval, DEFAULT_KEEPALIVE_INTERVAL),
+                keepalive_count_max=int(_first(count, DEFAULT_KEEPALIVE_COUNT_MAX)),
+                config=_existing(self.ssh_config),
+                alias=self.hostname,
+                ciphers_configured=config.ciphers is not None,
             )
         return self._target
+
+    def _context(self) -> SshContext:
+        if self.context is None:
+            # the running loop's, kept for the node's life: its jump nodes stay shared
+            self.context = default_context()
+        return self.context
 
     @property
     def effective_gateway(self) -> SshNode | None:
@@ -228,6 +268,18 @@ class SshNode(UpstreamNodeMixin):
         assert previous is not None
         return previous
 
+    def _bind_loop(self) -> None:
+        """Start afresh under a new event loop: a connection or lock of another loop is dead."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                self._log.debug("used under a new event loop: connection state reset")
+            self._loop = loop
+            self._conn = None
+            self._sftp = None
+            self._lock = asyncio.Lock()
+            self._sftp_lock = asyncio.Lock()
+
     async def connect(self) -> None:
         """Open the connection if needed (idempotent, safe to call concurrently).
 
@@ -237,6 +289,7 @@ class SshNode(UpstreamNodeMixin):
             HostKeyRefusedError: the host key is unknown (strict) or changed.
             ConfigError: bad ~/.ssh/config, key file or known_hosts file.
         """
+        self._bind_loop()
         if self._conn is not None:
             return
         async with self._lock:
@@ -264,10 +317,11 @@ class SshNode(UpstreamNodeMixin):
                     self.label, f"gateway {target.gateway.label}: {exc.message}"
                 ) from exc
             tunnel = target.gateway._conn
+        file = self._context().known_hosts_file(self.known_hosts_file)
         return await open_connection(
             self.label,
             target,
-            Credentials(self.keys, self.known_hosts, self.known_hosts_file),
+            Credentials(self.keys, self.known_hosts, file),
             tunnel=tunnel,
             connect_timeout=self.connect_timeout,
             on_lost=self._forget_connection,
@@ -280,6 +334,8 @@ class SshNode(UpstreamNodeMixin):
 
     async def close(self) -> None:
         """Close the connection (not the gateway's); the node can connect again later."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self._bind_loop()  # a connection of another loop: that loop closed it
         conn, self._conn = self._conn, None
         sftp, self._sftp = self._sftp, None
         if sftp is not None:
@@ -311,10 +367,12 @@ class SshNode(UpstreamNodeMixin):
         ``formatter`` replaces the node's for this command (a capture);
         ``x11`` asks for X11 forwarding.
 
-        Its stdin is closed at once. On timeout or cancellation its process group
+        Its stdin is /dev/null. On timeout or cancellation its process group
         is terminated (TERM, then KILL) and the call returns once it is gone; if
         that comes before its pid is known, apssh first waits (bounded) for the
-        pid (see :mod:`~apssh_cli.ssh.remote_wrapper`).
+        pid (see :mod:`~apssh_cli.ssh.remote_wrapper`). The node ends the command
+        by itself if the session disappears, and ``REMOTE_GRACE`` seconds after
+        ``timeout`` if the client could not.
 
         Raises:
             CommandTimeoutError: it ran past ``timeout``.
@@ -325,7 +383,9 @@ class SshNode(UpstreamNodeMixin):
         if verbose:
             formatter.command_started(self.label, display)
         marker = PidMarker()
-        process = await self._start_process(conn, marker.wrap(command), marker, x11)
+        deadline = None if timeout is None else timeout + REMOTE_GRACE
+        wrapped = marker.wrap(command, deadline=deadline)
+        process = await self._start_process(conn, wrapped, marker, x11)
 
         async def wait() -> int:
             await process.wait(check=False)
@@ -350,7 +410,7 @@ class SshNode(UpstreamNodeMixin):
         except CommandTimeoutError:
             raise  # also an OSError (TimeoutError): not a lost connection
         except (asyncssh.Error, OSError) as exc:
-            raise UnreachableError(self.label, f"connection lost: {exc}") from exc
+            raise UnreachableError(self.label, self._lost(exc)) from exc
         finally:
             process.close()
         if verbose:
@@ -364,7 +424,7 @@ class SshNode(UpstreamNodeMixin):
         marker: PidMarker,
         x11: bool = False,
     ) -> asyncssh.SSHClientProcess[bytes]:
-        """Open a session running ``wrapped``, its stdin closed.
+        """Open a session running ``wrapped`` (its stdin stays open: the wrapper watches it).
 
         Cancelled meanwhile, the command is terminated once the session is open.
         """
@@ -411,13 +471,26 @@ class SshNode(UpstreamNodeMixin):
         except TimeoutError:
             process.close()
 
+    def _lost(self, exc: BaseException) -> str:
+        """The message of a connection lost under a command or transfer."""
+        reason = exc.reason if isinstance(exc, asyncssh.Error) else str(exc)
+        if "keepalive" in reason:
+            target = self.resolve()
+            return (
+                f"connection lost: no answer to {target.keepalive_count_max} keepalives "
+                f"sent {target.keepalive_interval:g}s apart"
+            )
+        if not reason or reason.lower().rstrip(".") == "connection lost":
+            return "connection lost"
+        return f"connection lost: {reason}"
+
     async def _capture(self, command: str, timeout: float | None = 30.0) -> tuple[int, str, str]:
         """Run a helper command quietly; return (rc, stdout, stderr)."""
         conn = await self._connection()
         try:
             done = await asyncio.wait_for(conn.run(command, check=False), timeout)
         except (asyncssh.Error, OSError) as exc:
-            raise UnreachableError(self.label, f"connection lost: {exc}") from exc
+            raise UnreachableError(self.label, self._lost(exc)) from exc
         out = done.stdout if isinstance(done.stdout, str) else ""
         err = done.stderr if isinstance(done.stderr, str) else ""
         return (255 if done.returncode is None else done.returncode), out, err
@@ -466,50 +539,73 @@ class SshNode(UpstreamNodeMixin):
 
     async def sftp_client(self) -> asyncssh.SFTPClient:
         """The node's SFTP session (opened once, on first use), for :mod:`apssh_cli.ssh.sftp`."""
-        conn = await self._connection()
+        conn = await self._connection()  # binds the node to this loop
         async with self._sftp_lock:
             if self._sftp is None:
                 try:
                     self._sftp = await conn.start_sftp_client()
                 except (asyncssh.Error, OSError) as exc:
-                    raise UnreachableError(self.label, f"cannot start SFTP: {exc}") from exc
+                    raise UnreachableError(
+                        self.label, f"cannot start SFTP: {self._lost(exc)}"
+                    ) from exc
             return self._sftp
 
 
 async def _open_session(
     conn: asyncssh.SSHClientConnection, wrapped: str, x11: bool = False
 ) -> asyncssh.SSHClientProcess[bytes]:
-    """Start ``wrapped`` with no input: its stdin gets end-of-file at once."""
+    """Start ``wrapped``; no end-of-file on its stdin: that would tell the wrapper we left."""
     extra: dict[str, Any] = {"x11_forwarding": True} if x11 else {}
-    process = await conn.create_process(wrapped, encoding=None, **extra)
-    with suppress(asyncssh.Error, OSError):
-        process.stdin.write_eof()
-    return process
+    return await conn.create_process(wrapped, encoding=None, **extra)
 
 
 SshProxy = SshNode
 """Upstream apssh's name for a node (its SshNode differs only by defaults)."""
 
 
-# jump nodes built from ProxyJump are shared, so nodes behind the same jump host
-# share its connection too
-_JUMP_NODES: dict[tuple[Any, ...], SshNode] = {}
+def _non_negative(name: str, value: float | int | None) -> Any:
+    if value is not None and not value >= 0:  # also refuses nan
+        raise ConfigError(f"{name} must be 0 or more, not {value!r}")
+    return value
+
+
+def _existing(path: str | Path | None) -> Path | None:
+    # a missing ssh_config is no config (as with ssh); asyncssh would fail on it
+    if path is None:
+        return None
+    resolved = Path(path).expanduser()
+    return resolved if resolved.exists() else None
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
+
+
+def _key_identity(key: KeySpec) -> Hashable:
+    # paths by name; loaded keys by their public half (an SSHKey is not hashable)
+    if isinstance(key, str | Path):
+        return str(Path(key).expanduser())
+    return key.public_data
 
 
 def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshNode:
-    keys_id = None if origin.keys is None else tuple(id(key) for key in origin.keys)
+    """The shared node for one ProxyJump hop of ``origin`` (in origin's context)."""
+    keys = None if origin.keys is None else tuple(_key_identity(key) for key in origin.keys)
     key = (
         hop.host,
         hop.user,
         hop.port,
-        id(previous),
+        previous,  # the node itself (hashed by identity, and kept alive by the key)
         origin.known_hosts,
-        origin.known_hosts_file,
-        origin.ssh_config,
-        keys_id,
+        str(origin.known_hosts_file),
+        str(origin.ssh_config),
+        keys,
+        origin.connect_timeout,
+        origin.keepalive_interval,
+        origin.keepalive_count_max,
     )
-    node = _JUMP_NODES.get(key)
-    if node is None:
+
+    def make() -> SshNode:
         node = SshNode(
             hop.host,
             username=hop.user,
@@ -521,10 +617,15 @@ def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshN
             connect_timeout=origin.connect_timeout,
             formatter=origin.formatter,
             ssh_config=origin.ssh_config,
+            keepalive_interval=origin.keepalive_interval,
+            keepalive_count_max=origin.keepalive_count_max,
+            context=context,
         )
         node._follow_proxyjump = False  # a jump host's own ProxyJump would loop
-        _JUMP_NODES[key] = node
-    return node
+        return node
+
+    context = origin._context()
+    return context.jump_node(key, make)
 
 
 # ---------------------------------------------------------------------- closing

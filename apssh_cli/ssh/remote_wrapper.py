@@ -12,11 +12,24 @@ command may thus run before the client has read its pid; a command cancelled or
 timed out in that moment is not lost: the client goes on reading its output
 (:meth:`PidMarker.await_pid`, bounded) until the pid line arrives, then kills the
 group. Output that ends without a pid line means the command has ended already.
+
+Nothing outlives its session: before the exec, the wrapper leaves a watcher in
+the command's process group. The command's stdin is /dev/null; the watcher
+holds the channel's stdin instead, which the client never closes while the
+command runs. End of file there means the session is gone (the client closed
+it, was killed, or its connection dropped and sshd noticed): if the command is
+still running, the watcher ends its process group (TERM, then KILL). With a
+``deadline`` it also ends the group that many seconds after the start, even
+when nobody is connected any more. A command that ends normally takes the
+watcher with it as soon as the client closes the channel, so background
+processes the command started on purpose (``nohup server &``) are left alone.
+The watcher costs two or three forks on the node, no round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable
@@ -43,11 +56,17 @@ class PidMarker:
         # one reader at a time until the marker is seen: the output pump, or await_pid
         self._lock = asyncio.Lock()
 
-    def wrap(self, command: str) -> str:
-        """The wrapper command line for ``command`` (given to the login shell)."""
+    def wrap(self, command: str, *, deadline: float | None = None) -> str:
+        """The wrapper command line for ``command`` (given to the login shell).
+
+        Args:
+            command: what the user's shell runs.
+            deadline: seconds after which the node itself ends the command's group.
+        """
         return (
-            f"printf '%s %s\\n' {self.token} \"$$\"; "
-            f'exec "${{SHELL:-/bin/sh}}" -c {shlex.quote(command)}'
+            f"printf '%s %s\\n' {self.token} \"$$\"; exec 3<&0; "
+            f"( {_watcher(deadline)} ) >/dev/null 2>&1 </dev/null & exec 3<&-; "
+            f'exec "${{SHELL:-/bin/sh}}" -c {shlex.quote(command)} </dev/null'
         )
 
     def reader(self, read: Reader) -> Reader:
@@ -109,6 +128,22 @@ class PidMarker:
         passed, self._buffer = self._buffer, b""
         self.seen = True
         return passed
+
+
+# the watcher ignores TERM: it outlives the TERM it sends to its own group, then KILLs
+_END_GROUP = "kill -0 $$ 2>/dev/null && { kill -s TERM -- -$$; sleep 1; kill -s KILL -- -$$; }"
+
+
+def _watcher(deadline: float | None) -> str:
+    """The watcher's script: wait for the session's end (stdin on fd 3) or the deadline."""
+    if deadline is None:
+        return f"trap '' TERM HUP INT; while read -r _ <&3; do :; done; {_END_GROUP}"
+    seconds = max(1, math.ceil(deadline))
+    return (
+        f"trap '' TERM HUP INT; sleep {seconds} & s=$!; "
+        f"( while read -r _; do :; done <&3; kill -s KILL $s ) & exec 3<&-; "
+        f"wait $s; {_END_GROUP}"
+    )
 
 
 def kill_group_script(pid: int) -> str:

@@ -1,37 +1,74 @@
-"""SFTP transfers for Push and Pull: binary-safe, never a truncated file under its name.
+"""SFTP transfers for Push and Pull: pipelined, binary-safe, never a truncated file under its name.
 
 Every file is written under a temporary name next to its target (on the node for
-a push, locally for a pull) and renamed when complete. SFTP and OS errors become
-:class:`TransferError`, which the commands report as a failed command (rc 1).
+a push, locally for a pull) and renamed when complete. Each file moves in blocks
+of up to :data:`BLOCK_SIZE` with up to :data:`MAX_REQUESTS` requests in flight,
+so a transfer is not bound by the round trip time. Every request is awaited or
+its error consumed, so a failure leaves no "Task exception was never retrieved".
+
+Errors: a connection lost in the middle is an
+:class:`~apssh_cli.errors.UnreachableError` (the host, like a lost command); a
+full filesystem on the node, a missing file, a refused path are a
+:class:`TransferError`, which the commands report as a failed transfer (rc 1).
+
+A recursive pull copies what the node lists in a directory, each name checked:
+a name with a ``/``, ``.`` or ``..`` is refused, so nothing is written outside
+the destination. A symbolic link to a file is copied as a file (its content);
+a symbolic link to a directory is not followed (it could lead anywhere, even
+back into the tree): it is skipped, with a warning in the log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import posixpath
 import secrets
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
+from apssh_cli.errors import UnreachableError
+from apssh_cli.log import host_logger
 from apssh_cli.ssh.process import shielded_cleanup
+
+# one request's payload, at most (OpenSSH's sftp-server takes 255 KiB per request)
+BLOCK_SIZE = 256 * 1024
+# requests in flight per file: 64 x 255 KiB covers a 1 Gbit/s path at 50 ms RTT
+MAX_REQUESTS = 64
 
 
 class TransferError(Exception):
-    """A Push or Pull could not complete (reported as a failed command, rc 1)."""
+    """A Push or Pull could not complete (reported as a failed transfer, rc 1)."""
+
+
+_LOST = (
+    asyncssh.ConnectionLost,
+    asyncssh.DisconnectError,
+    asyncssh.SFTPConnectionLost,
+    asyncssh.SFTPNoConnection,
+    asyncssh.ChannelOpenError,
+    ConnectionError,  # BrokenPipeError, ConnectionResetError...
+)
 
 
 @contextmanager
-def _transfer_errors() -> Iterator[None]:
+def _transfer_errors(host: str) -> Iterator[None]:
     try:
         yield
+    except _LOST as exc:
+        raise UnreachableError(host, "connection lost during the transfer") from exc
     except asyncssh.SFTPError as exc:
-        raise TransferError(f"sftp: {exc.reason}") from exc
+        raise TransferError(exc.reason or type(exc).__name__) from exc
+    except asyncssh.Error as exc:  # the session itself failed
+        raise UnreachableError(host, f"transfer failed: {exc.reason}") from exc
     except OSError as exc:
-        raise TransferError(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise TransferError(f"{where}{exc.strerror or exc}") from exc
 
 
 async def push(
@@ -41,13 +78,16 @@ async def push(
     *,
     recurse: bool = False,
     preserve: bool = False,
+    host: str = "",
 ) -> None:
     """Copy local files (or trees) to ``remotepath``; several need a remote directory.
 
     Raises:
-        TransferError: a missing source, a directory without ``recurse``, an SFTP error.
+        TransferError: a missing source, a directory without ``recurse``, an SFTP
+            error (a full filesystem is said as such).
+        UnreachableError: the connection was lost.
     """
-    with _transfer_errors():
+    with _transfer_errors(host):
         into_dir = await sftp.isdir(remotepath)
         if len(localpaths) > 1 and not into_dir:
             raise TransferError(f"{remotepath}: not a directory on the node")
@@ -70,6 +110,7 @@ async def pull(
     *,
     recurse: bool = False,
     preserve: bool = False,
+    host: str = "",
 ) -> None:
     """Copy files (or trees) from the node to ``localpath``, creating missing local directories.
 
@@ -79,9 +120,11 @@ async def pull(
 
     Raises:
         TransferError: a missing source, a directory without ``recurse``, a
-            local path that is not a directory where one is needed, an SFTP error.
+            local path that is not a directory where one is needed, an SFTP error,
+            a name in a remote directory that would lead outside the destination.
+        UnreachableError: the connection was lost.
     """
-    with _transfer_errors():
+    with _transfer_errors(host):
         wants_dir = len(remotepaths) > 1 or str(localpath).endswith(("/", os.sep))
         localpath = Path(localpath)
         if wants_dir and not localpath.is_dir():
@@ -91,13 +134,62 @@ async def pull(
         into_dir = localpath.is_dir()
         for remote in remotepaths:
             name = posixpath.basename(remote.rstrip("/")) or remote
-            target = localpath / name if into_dir else localpath
+            target = localpath / _safe_name(name) if into_dir else localpath
             if await sftp.isdir(remote):
                 if not recurse:
                     raise TransferError(f"{remote}: is a directory (use recurse)")
-                await _pull_tree(sftp, remote, target, preserve)
+                await _pull_tree(sftp, remote, target, preserve, host)
             else:
                 await _pull_file(sftp, remote, target, preserve)
+
+
+def _safe_name(name: str) -> str:
+    """A name from the node, as one local path component; refuse anything else."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name or os.sep in name:
+        raise TransferError(f"refusing the remote name {name!r}: not a plain file name")
+    return name
+
+
+# ------------------------------------------------------------------ pipelining
+
+
+async def _pipeline(requests: Iterator[Awaitable[Any]], depth: int = MAX_REQUESTS) -> None:
+    """Await the requests with up to ``depth`` in flight; stop at the first error.
+
+    Every request is awaited, also after an error, and every error consumed.
+    """
+    pending: set[asyncio.Future[Any]] = set()
+    try:
+        while True:
+            if len(pending) >= depth:  # room first: no request is made that is not awaited
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                _raise_first(done)
+            request = next(requests, None)
+            if request is None:
+                break
+            pending.add(asyncio.ensure_future(request))
+        if pending:
+            done, pending = await asyncio.wait(pending)
+            _raise_first(done)
+    finally:
+        for future in pending:
+            future.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _raise_first(done: set[asyncio.Future[Any]]) -> None:
+    errors = [exc for future in done if (exc := future.exception()) is not None]
+    if errors:
+        raise errors[0]
+
+
+def _block_size(sftp: asyncssh.SFTPClient, write: bool) -> int:
+    limit = sftp.limits.max_write_len if write else sftp.limits.max_read_len
+    return min(BLOCK_SIZE, limit) if limit else BLOCK_SIZE
+
+
+# ------------------------------------------------------------------ push
 
 
 async def _push_tree(sftp: asyncssh.SFTPClient, root: Path, target: str, preserve: bool) -> None:
@@ -110,15 +202,13 @@ async def _push_tree(sftp: asyncssh.SFTPClient, root: Path, target: str, preserv
                 sftp, Path(directory, name), posixpath.join(remote_dir, name), preserve
             )
     if preserve:
-        info = root.stat()
-        await sftp.setstat(
-            target,
-            asyncssh.SFTPAttrs(
-                permissions=stat.S_IMODE(info.st_mode),
-                atime=int(info.st_atime),
-                mtime=int(info.st_mtime),
-            ),
-        )
+        await sftp.setstat(target, _attrs(root.stat()))
+
+
+def _attrs(info: os.stat_result) -> asyncssh.SFTPAttrs:
+    return asyncssh.SFTPAttrs(
+        permissions=stat.S_IMODE(info.st_mode), atime=int(info.st_atime), mtime=int(info.st_mtime)
+    )
 
 
 def _temp_name(name: str) -> str:
@@ -128,8 +218,14 @@ def _temp_name(name: str) -> str:
 async def _push_file(sftp: asyncssh.SFTPClient, local: Path, target: str, preserve: bool) -> None:
     directory, name = posixpath.split(target)
     temporary = posixpath.join(directory, _temp_name(name))
+    info = local.stat()
     try:
-        await sftp.put(str(local), temporary, preserve=preserve)
+        try:
+            await _upload(sftp, local, temporary, info)
+        except asyncssh.SFTPFailure as exc:
+            raise TransferError(await _why_failed(sftp, directory or ".", exc)) from exc
+        if preserve:
+            await sftp.setstat(temporary, _attrs(info))
         try:
             await sftp.posix_rename(temporary, target)
         except asyncssh.SFTPOpUnsupported:
@@ -142,33 +238,112 @@ async def _push_file(sftp: asyncssh.SFTPClient, local: Path, target: str, preser
         raise
 
 
+async def _upload(
+    sftp: asyncssh.SFTPClient, local: Path, remote: str, info: os.stat_result
+) -> None:
+    block = _block_size(sftp, write=True)
+    # the new file gets the local file's permission bits (less the remote umask), as scp does
+    attrs = asyncssh.SFTPAttrs(permissions=stat.S_IMODE(info.st_mode))
+    # block_size=0: one request per call (asyncssh would make a task per block that a
+    # cancellation leaves behind); the pipelining is _pipeline's
+    async with sftp.open(remote, "wb", attrs, block_size=0) as handle:
+        with local.open("rb") as source:
+
+            def writes() -> Iterator[Awaitable[int]]:
+                offset = 0
+                while data := source.read(block):
+                    yield handle.write(data, offset)
+                    offset += len(data)
+
+            await _pipeline(writes())
+
+
+async def _why_failed(sftp: asyncssh.SFTPClient, directory: str, exc: asyncssh.SFTPError) -> str:
+    """OpenSSH says only "Failure" for a full disk: look at the free space."""
+    with suppress(asyncssh.Error, OSError):
+        space = await sftp.statvfs(directory)
+        if space.bavail == 0 or space.favail == 0:
+            return f"no space left on the node's filesystem ({directory})"
+    return exc.reason or "failure"
+
+
 async def _quiet_remove(sftp: asyncssh.SFTPClient, path: str) -> None:
-    with suppress(asyncssh.SFTPError, OSError):
+    with suppress(asyncssh.Error, OSError):
         await sftp.remove(path)
+
+
+# ------------------------------------------------------------------ pull
 
 
 async def _pull_file(sftp: asyncssh.SFTPClient, remote: str, target: Path, preserve: bool) -> None:
     temporary = target.parent / _temp_name(target.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        await sftp.get(remote, str(temporary), preserve=preserve)
+        attrs = await _download(sftp, remote, temporary)
+        if preserve:
+            if attrs.permissions is not None:
+                os.chmod(temporary, stat.S_IMODE(attrs.permissions))
+            if attrs.atime is not None and attrs.mtime is not None:
+                os.utime(temporary, (attrs.atime, attrs.mtime))
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-async def _pull_tree(sftp: asyncssh.SFTPClient, remote: str, target: Path, preserve: bool) -> None:
+async def _download(sftp: asyncssh.SFTPClient, remote: str, local: Path) -> asyncssh.SFTPAttrs:
+    block = _block_size(sftp, write=False)
+    async with sftp.open(remote, "rb", block_size=0) as handle:
+        attrs = await handle.stat()
+        size = attrs.size or 0
+        # O_EXCL: the temporary name is new; never follow a link planted there
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as sink:
+
+            async def read(offset: int) -> bytes:
+                data = await handle.read(block, offset)
+                return data if isinstance(data, bytes) else data.encode()
+
+            async def fetch(offset: int) -> None:
+                data = await read(offset)
+                sink.seek(offset)
+                sink.write(data)
+                if len(data) < block and offset + len(data) < size:
+                    # a short read: ask for the rest of this block
+                    await fetch(offset + len(data))
+
+            await _pipeline(fetch(offset) for offset in range(0, size, block))
+            # the file may have grown since stat: read on until end of file
+            offset = size
+            while data := await read(offset):
+                sink.seek(offset)
+                sink.write(data)
+                offset += len(data)
+    return attrs
+
+
+async def _pull_tree(
+    sftp: asyncssh.SFTPClient, remote: str, target: Path, preserve: bool, host: str
+) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for entry in await sftp.readdir(remote):
         name = entry.filename if isinstance(entry.filename, str) else entry.filename.decode()
         if name in (".", ".."):
             continue
+        local = target / _safe_name(name)
         source = posixpath.join(remote, name)
-        if await sftp.isdir(source):
-            await _pull_tree(sftp, source, target / name, preserve)
+        kind = entry.attrs.type
+        if kind == asyncssh.FILEXFER_TYPE_SYMLINK:
+            if await sftp.isdir(source):
+                host_logger(host).warning("not following %s: a link to a directory", source)
+                continue
+            kind = asyncssh.FILEXFER_TYPE_REGULAR
+        if kind == asyncssh.FILEXFER_TYPE_DIRECTORY:
+            await _pull_tree(sftp, source, local, preserve, host)
+        elif kind == asyncssh.FILEXFER_TYPE_REGULAR:
+            await _pull_file(sftp, source, local, preserve)
         else:
-            await _pull_file(sftp, source, target / name, preserve)
+            host_logger(host).warning("skipping %s: not a file or a directory", source)
     if preserve:
         attrs = await sftp.stat(remote)
         if attrs.permissions is not None:

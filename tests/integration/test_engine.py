@@ -155,9 +155,9 @@ def test_keep_connections_then_release(topology: Topology) -> None:
         (gateway,) = nodes.gateways(names[0])
         for name in names[:-1]:
             await nodes.release(name)
-        gateway_while_one_left = gateway.is_connected
+        gateway_while_one_left = bool(gateway.is_connected)  # a flag, also callable
         await nodes.release(names[-1])
-        return kept, still, gateway_while_one_left, gateway.is_connected
+        return kept, still, gateway_while_one_left, bool(gateway.is_connected)
 
     kept, still, one_left, at_end = asyncio.run(asyncio.wait_for(scenario(), GUARD))
     assert kept == still == [True] * len(names)
@@ -275,3 +275,70 @@ def test_upstream_scheduler_window_with_failing_and_unreachable_hosts(
     assert [job.outcome.rc for job in failing] == [3] * len(internal)
     assert after.outcome.status is Status.OK
     assert capture.lines(internal[0].label)[-1] == "after"
+
+
+def sshd_sessions(topology: Topology, endpoint: object) -> int:
+    """sshd processes of a container that are not its listener: one or two per session."""
+    _, out = topology.exec(endpoint, "ps -eo args | grep -c '^sshd[-a-z]*: [^/]' || true")  # type: ignore[arg-type]
+    return int(out.strip() or 0)
+
+
+def test_the_server_sees_each_connection_closed_before_the_next_host_starts(
+    topology: Topology,
+) -> None:
+    import time
+
+    inventory = Inventory.load([topology.inventory])
+    endpoints = {ep.name: ep for ep in topology.direct}
+    names = list(endpoints)
+    targets = [inventory_target(inventory, name) for name in names]
+    open_when_next_started: dict[str, int] = {}
+
+    class ServerSide:
+        previous: str | None = None
+
+        def host_started(self, name: str) -> None:
+            if self.previous is not None:
+                # the previous host is done: its sshd session must go (allow it a moment)
+                deadline = time.monotonic() + 20
+                while (count := sshd_sessions(topology, endpoints[self.previous])) and (
+                    time.monotonic() < deadline
+                ):
+                    time.sleep(0.2)
+                open_when_next_started[self.previous] = count
+            self.previous = name
+
+        def host_done(self, result: HostResult) -> None:
+            pass
+
+    run = FleetRun(
+        targets,
+        "true",
+        formatter=CaptureFormatter(),
+        options=FleetOptions(window=1),
+        observer=ServerSide(),
+    )
+    results = asyncio.run(asyncio.wait_for(run.run(), GUARD))
+    assert [r.status for r in results] == [Status.OK] * len(names)
+    assert open_when_next_started == dict.fromkeys(names[:-1], 0)
+    # and the count does see a session that is open: kept, then released
+    kept = FleetRun(
+        targets[:1],
+        "true",
+        formatter=CaptureFormatter(),
+        options=FleetOptions(keep_connections=True),
+    )
+
+    async def keep_then_release() -> tuple[int, int]:
+        await kept.run()
+        during = sshd_sessions(topology, endpoints[names[0]])
+        await kept.nodes.release(names[0])
+        deadline = time.monotonic() + 20
+        while (after := sshd_sessions(topology, endpoints[names[0]])) and (
+            time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.2)
+        return during, after
+
+    during, after = asyncio.run(asyncio.wait_for(keep_then_release(), GUARD))
+    assert during >= 1 and after == 0

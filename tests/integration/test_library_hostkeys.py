@@ -17,7 +17,6 @@ from apssh_cli.lab import Endpoint, KeyPair, Topology
 from apssh_cli.output import CaptureFormatter
 from apssh_cli.results import Status
 from apssh_cli.ssh.node import SshNode, close_nodes
-from apssh_cli.ssh.sshconfig import clear_ssh_config_cache
 
 pytestmark = pytest.mark.integration
 
@@ -195,7 +194,6 @@ def test_ssh_config_hostname_user_port_identityfile_proxyjump(
         f"    User root\n"
         f"    IdentityFile {ssh_keypair.private_path}\n"
     )
-    clear_ssh_config_cache()
     node = SshNode(
         "lab-node",
         ssh_config=config,

@@ -55,9 +55,8 @@ def unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-# known and temporary: the single-file lab.py generates keys with asyncssh (the lab/
-# subpackage that replaces it does not); harmless once lab.py is gone
-EXCEPTIONS = {("asyncssh", "apssh_cli.lab")}
+# (dependency, module) pairs allowed against the rules: none
+EXCEPTIONS: set[tuple[str, str]] = set()
 
 ALL = {module: imports(module, path) for module, path in modules()}
 

@@ -354,3 +354,33 @@ def test_local_cancellation_kills_and_cleans(tmp_path: Path) -> None:
     run(scenario())
     assert dies(int(pidfile.read_text()))
     assert not os.path.exists(dirfile.read_text().strip())
+
+
+class Events(CaptureFormatter):
+    """Records the command events it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str]] = []
+
+    def command_started(self, host: str, command: str) -> None:
+        self.events.append(("start", command))
+
+    def command_done(self, host: str, command: str, rc: int | None) -> None:
+        self.events.append(("done", command))
+
+
+def test_a_verbose_command_reports_itself_even_in_a_quiet_job() -> None:
+    events = Events()
+    node = LocalNode(formatter=events)
+    run(Run("true").co_run(node))
+    run(Run("echo", "x", verbose=True).co_run(node))
+    env = Variables()
+    run(Run("echo y", verbose=True, capture=Capture("y", env)).co_run(node))
+    assert events.events == [
+        ("start", "echo x"),
+        ("done", "echo x"),
+        ("start", "echo y"),
+        ("done", "echo y"),
+    ]
+    assert env.y == "y"

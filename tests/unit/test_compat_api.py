@@ -75,7 +75,9 @@ UPSTREAM_NAMES = {
 def test_upstream_names_import_from_the_package() -> None:
     assert set(apssh_cli.__all__) >= UPSTREAM_NAMES
     from apssh_cli.formatters import SubdirFormatter, TimeHostFormatter
+    from apssh_cli.nodes import LocalNode as LocalNode_, SshNode as SshNode_
 
+    assert (SshNode_, LocalNode_) == (SshNode, LocalNode)  # upstream's apssh.nodes
     assert SubdirFormatter is apssh_cli.SubdirFormatter
     assert TimeHostFormatter is apssh_cli.TimeHostFormatter
     with pytest.raises(ImportError):

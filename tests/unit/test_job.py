@@ -331,3 +331,17 @@ def test_nested_scheduler_and_dot_export() -> None:
     assert capture.lines("localhost")[-1] == "last"
     assert sorted(capture.lines("localhost")[:2]) == ["inner1", "inner2"]
     assert "digraph" in outer.dot_format()
+
+
+def test_scheduler_timeout_and_forever_jobs_keep_asynciojobs_behaviour() -> None:
+    scheduler = Scheduler(jobs_window=2, timeout=0.5, critical=False)
+    slow = SshJob(local(), "sleep 30", scheduler=scheduler, critical=False)
+    assert run(scheduler.co_run()) is False  # asynciojobs' answer to a global timeout
+    assert slow.outcome.status is Status.INTERRUPTED
+    scheduler = Scheduler(jobs_window=2)  # a forever job holds its slot: leave room
+    forever = SshJob(local(), "sleep 30", scheduler=scheduler, forever=True)
+    done = SshJob(local(), "echo done", scheduler=scheduler)
+    # a forever job is not waited for: the run ends with the others (and it is stopped)
+    assert run(scheduler.co_run()) is True
+    assert done.outcome.status is Status.OK
+    assert forever.outcome.status in (Status.INTERRUPTED, Status.SKIPPED)

@@ -12,7 +12,8 @@ import pytest
 
 from apssh_cli.errors import ConfigError
 from apssh_cli.ssh import hostkeys
-from apssh_cli.ssh.hostkeys import Decision, decide, host_pattern, known_hosts_file
+from apssh_cli.ssh.context import SshContext
+from apssh_cli.ssh.hostkeys import Decision, decide, host_pattern
 from apssh_cli.ssh.node import SshNode
 
 
@@ -68,8 +69,12 @@ def test_record_appends_after_a_line_without_newline(tmp_path: Path) -> None:
     assert [line.split()[0] for line in lines] == ["alpha", "beta"]
 
 
-def test_files_are_shared(tmp_path: Path) -> None:
-    assert known_hosts_file(tmp_path / "k") is known_hosts_file(tmp_path / "k")
+def test_files_are_shared_within_a_context_only(tmp_path: Path) -> None:
+    context = SshContext()
+    assert context.known_hosts_file(tmp_path / "k") is context.known_hosts_file(tmp_path / "k")
+    assert SshContext().known_hosts_file(tmp_path / "k") is not context.known_hosts_file(
+        tmp_path / "k"
+    )
 
 
 def test_record_writes_a_key_once_and_never_a_second_key_for_the_host(tmp_path: Path) -> None:
@@ -105,7 +110,7 @@ def _record_in_another_process(path: str, key_data: bytes, barrier: Any) -> bool
     # each process has its own KnownHostsFile (and threading lock): only flock is shared
     key = asyncssh.import_public_key(key_data)
     barrier.wait()
-    return known_hosts_file(path).record("node9", 2222, key)
+    return hostkeys.KnownHostsFile(Path(path)).record("node9", 2222, key)
 
 
 def test_processes_recording_the_same_host_write_one_line(tmp_path: Path) -> None:

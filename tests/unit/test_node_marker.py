@@ -1,14 +1,21 @@
-"""The remote wrapper: its pid line is ours and never shown; a pid can be awaited."""
+"""The remote wrapper: its pid line is ours and never shown; a pid can be awaited;
+the command ends when its session goes away, or at its deadline."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from apssh_cli.ssh.remote_wrapper import PidMarker, kill_group_script
+
+GUARD = 30  # seconds: catches a hang, not a timing assertion
 
 
 def chunks_reader(chunks: list[bytes]) -> Callable[[int], Awaitable[bytes]]:
@@ -83,7 +90,7 @@ def test_wrap_quotes_the_command_and_keeps_the_pid() -> None:
     marker = PidMarker()
     wrapped = marker.wrap("echo 'it' $HOME")
     assert wrapped.startswith(f"printf '%s %s\\n' {marker.token} \"$$\"; exec ")
-    assert wrapped.endswith("-c 'echo '\"'\"'it'\"'\"' $HOME'")
+    assert wrapped.endswith("-c 'echo '\"'\"'it'\"'\"' $HOME' </dev/null")
     assert PidMarker().token != marker.token
 
 
@@ -93,15 +100,61 @@ def test_kill_script_targets_the_group() -> None:
     assert "kill -s KILL -- -123" in script
 
 
-def test_the_wrapper_prints_its_pid_then_runs_the_command_without_input() -> None:
+def start_wrapped(command: str, deadline: float | None = None) -> tuple[PidMarker, Any]:
+    """Run the wrapper as sshd would: a session leader, stdin a pipe the client holds."""
     marker = PidMarker()
-    wrapped = marker.wrap("echo ran; cat; echo $$")
-    done = subprocess.run(
-        ["/bin/sh", "-c", wrapped], input=b"", capture_output=True, env={"SHELL": "/bin/sh"}
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", marker.wrap(command, deadline=deadline)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={"SHELL": "/bin/sh", "PATH": os.environ["PATH"]},
+        start_new_session=True,
     )
-    line, ran, pid = done.stdout.decode().splitlines()
-    assert line.split() == [marker.token, pid]  # exec: the command keeps the pid
-    assert ran == "ran"
+    return marker, process
+
+
+def test_the_wrapper_prints_its_pid_then_runs_the_command_without_input() -> None:
+    marker, process = start_wrapped("echo ran; cat; echo $$")
+    with process:
+        out = process.stdout.read()  # cat reads /dev/null, not the session's stdin
+        process.stdin.close()
+        assert process.wait(GUARD) == 0
+        line, ran, pid = out.decode().splitlines()
+        assert line.split() == [marker.token, pid]  # exec: the command keeps the pid
+        assert ran == "ran"
+
+
+def test_the_command_ends_when_its_session_goes_away() -> None:
+    marker, process = start_wrapped("sleep 60")
+    with process:
+        assert process.stdout.readline().split()[0] == marker.token.encode()
+        started = time.monotonic()
+        process.stdin.close()  # what sshd does when the client or its connection is gone
+        assert process.wait(GUARD) in (-signal.SIGTERM, 128 + signal.SIGTERM)
+        assert time.monotonic() - started < GUARD
+
+
+def test_the_node_ends_the_command_at_its_deadline() -> None:
+    _marker, process = start_wrapped("sleep 60", deadline=1)
+    with process:
+        started = time.monotonic()
+        assert process.wait(GUARD) in (-signal.SIGTERM, 128 + signal.SIGTERM)
+        assert time.monotonic() - started < GUARD
+        process.stdin.close()
+
+
+def test_a_command_that_ends_normally_leaves_its_background_jobs_alone() -> None:
+    _marker, process = start_wrapped("sleep 60 >/dev/null 2>&1 </dev/null & echo $!; sleep 1")
+    with process:
+        process.stdout.readline()
+        background = int(process.stdout.readline())
+        assert process.wait(GUARD) == 0
+        process.stdin.close()
+        time.sleep(1.5)  # the watcher's grace, if it (wrongly) ended the group
+        try:
+            os.kill(background, 0)  # still there: started on purpose, like "nohup server &"
+        finally:
+            os.kill(background, signal.SIGKILL)
 
 
 def test_await_pid_reads_up_to_the_marker_and_leaves_the_rest() -> None:

@@ -313,7 +313,7 @@ def test_broken_pipe_stops_the_run_quietly(inventory: str) -> None:
     assert process.stdout.readline().endswith(": y\n")
     process.stdout.close()  # a next write fails: the endless commands must be stopped
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head`
     assert err == ""
 
 
