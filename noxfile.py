@@ -92,25 +92,50 @@ def demo(session: nox.Session) -> None:
         session.run("apssh", "lab", "down", "--name", name, env=env)
 
 
+BENCH_SCENARIOS = ["startup", "inventory", "fanout", "bastion", "transfer", "cpu", "recipe"]
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks, peers side by side: start-up, inventory scale, fan-out (not run by CI)."""
+    """Benchmarks against the peers, in one run, with a report (not run by CI).
+
+    `nox -s bench` runs every scenario, then writes benchmarks/results/report.md,
+    report.json and fanout.png. `nox -s bench -- fanout transfer` runs only those
+    (the report keeps the other scenarios' last results); BENCH_QUICK=1 runs smaller
+    sizes and fewer rounds.
+    """
     _require_docker(session)
+    chosen = session.posargs or BENCH_SCENARIOS
+    unknown = sorted(set(chosen) - set(BENCH_SCENARIOS))
+    if unknown:
+        session.error(f"unknown scenario(s) {', '.join(unknown)}; known: {BENCH_SCENARIOS}")
     # not editable: an editable install's import hook adds to every start-up measured
-    session.install(".[lab]", "clustershell", "ansible-core")
+    session.install(".[lab]", "clustershell", "ansible-core", "parallel-ssh", "matplotlib")
+    try:  # a peer that may not install everywhere: left out of the comparison then
+        session.install("pyinfra")
+    except nox.command.CommandFailed:
+        session.warn("pyinfra did not install: left out of the recipe comparison")
     _install_debian_peers(session)
     session.run("bash", "docker/build-image", external=True)
-    session.run("python", "benchmarks/bench_startup.py")
-    session.run("python", "benchmarks/bench_inventory.py")
-    session.run("python", "benchmarks/bench_fanout.py", *session.posargs)
+    for scenario in chosen:
+        session.run("python", f"benchmarks/bench_{scenario}.py")
+    session.run("python", "benchmarks/report.py", silent=True)
+    session.log("report: benchmarks/results/report.md (and report.json, fanout.png)")
 
 
 def _install_debian_peers(session: nox.Session) -> None:
-    # pdsh and parallel-ssh come from Debian's packages; skipped (and said so) elsewhere
+    # pdsh and parallel-ssh (Debian's pssh) come from Debian's packages; skipped (and said so)
+    # elsewhere
     missing = [tool for tool in ("pdsh", "parallel-ssh") if shutil.which(tool) is None]
     if not missing:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         session.warn(f"not installed, left out of the comparison: {', '.join(missing)}")
         return
-    session.run("apt-get", "install", "-y", "-qq", "pdsh", "pssh", external=True)
+    install = ["apt-get", "install", "-y", "-qq", "pdsh", "pssh"]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        session.run(*install, external=True, env=env)
+    except nox.command.CommandFailed:  # a fresh machine: no package lists yet
+        session.run("apt-get", "update", "-qq", external=True, env=env)
+        session.run(*install, external=True, env=env)

@@ -3,30 +3,32 @@
 Each command is run REPEAT times as a fresh process; the median and the best
 wall-clock times are printed, next to `python -c pass` (the interpreter's own
 floor) and, when installed, a peer tool's `--help`. Run: `nox -s bench`.
+Writes benchmarks/results/raw/startup.json.
 """
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 
+import harness
+
 REPEAT = 15
 
 
-def measure(argv: list[str]) -> tuple[float, float]:
+def measure(argv: list[str]) -> list[float]:
     samples = []
     for _ in range(REPEAT):
         start = time.perf_counter()
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples), min(samples)
+    return samples
 
 
 def main() -> None:
-    apssh = shutil.which("apssh") or "apssh"
+    apssh = harness.which("apssh") or "apssh"
     cases: list[tuple[str, list[str]]] = [
         ("python -c pass (floor)", [sys.executable, "-c", "pass"]),
         ("apssh --version", [apssh, "--version"]),
@@ -35,13 +37,26 @@ def main() -> None:
         ("python -c 'import asyncssh'", [sys.executable, "-c", "import asyncssh"]),
     ]
     for peer in ("clush", "ansible"):
-        path = shutil.which(peer)
+        path = harness.which(peer)
         if path:
             cases.append((f"{peer} --help (peer)", [path, "--help"]))
     print(f"startup: median and best of {REPEAT} runs, wall clock")
+    rows = []
     for name, argv in cases:
-        median, best = measure(argv)
+        samples = measure(argv)
+        median, best = statistics.median(samples), min(samples)
         print(f"  {name:<34} median {median * 1000:7.1f} ms   best {best * 1000:7.1f} ms")
+        rows.append(
+            {
+                "case": "start-up",
+                "tool": name,
+                "walls": samples,
+                "cpus": [],
+                "error": None,
+                "extra": {},
+            }
+        )
+    harness.save("startup", {"title": "start-up of commands that do not connect", "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,250 @@
+"""Push and pull of 64 MiB to and from 4 hosts, on loopback and at 50 ms RTT.
+
+apssh push / pull next to OpenSSH's `scp` and `sftp -b` (one process per host, the
+4 run at once; scp speaks the SFTP protocol since OpenSSH 9.0), parallel-ssh's
+`copy_file` / `copy_remote_file` (the PyPI package), and a minimal asyncssh script
+with the server's largest block (255 KiB) and max_requests=32 (the floor of an
+asyncssh-based tool).
+
+Before each run the destination is removed (untimed); after it, every copy is checked
+to hold 64 MiB (a tool that misses one fails). Writes benchmarks/results/raw/transfer.json.
+Run: `python benchmarks/bench_transfer.py [MiB]`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import harness
+from harness import Fleet, HostSpec, Tool, paired_runs, which
+
+HOSTS = 4
+REMOTE = "/tmp/apssh-bench-blob"  # what the tools push to
+SOURCE = "/tmp/apssh-bench-source"  # what they pull
+
+
+def on_containers(fleet: Fleet, hosts: list[HostSpec], cmd: str) -> list[str]:
+    def one(host: HostSpec) -> str:
+        rc, out = fleet.top.exec(fleet.container_of(host), cmd)
+        return out.strip() if rc == 0 else f"rc={rc}"
+
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        return list(pool.map(one, hosts))
+
+
+def push_tools(
+    fleet: Fleet, hosts: list[HostSpec], blob: Path, work: Path, size: int
+) -> list[Tool]:
+    inventory = fleet.inventory(work / "inventory.toml", {"t": hosts})
+    config = fleet.ssh_config(work / "ssh_config", hosts)
+    spec = harness.hosts_json(fleet, work / "hosts.json", hosts)
+    batch = work / "push.batch"
+    batch.write_text(f"put {blob} {REMOTE}\n")
+
+    def prepare() -> None:
+        on_containers(fleet, hosts, f"rm -f {REMOTE}")
+
+    def check() -> str | None:
+        sizes = on_containers(fleet, hosts, f"stat -c %s {REMOTE}")
+        wrong = [f"{h.name}: {s}" for h, s in zip(hosts, sizes, strict=True) if s != str(size)]
+        return f"wrong copies: {', '.join(wrong)}" if wrong else None
+
+    apssh = which("apssh") or "apssh"
+    tools = [
+        Tool(
+            "apssh push",
+            [
+                [
+                    apssh,
+                    "push",
+                    "-i",
+                    str(inventory),
+                    "-g",
+                    "t",
+                    "-w",
+                    str(HOSTS),
+                    "-q",
+                    str(blob),
+                    REMOTE,
+                ]
+            ],
+        ),
+        Tool(
+            "scp",
+            [["scp", "-q", "-F", str(config), str(blob), f"{h.name}:{REMOTE}"] for h in hosts],
+        ),
+        Tool(
+            "sftp -b", [["sftp", "-q", "-F", str(config), "-b", str(batch), h.name] for h in hosts]
+        ),
+        Tool(
+            "asyncssh script (255 KiB x 32)",
+            [
+                [
+                    sys.executable,
+                    harness.peer_script("asyncssh_min.py"),
+                    str(spec),
+                    "push",
+                    str(blob),
+                    REMOTE,
+                ]
+            ],
+        ),
+    ]
+    if _has_pssh():
+        tools.append(
+            Tool(
+                "parallel-ssh copy_file",
+                [
+                    [
+                        sys.executable,
+                        harness.peer_script("pssh_lib.py"),
+                        str(spec),
+                        "push",
+                        str(blob),
+                        REMOTE,
+                    ]
+                ],
+            )
+        )
+    for tool in tools:
+        tool.prepare, tool.check = prepare, check
+    return tools
+
+
+def pull_tools(fleet: Fleet, hosts: list[HostSpec], work: Path, size: int) -> list[Tool]:
+    inventory = fleet.inventory(work / "inventory.toml", {"t": hosts})
+    config = fleet.ssh_config(work / "ssh_config", hosts)
+    spec = harness.hosts_json(fleet, work / "hosts.json", hosts)
+    out = work / "pulled"
+    name = Path(SOURCE).name
+
+    def prepare() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        for host in hosts:
+            (out / host.name).mkdir(parents=True)
+
+    def check() -> str | None:
+        wrong = []
+        for host in hosts:
+            copy = out / host.name / name
+            if not copy.is_file() or copy.stat().st_size != size:
+                wrong.append(host.name)
+        return f"missing or wrong copies: {', '.join(wrong)}" if wrong else None
+
+    apssh = which("apssh") or "apssh"
+    tools = [
+        # pull writes LOCALDIR/<host>/NAME
+        Tool(
+            "apssh pull",
+            [
+                [
+                    apssh,
+                    "pull",
+                    "-i",
+                    str(inventory),
+                    "-g",
+                    "t",
+                    "-w",
+                    str(HOSTS),
+                    "-q",
+                    SOURCE,
+                    str(out),
+                ]
+            ],
+        ),
+        Tool(
+            "scp",
+            [
+                ["scp", "-q", "-F", str(config), f"{h.name}:{SOURCE}", str(out / h.name / name)]
+                for h in hosts
+            ],
+        ),
+    ]
+    sftp_argvs = []
+    for host in hosts:
+        batch = work / f"pull-{host.name}.batch"
+        batch.write_text(f"get {SOURCE} {out / host.name / name}\n")
+        sftp_argvs.append(["sftp", "-q", "-F", str(config), "-b", str(batch), host.name])
+    tools.append(Tool("sftp -b", sftp_argvs))
+    tools.append(
+        Tool(
+            "asyncssh script (255 KiB x 32)",
+            [
+                [
+                    sys.executable,
+                    harness.peer_script("asyncssh_min.py"),
+                    str(spec),
+                    "pull",
+                    SOURCE,
+                    str(out),
+                ]
+            ],
+        )
+    )
+    if _has_pssh():
+        tools.append(
+            Tool(
+                "parallel-ssh copy_remote_file",
+                [
+                    [
+                        sys.executable,
+                        harness.peer_script("pssh_lib.py"),
+                        str(spec),
+                        "pull",
+                        SOURCE,
+                        str(out),
+                    ]
+                ],
+            )
+        )
+    for tool in tools:
+        tool.prepare, tool.check = prepare, check
+    return tools
+
+
+def _has_pssh() -> bool:
+    try:
+        import pssh.clients  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    mib = int(sys.argv[1]) if len(sys.argv) > 1 else (16 if harness.quick() else 64)
+    size = mib * 1024 * 1024
+    rows = []
+    with Fleet(direct=HOSTS) as fleet:
+        blob = fleet.dir / "blob"
+        blob.write_bytes(os.urandom(size))
+        for host in fleet.direct_hosts(HOSTS, delayed=False):
+            rc, out = fleet.top.exec(
+                fleet.container_of(host), f"head -c {size} /dev/urandom > {SOURCE}"
+            )
+            assert rc == 0, out
+        for delayed, where in ((False, "loopback"), (True, "50 ms RTT")):
+            hosts = fleet.direct_hosts(HOSTS, delayed=delayed, prefix="t")
+            rounds = 2 if harness.quick() else (5 if not delayed else 3)
+            tag = "rtt" if delayed else "lo"
+            print(f"{mib} MiB to and from {HOSTS} hosts, {where}", flush=True)
+            for kind in ("push", "pull"):
+                work = fleet.dir / f"{kind}-{tag}"
+                work.mkdir()
+                tools = (
+                    push_tools(fleet, hosts, blob, work, size)
+                    if kind == "push"
+                    else pull_tools(fleet, hosts, work, size)
+                )
+                rows += paired_runs(f"{kind} {where}", tools, rounds)
+    harness.save(
+        "transfer",
+        {"title": f"{mib} MiB to/from {HOSTS} hosts", "mib": mib, "hosts": HOSTS, "rows": rows},
+    )
+
+
+if __name__ == "__main__":
+    main()
