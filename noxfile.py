@@ -88,6 +88,12 @@ def demo(session: nox.Session) -> None:
         # the library: an experiment in the nepi-ng demos' style on the same lab
         results = str(Path(env["APSSH_LAB_DIR"]) / "results")
         session.run("python", "examples/lab_experiment.py", "-i", inventory, "-o", results)
+        # the same kind of experiment as a TOML recipe: a matrix sweep, pulls, a local CSV
+        runs = str(Path(env["APSSH_LAB_DIR"]) / "runs")
+        session.run(
+            "apssh", "recipe", "run", "recipes/sweep.toml", "-i", inventory, "--run-dir", runs,
+            env=env,
+        )  # fmt: skip
     finally:
         session.run("apssh", "lab", "down", "--name", name, env=env)
 
