@@ -309,43 +309,35 @@ class TerminalFormatter(VerboseFormatter):
         self._out(stream).write(self.format_line(line, hostname))
 
 
-class RawFormatter(TerminalFormatter):
+class _FixedFormatter(TerminalFormatter):
+    """A TerminalFormatter whose template is its class's ``TEMPLATE``."""
+
+    TEMPLATE = "@line@"
+
+    def __init__(
+        self,
+        *,
+        verbose: bool = False,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+    ) -> None:
+        super().__init__(self.TEMPLATE, verbose, stdout=stdout, stderr=stderr)
+
+
+class RawFormatter(_FixedFormatter):
     """Print lines as they are (``@line@``)."""
 
-    def __init__(
-        self,
-        *,
-        verbose: bool = False,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-    ) -> None:
-        super().__init__("@line@", verbose, stdout=stdout, stderr=stderr)
 
-
-class ColonFormatter(TerminalFormatter):
+class ColonFormatter(_FixedFormatter):
     """Print ``host:line`` (upstream's ``@user@@host@:@line@``)."""
 
-    def __init__(
-        self,
-        *,
-        verbose: bool = False,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-    ) -> None:
-        super().__init__("@user@@host@:@line@", verbose, stdout=stdout, stderr=stderr)
+    TEMPLATE = "@user@@host@:@line@"
 
 
-class TimeColonFormatter(TerminalFormatter):
+class TimeColonFormatter(_FixedFormatter):
     """Print ``HH-MM-SS:host:line`` (upstream's ``@time@:@host@:@line@``)."""
 
-    def __init__(
-        self,
-        *,
-        verbose: bool = False,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-    ) -> None:
-        super().__init__("@time@:@host@:@line@", verbose, stdout=stdout, stderr=stderr)
+    TEMPLATE = "@time@:@host@:@line@"
 
 
 class HostFormatter(VerboseFormatter):
