@@ -7,7 +7,13 @@ with the server's largest block (255 KiB) and max_requests=32 (the floor of an
 asyncssh-based tool).
 
 Before each run the destination is removed (untimed); after it, every copy is checked
-to hold 64 MiB (a tool that misses one fails). Writes benchmarks/results/raw/transfer.json.
+to hold 64 MiB (a tool that misses one fails). `scp (AES-GCM)` is scp with
+`-c aes128-gcm@openssh.com`, apssh's cipher (scp's default is chacha20-poly1305).
+Every run also records the CPU the 4 containers used meanwhile (sshd and sftp-server,
+from their cgroups) and the CPU of the relays between client and servers (Docker's
+docker-proxy of each published port, the delay proxy at 50 ms RTT): the work no client
+can avoid on this machine (benchmarks/floors.py); report.py turns it into a floor.
+Writes benchmarks/results/raw/transfer.json.
 Run: `python benchmarks/bench_transfer.py [MiB]`.
 """
 
@@ -16,13 +22,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import harness
+from floors import ContainerCpu, ProcessCpu, cores, docker_proxy_pids
 from harness import Fleet, HostSpec, Tool, paired_runs, which
 
 HOSTS = 4
+AES_GCM = "aes128-gcm@openssh.com"
+SCP_AES = "scp (AES-GCM)"  # the cipher apssh prefers: shows the cipher's share of scp's time
 REMOTE = "/tmp/apssh-bench-blob"  # what the tools push to
 SOURCE = "/tmp/apssh-bench-source"  # what they pull
 
@@ -37,7 +47,12 @@ def on_containers(fleet: Fleet, hosts: list[HostSpec], cmd: str) -> list[str]:
 
 
 def push_tools(
-    fleet: Fleet, hosts: list[HostSpec], blob: Path, work: Path, size: int
+    fleet: Fleet,
+    hosts: list[HostSpec],
+    blob: Path,
+    work: Path,
+    size: int,
+    meters: dict[str, Callable[[], float | None]],
 ) -> list[Tool]:
     inventory = fleet.inventory(work / "inventory.toml", {"t": hosts})
     config = fleet.ssh_config(work / "ssh_config", hosts)
@@ -78,6 +93,13 @@ def push_tools(
             [["scp", "-q", "-F", str(config), str(blob), f"{h.name}:{REMOTE}"] for h in hosts],
         ),
         Tool(
+            SCP_AES,
+            [
+                ["scp", "-q", "-c", AES_GCM, "-F", str(config), str(blob), f"{h.name}:{REMOTE}"]
+                for h in hosts
+            ],
+        ),
+        Tool(
             "sftp -b", [["sftp", "-q", "-F", str(config), "-b", str(batch), h.name] for h in hosts]
         ),
         Tool(
@@ -111,11 +133,17 @@ def push_tools(
             )
         )
     for tool in tools:
-        tool.prepare, tool.check = prepare, check
+        tool.prepare, tool.check, tool.meters = prepare, check, meters
     return tools
 
 
-def pull_tools(fleet: Fleet, hosts: list[HostSpec], work: Path, size: int) -> list[Tool]:
+def pull_tools(
+    fleet: Fleet,
+    hosts: list[HostSpec],
+    work: Path,
+    size: int,
+    meters: dict[str, Callable[[], float | None]],
+) -> list[Tool]:
     inventory = fleet.inventory(work / "inventory.toml", {"t": hosts})
     config = fleet.ssh_config(work / "ssh_config", hosts)
     spec = harness.hosts_json(fleet, work / "hosts.json", hosts)
@@ -163,6 +191,22 @@ def pull_tools(fleet: Fleet, hosts: list[HostSpec], work: Path, size: int) -> li
                 for h in hosts
             ],
         ),
+        Tool(
+            SCP_AES,
+            [
+                [
+                    "scp",
+                    "-q",
+                    "-c",
+                    AES_GCM,
+                    "-F",
+                    str(config),
+                    f"{h.name}:{SOURCE}",
+                    str(out / h.name / name),
+                ]
+                for h in hosts
+            ],
+        ),
     ]
     sftp_argvs = []
     for host in hosts:
@@ -202,7 +246,7 @@ def pull_tools(fleet: Fleet, hosts: list[HostSpec], work: Path, size: int) -> li
             )
         )
     for tool in tools:
-        tool.prepare, tool.check = prepare, check
+        tool.prepare, tool.check, tool.meters = prepare, check, meters
     return tools
 
 
@@ -226,6 +270,20 @@ def main() -> None:
                 fleet.container_of(host), f"head -c {size} /dev/urandom > {SOURCE}"
             )
             assert rc == 0, out
+        # the servers' side (sshd, sftp-server) of every run, from the containers' cgroups,
+        # and the relays that are neither client nor server: docker-proxy, the delay proxy
+        served = fleet.direct_hosts(HOSTS, delayed=False)
+        servers = ContainerCpu.of(fleet.container_ids(served))
+        proxies = docker_proxy_pids(fleet.container_of(host).port for host in served)
+        assert fleet.proxy is not None
+        relays = ProcessCpu((*proxies, fleet.proxy.proc.pid))
+        meters = {"relay_cpus": relays.read}
+        if servers.problem:
+            print(f"server CPU not measured: {servers.problem}", flush=True)
+        else:
+            meters["server_cpus"] = servers.read
+            print(f"server CPU: {servers.source}", flush=True)
+        print(f"relay CPU: {len(proxies)} docker-proxy and the delay proxy", flush=True)
         for delayed, where in ((False, "loopback"), (True, "50 ms RTT")):
             hosts = fleet.direct_hosts(HOSTS, delayed=delayed, prefix="t")
             rounds = 2 if harness.quick() else (5 if not delayed else 3)
@@ -235,14 +293,29 @@ def main() -> None:
                 work = fleet.dir / f"{kind}-{tag}"
                 work.mkdir()
                 tools = (
-                    push_tools(fleet, hosts, blob, work, size)
+                    push_tools(fleet, hosts, blob, work, size, meters)
                     if kind == "push"
-                    else pull_tools(fleet, hosts, work, size)
+                    else pull_tools(fleet, hosts, work, size, meters)
                 )
                 rows += paired_runs(f"{kind} {where}", tools, rounds)
     harness.save(
         "transfer",
-        {"title": f"{mib} MiB to/from {HOSTS} hosts", "mib": mib, "hosts": HOSTS, "rows": rows},
+        {
+            "title": f"{mib} MiB to/from {HOSTS} hosts",
+            "mib": mib,
+            "hosts": HOSTS,
+            "rows": rows,
+            # rows' extra.server_cpus: CPU seconds the 4 containers used in each run
+            # rows' extra.relay_cpus: CPU of the docker-proxy processes of the 4 published
+            # ports and of the delay proxy (relaying bytes at 50 ms RTT) in each run
+            "server_cpu": {"source": servers.source, "problem": servers.problem},
+            "relay_cpu": {
+                "source": relays.source,
+                "docker_proxies": len(proxies),
+                "delay_proxy": True,
+            },
+            "cores": cores(),
+        },
     )
 
 

@@ -236,6 +236,19 @@ class Fleet:
             return [top.bastion, *top.direct][self.proxy.ports.index(host.port)]
         return next(ep for ep in [top.bastion, *top.direct] if ep.port == host.port)
 
+    def container_ids(self, hosts: Sequence[HostSpec]) -> list[str]:
+        """Docker's full ids of the containers that serve ``hosts`` (each once)."""
+        ids: dict[str, None] = {}
+        for host in hosts:
+            container = self.container_of(host).container
+            wrapped = (
+                container.get_wrapped_container()
+                if hasattr(container, "get_wrapped_container")
+                else container
+            )
+            ids[str(wrapped.id)] = None
+        return list(ids)
+
     # ------------------------------------------------------------ client files
 
     def inventory(
@@ -302,12 +315,17 @@ class Tool:
     check: Callable[[], str | None] | None = None  # after each run: an error, or None
     stdin: str | None = None
     cwd: Path | None = None
+    # counters read before and after each run (CPU seconds used so far by the servers'
+    # containers, say: floors.ContainerCpu.read; None when unreadable): the difference
+    # of each goes to Row.extra[name], one value per run
+    meters: dict[str, Callable[[], float | None]] = field(default_factory=dict)
 
 
 @dataclass
 class Sample:
     wall: float
     cpu: float  # user + system of every process the tool started (its children included)
+    meters: dict[str, float] = field(default_factory=dict)  # Tool.meters' differences
 
 
 @dataclass
@@ -331,6 +349,8 @@ def run_once(tool: Tool, timeout: float) -> tuple[Sample, str | None]:
     if tool.prepare is not None:
         tool.prepare()
     env = {**os.environ, **tool.env}
+    # after prepare: its docker exec runs in the containers, and is not the tool's work
+    meters_before = {name: read() for name, read in tool.meters.items()}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [
@@ -358,13 +378,18 @@ def run_once(tool: Tool, timeout: float) -> tuple[Sample, str | None]:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    meters = {}
+    for name, read in tool.meters.items():
+        first, last = meters_before[name], read()
+        if first is not None and last is not None:
+            meters[name] = last - first
     for rc, out, err in outputs:
         if rc != 0 and error is None:
             last = (err.strip() or out.strip() or "no output").splitlines()[-1]
             error = f"exit {rc}: {last[:300]}"
     if error is None and tool.check is not None:
         error = tool.check()
-    return Sample(wall, cpu), error
+    return Sample(wall, cpu, meters), error
 
 
 def paired_runs(case: str, tools: Sequence[Tool], rounds: int, timeout: float = 300.0) -> list[Row]:
@@ -383,11 +408,20 @@ def paired_runs(case: str, tools: Sequence[Tool], rounds: int, timeout: float = 
                 continue
             row.walls.append(sample.wall)
             row.cpus.append(sample.cpu)
+            for name, value in sample.meters.items():
+                row.extra.setdefault(name, []).append(value)
     for row in rows.values():
         if row.walls and not row.error:
+            metered = "".join(
+                f"   {name} {statistics.median(row.extra[name]):6.3f}"
+                for tool in tools
+                if tool.name == row.tool
+                for name in tool.meters
+                if row.extra.get(name)
+            )
             print(
                 f"    {case:<28} {row.tool:<26} median {statistics.median(row.walls):7.3f} s"
-                f"   cpu {statistics.median(row.cpus):6.3f} s   ({len(row.walls)} runs)",
+                f"   cpu {statistics.median(row.cpus):6.3f} s{metered}   ({len(row.walls)} runs)",
                 flush=True,
             )
     return list(rows.values())
