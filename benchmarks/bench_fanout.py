@@ -4,6 +4,10 @@ Every host is reached through the delay proxy (25 ms each way, benchmarks/delayp
 so the round trips of each tool's protocol show, as they do on a real network. Names
 h01..hNN are spread over a few published sshd containers.
 
+A floor runs next to them: "asyncssh script" (benchmarks/peers/asyncssh_min.py, the
+least code that connects to every host at once and runs the command): no tool built on
+asyncssh can start Python, import asyncssh and make the same round trips faster.
+
 Peers, each used as its documentation shows, with the same key, known_hosts file and
 strict host-key checking, and a fan-out of N: `ssh host true` (1 host), `xargs -P N ssh`,
 ClusterShell's clush, pdsh, parallel-ssh (Debian's `parallel-ssh` command, and the PyPI
@@ -22,6 +26,7 @@ import harness
 from harness import Fleet, Tool, paired_runs, which
 
 COMMAND = "true"
+ASYNCSSH_SCRIPT = "asyncssh script"  # benchmarks/peers/asyncssh_min.py
 
 
 def tools(fleet: Fleet, hosts: list[harness.HostSpec], tag: str) -> list[Tool]:
@@ -52,6 +57,14 @@ def tools(fleet: Fleet, hosts: list[harness.HostSpec], tag: str) -> list[Tool]:
     ]
     if len(hosts) == 1:
         found.append(Tool("ssh", [["ssh", "-F", str(config), names[0], COMMAND]]))
+    # the floor of any asyncssh-based tool: python start, `import asyncssh`, the same
+    # round trips, every host at once, nothing else
+    found.append(
+        Tool(
+            ASYNCSSH_SCRIPT,
+            [[sys.executable, harness.peer_script("asyncssh_min.py"), str(spec), "run", COMMAND]],
+        )
+    )
     found.append(
         Tool(
             "xargs -P ssh",
