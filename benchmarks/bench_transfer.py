@@ -277,12 +277,13 @@ def main() -> None:
         proxies = docker_proxy_pids(fleet.container_of(host).port for host in served)
         assert fleet.proxy is not None
         relays = ProcessCpu((*proxies, fleet.proxy.proc.pid))
-        meters = {"relay_cpus": relays.read}
+        meters: dict[str, Callable[[], float | None]] = {}
         if servers.problem:
             print(f"server CPU not measured: {servers.problem}", flush=True)
         else:
             meters["server_cpus"] = servers.read
             print(f"server CPU: {servers.source}", flush=True)
+        meters["relay_cpus"] = relays.read
         print(f"relay CPU: {len(proxies)} docker-proxy and the delay proxy", flush=True)
         for delayed, where in ((False, "loopback"), (True, "50 ms RTT")):
             hosts = fleet.direct_hosts(HOSTS, delayed=delayed, prefix="t")

@@ -413,7 +413,8 @@ def paired_runs(case: str, tools: Sequence[Tool], rounds: int, timeout: float = 
     for row in rows.values():
         if row.walls and not row.error:
             metered = "".join(
-                f"   {name} {statistics.median(row.extra[name]):6.3f}"
+                f"   {name.removesuffix('s').replace('_', ' ')} "
+                f"{statistics.median(row.extra[name]):6.3f} s"
                 for tool in tools
                 if tool.name == row.tool
                 for name in tool.meters

@@ -12,10 +12,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from floors import cpu_floor, paired_floor_ratio
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 RAW = RESULTS / "raw"
 SCENARIOS = ["startup", "fanout", "bastion", "transfer", "cpu", "recipe"]
+IMPORT_ASYNCSSH = "python -c 'import asyncssh'"  # bench_startup.py's row
+ASYNCSSH_SCRIPT = "asyncssh script"  # the asyncssh floor of bench_fanout.py and bench_cpu.py
 
 
 def load() -> dict[str, dict[str, Any]]:
@@ -51,6 +55,10 @@ def seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
+
+
 def times(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
@@ -76,11 +84,53 @@ def case_table(data: dict[str, Any], case: str, reference: str, cpu: bool = Fals
     return lines
 
 
+def transfer_table(data: dict[str, Any], case: str, reference: str) -> list[str]:
+    """case_table plus the CPU of the servers and relays in each tool's runs, and the
+    floor it implies."""
+    rows = rows_of(data, case)
+    ref = rows.get(reference)
+    ncores = transfer_cores(data)
+    lines = [
+        "| tool | median wall | apssh / tool | client CPU | server CPU | relay CPU | floor "
+        "| busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in rows.items():
+        if row.get("error"):
+            lines.append(f"| {name} | failed: {row['error'][:120]} | | | | | | |")
+            continue
+        vs = "" if name == reference else times(ratio(ref, row))
+        servers, relays = metered(row, "server_cpus"), metered(row, "relay_cpus")
+        unavoidable = unavoidable_cpus(row)
+        floor = cpu_floor(statistics.median(unavoidable), ncores) if unavoidable else None
+        # the share of the cores all three kept busy: well under 100%, the run waited
+        # for something else than CPU (or other work on the machine had the cores)
+        busy = [
+            (cpu + other) / (ncores * wall)
+            for cpu, other, wall in zip(row["cpus"], unavoidable, row["walls"], strict=False)
+            if wall > 0
+        ]
+        lines.append(
+            f"| {name} | {seconds(median(row))} | {vs} | {seconds(median(row, 'cpus'))} "
+            f"| {seconds(statistics.median(servers) if servers else None)} "
+            f"| {seconds(statistics.median(relays) if relays else None)} | {seconds(floor)} "
+            f"| {percent(statistics.median(busy) if busy else None)} |"
+        )
+    return lines
+
+
 def targets(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target of issue 13: what was measured, and whether it is met."""
     out: list[dict[str, Any]] = []
 
-    def add(scenario: str, measured: str, value: float | None, target: str, ok: bool | None):
+    def add(
+        scenario: str,
+        measured: str,
+        value: float | None,
+        target: str,
+        ok: bool | None,
+        floor: dict[str, Any] | None = None,
+    ) -> None:
         out.append(
             {
                 "scenario": scenario,
@@ -88,6 +138,7 @@ def targets(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "value": value,
                 "target": target,
                 "met": ok,
+                "floor": floor,
             }
         )
 
@@ -104,6 +155,7 @@ def targets(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                     value,
                     f"apssh/scp <= {bound}",
                     None if value is None else value <= bound,
+                    transfer_floor(transfer, rows, f"apssh {kind}", bound),
                 )
     fanout = found.get("fanout")
     if fanout:
@@ -116,13 +168,14 @@ def targets(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             value,
             "apssh/ssh <= 1.0",
             None if value is None else value <= 1.0,
+            one_host_floor(rows),
         )
         biggest = max(fanout.get("sizes", [0]))
         rows = rows_of(fanout, f"{biggest} hosts")
         peers = {
             name: ratio(rows.get("apssh"), row)
             for name, row in rows.items()
-            if name != "apssh" and not row.get("error")
+            if name not in ("apssh", ASYNCSSH_SCRIPT) and not row.get("error")  # peers, not floors
         }
         peers = {k: v for k, v in peers.items() if v is not None}
         if peers:
@@ -138,7 +191,7 @@ def targets(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     cpu = found.get("cpu")
     if cpu:
         rows = rows_of(cpu, f"{cpu['hosts']} hosts")
-        value = ratio(rows.get("apssh"), rows.get("asyncssh script"), "cpus")
+        value = ratio(rows.get("apssh"), rows.get(ASYNCSSH_SCRIPT), "cpus")
         add(
             f"client CPU, `true` on {cpu['hosts']} hosts, loopback",
             f"apssh {seconds(median(rows.get('apssh'), 'cpus'))}, asyncssh script "
@@ -169,7 +222,7 @@ def targets(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         )
     recipe = found.get("recipe")
     if recipe:
-        out.extend(recipe_targets(recipe))
+        out.extend(recipe_targets(recipe, found.get("startup")))
     startup = found.get("startup")
     if startup:
         rows = rows_of(startup, "start-up")
@@ -185,7 +238,85 @@ def targets(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def recipe_targets(recipe: dict[str, Any]) -> list[dict[str, Any]]:
+def metered(row: dict[str, Any] | None, name: str) -> list[float]:
+    """A row's per-run meter (extra.server_cpus, extra.relay_cpus), when every run of it
+    was measured: the values pair with the walls by index."""
+    if not row or row.get("error"):
+        return []
+    values = (row.get("extra") or {}).get(name) or []
+    return list(values) if len(values) == len(row.get("walls", [])) else []
+
+
+def unavoidable_cpus(row: dict[str, Any] | None) -> list[float]:
+    """Per run, the CPU no client could save: the servers' plus the relays' (docker-proxy,
+    the delay proxy); the servers' alone when the relays were not measured."""
+    servers = metered(row, "server_cpus")
+    relays = metered(row, "relay_cpus") or [0.0] * len(servers)
+    return [a + b for a, b in zip(servers, relays, strict=False)]
+
+
+def transfer_cores(transfer: dict[str, Any]) -> int:
+    return int(transfer.get("cores") or transfer.get("machine", {}).get("nproc") or 1)
+
+
+def transfer_floor(
+    transfer: dict[str, Any], rows: dict[str, dict[str, Any]], apssh: str, bound: float
+) -> dict[str, Any]:
+    """The wall time a client using no CPU could reach, against scp's: the servers' and
+    relays' CPU of a run over the cores, for apssh's runs (its cipher) and scp's."""
+    scp = rows.get("scp")
+    ncores = transfer_cores(transfer)
+    if not metered(scp, "server_cpus") and not metered(rows.get(apssh), "server_cpus"):
+        problem = (transfer.get("server_cpu") or {}).get("problem") or "not measured"
+        return {"value": None, "text": f"server CPU not measured ({problem})"}
+    parts, ratios = [], []
+    for name in (apssh, "scp", "scp (AES-GCM)"):
+        cpus = unavoidable_cpus(rows.get(name))
+        value = paired_floor_ratio(cpus, (scp or {}).get("walls", []), ncores)
+        if value is None:
+            continue
+        ratios.append(value)
+        parts.append(f"{name} {times(value)} ({seconds(statistics.median(cpus))})")
+    if not ratios:
+        return {"value": None, "text": "scp failed: no floor"}
+    lowest = min(ratios)
+    reach = "out of reach here" if lowest > bound else "not ruled out by this floor"
+    return {
+        "value": lowest,
+        "text": f"(servers' + relays' CPU) / {ncores} cores, over scp's wall: "
+        + ", ".join(parts)
+        + f"; lowest {times(lowest)}: {reach}",
+    }
+
+
+def one_host_floor(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The asyncssh floor for one host: the minimal asyncssh script against `ssh`."""
+    script, ssh = rows.get(ASYNCSSH_SCRIPT), rows.get("ssh")
+    value = ratio(script, ssh)
+    if value is None:
+        return {"value": None, "text": "asyncssh script not measured"}
+    return {
+        "value": value,
+        "text": f"asyncssh script {seconds(median(script))}: {times(value)} ssh "
+        f"(apssh/script {times(ratio(rows.get('apssh'), script))})",
+    }
+
+
+def import_floor(recipe_rows: dict[str, Any], startup: dict[str, Any] | None) -> dict[str, Any]:
+    """`python -c 'import asyncssh'` against the 10x budget (Ansible's wall / 10)."""
+    ansible = median(recipe_rows.get("ansible-playbook"))
+    imported = median(rows_of(startup, "start-up").get(IMPORT_ASYNCSSH)) if startup else None
+    if ansible is None or imported is None:
+        return {"value": None, "text": "import asyncssh or ansible-playbook not measured"}
+    budget = ansible / 10
+    return {
+        "value": imported / budget,
+        "text": f"`import asyncssh` alone {seconds(imported)} = {times(imported / budget)} "
+        f"the budget of {seconds(budget)} (Ansible / 10)",
+    }
+
+
+def recipe_targets(recipe: dict[str, Any], startup: dict[str, Any] | None) -> list[dict[str, Any]]:
     out = []
     hosts = recipe["hosts"]
     steps = rows_of(recipe, f"3 steps on {hosts} hosts")
@@ -236,6 +367,7 @@ def recipe_targets(recipe: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": value,
                 "target": "<= 0.1 (10x faster)",
                 "met": None if value is None else value <= 0.1,
+                "floor": import_floor(steps, startup),
             }
         )
     return out
@@ -282,7 +414,14 @@ def plot(found: dict[str, dict[str, Any]], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, points in sorted(series.items()):
         xs, ys = zip(*sorted(points), strict=True)
-        ax.plot(xs, ys, marker="o", label=name, linewidth=2.5 if name.startswith("apssh") else 1)
+        ax.plot(
+            xs,
+            ys,
+            marker="o",
+            label=name,
+            linewidth=2.5 if name.startswith("apssh") else 1,
+            linestyle="--" if name == ASYNCSSH_SCRIPT else "-",  # a floor, not a peer
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("hosts")
@@ -317,11 +456,12 @@ def markdown(found: dict[str, dict[str, Any]], goals: list[dict[str, Any]], png:
         "",
         "## Targets (issue 13)",
         "",
-        "| scenario | measured | target | |",
-        "|---|---|---|---|",
+        "| scenario | measured | target | | floor measured in the same run |",
+        "|---|---|---|---|---|",
     ]
     for goal in goals:
-        cells = [goal["scenario"], goal["measured"], goal["target"], verdict(goal["met"])]
+        floor = (goal.get("floor") or {}).get("text", "")
+        cells = [goal["scenario"], goal["measured"], goal["target"], verdict(goal["met"]), floor]
         out.append("| " + " | ".join(cells) + " |")
     if "fanout" in found:
         data = found["fanout"]
@@ -341,7 +481,19 @@ def markdown(found: dict[str, dict[str, Any]], goals: list[dict[str, Any]], png:
         for case in ("push loopback", "pull loopback", "push 50 ms RTT", "pull 50 ms RTT"):
             rows = rows_of(data, case)
             reference = next((n for n in rows if n.startswith("apssh")), "")
-            out += [f"{case}:", "", *case_table(data, case, reference, cpu=True), ""]
+            out += [f"{case}:", "", *transfer_table(data, case, reference), ""]
+        problem = (data.get("server_cpu") or {}).get("problem")
+        out += [
+            f"Server CPU: {problem}, no figure."
+            if problem
+            else "Server CPU: what the containers (sshd, sftp-server) used during a run, "
+            "from their cgroups; relay CPU: Docker's docker-proxy processes of the published "
+            "ports and the delay proxy (at 50 ms RTT); floor: both over the "
+            f"{transfer_cores(data)} cores, the wall time of a client that would use no CPU; "
+            "busy: client, server and relay CPU over (cores x wall), under 100% when the run "
+            "waited for something else than CPU (medians of the runs).",
+            "",
+        ]
     if "cpu" in found:
         data = found["cpu"]
         out += [f"## {data['title']}", ""]
@@ -373,6 +525,9 @@ def markdown(found: dict[str, dict[str, Any]], goals: list[dict[str, Any]], png:
         data = found["startup"]
         out += ["## Start-up (no connection)", "", "| command | median | best |", "|---|---:|---:|"]
         for name, row in rows_of(data, "start-up").items():
+            if row.get("error"):
+                out.append(f"| {name} | failed: {row['error'][:120]} | |")
+                continue
             out.append(f"| {name} | {seconds(median(row))} | {seconds(min(row['walls']))} |")
         out.append("")
     return "\n".join(out) + "\n"

@@ -1,0 +1,105 @@
+"""The benchmark report's floors (benchmarks/report.py), on hand-made raw results.
+
+What matters: a floor pairs a tool's measured CPU with scp's wall round by round,
+says "out of reach" only when even the lowest floor is above the target, never
+counts a floor as a peer, and gives no figure when nothing was measured.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import report
+
+
+def _row(case: str, tool: str, walls: list[float], **extra: list[float]) -> dict[str, Any]:
+    return {
+        "case": case,
+        "tool": tool,
+        "walls": walls,
+        "cpus": walls,
+        "error": None,
+        "extra": extra,
+    }
+
+
+def _transfer(apssh_server: float, scp_server: float) -> dict[str, Any]:
+    case = "push loopback"
+    return {
+        "mib": 64,
+        "hosts": 4,
+        "cores": 2,
+        "server_cpu": {"source": "test", "problem": None},
+        "rows": [
+            _row(
+                case,
+                "apssh push",
+                [3.0, 3.0, 3.0],
+                server_cpus=[apssh_server] * 3,
+                relay_cpus=[0.2] * 3,
+            ),
+            _row(case, "scp", [2.0, 2.0, 2.0], server_cpus=[scp_server] * 3, relay_cpus=[0.2] * 3),
+        ],
+    }
+
+
+def test_transfer_floor_pairs_servers_and_relays_with_scp() -> None:
+    data = _transfer(apssh_server=1.8, scp_server=2.2)
+    floor = report.transfer_floor(data, report.rows_of(data, "push loopback"), "apssh push", 0.5)
+    # apssh: (1.8 + 0.2) / 2 cores = 1.0 s over scp's 2.0 s; scp: (2.2 + 0.2) / 2 / 2.0
+    assert floor["value"] == pytest.approx(0.5)
+    assert "scp 0.60x" in floor["text"] and "not ruled out" in floor["text"]
+
+
+def test_transfer_floor_above_the_target_is_out_of_reach() -> None:
+    data = _transfer(apssh_server=2.6, scp_server=3.0)
+    floor = report.transfer_floor(data, report.rows_of(data, "push loopback"), "apssh push", 0.5)
+    assert floor["value"] == pytest.approx(0.7)
+    assert "out of reach" in floor["text"]
+
+
+def test_no_server_cpu_gives_no_floor() -> None:
+    data = _transfer(1.0, 1.0)
+    for row in data["rows"]:
+        row["extra"] = {}
+    data["server_cpu"]["problem"] = "no readable cgroup"
+    floor = report.transfer_floor(data, report.rows_of(data, "push loopback"), "apssh push", 0.5)
+    assert floor["value"] is None
+    assert "no readable cgroup" in floor["text"]
+
+
+def test_a_run_without_its_meter_does_not_pair() -> None:
+    row = _row("c", "t", [1.0, 1.0], server_cpus=[0.5])  # one run unmeasured
+    assert report.metered(row, "server_cpus") == []
+    assert report.unavoidable_cpus(_row("c", "t", [1.0], server_cpus=[0.5])) == [0.5]
+
+
+def test_one_host_floor_and_the_script_is_no_peer() -> None:
+    case = "1 hosts"
+    fanout = {
+        "sizes": [1],
+        "rows": [
+            _row(case, "apssh", [1.0, 1.0]),
+            _row(case, "ssh", [0.5, 0.5]),
+            _row(case, report.ASYNCSSH_SCRIPT, [0.9, 0.9]),
+        ],
+    }
+    floor = report.one_host_floor(report.rows_of(fanout, case))
+    assert floor["value"] == pytest.approx(1.8)
+    goals = report.targets({"fanout": fanout})
+    ahead = next(g for g in goals if g["scenario"].startswith("`true` on 1 hosts"))
+    assert "ssh" in ahead["measured"] and report.ASYNCSSH_SCRIPT not in ahead["measured"]
+
+
+def test_import_floor_against_the_ansible_budget() -> None:
+    startup = {"rows": [_row("start-up", report.IMPORT_ASYNCSSH, [0.3, 0.3, 0.3])]}
+    steps = {"ansible-playbook": _row("3 steps", "ansible-playbook", [4.0])}
+    floor = report.import_floor(steps, startup)
+    assert floor["value"] == pytest.approx(0.75)
+    assert report.import_floor(steps, None)["value"] is None
