@@ -267,7 +267,7 @@ def transfer_floor(
     scp = rows.get("scp")
     ncores = transfer_cores(transfer)
     if not metered(scp, "server_cpus") and not metered(rows.get(apssh), "server_cpus"):
-        problem = (transfer.get("server_cpu") or {}).get("problem") or "not measured"
+        problem = (transfer.get("server_cpu") or {}).get("problem") or "not in these results"
         return {"value": None, "text": f"server CPU not measured ({problem})"}
     parts, ratios = [], []
     for name in (apssh, "scp", "scp (AES-GCM)"):
