@@ -179,7 +179,8 @@ async def open_connection(
     where = f"{target.host}:{target.port}"
     if tunnel is not None:
         where += f" via {target.gateway.label if target.gateway else '?'}"
-    log.debug("connecting to %s%s", where, " (early TCP connection)" if sock else "")
+    early = " (on its early TCP connection)" if sock is not None else ""
+    log.debug("connecting to %s%s", where, early)
     try:
         conn = await asyncssh.connect(
             target.alias or target.host if target.config is not None else target.host,
@@ -215,7 +216,7 @@ async def open_connection(
         # asyncssh's own checks of its options: an unknown local user name (USER unset
         # and no passwd entry), a Ciphers or KexAlgorithms line it does not know...
         raise ConfigError(f"{label}: cannot connect: {exc}") from exc
-    log.info("connected to %s", where)
+    log.info("connected to %s%s", where, early)
     return conn
 
 
