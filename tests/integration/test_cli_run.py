@@ -87,7 +87,7 @@ def test_the_first_hosts_handshake_on_their_early_tcp_connections(
     assert len(early) == len(topology.direct) + 1, done.stderr  # + the bastion, once
     # an ssh_config that could send a host elsewhere: no early connection at all
     (tmp_path / ".ssh").mkdir()
-    (tmp_path / ".ssh" / "config").write_text("Host nowhere\n  HostName 127.0.0.2\n")
+    (tmp_path / ".ssh" / "config").write_text("Host unused\n  HostName 127.0.0.1\n")
     done = apssh("-i", str(topology.inventory), "-g", "direct", "-v", "true", home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "connected to" in done.stderr
