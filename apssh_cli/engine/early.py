@@ -25,6 +25,9 @@ from apssh_cli.ssh.early import (
 # hold a socket, a gateway channel and two --out-dir files)
 DEFAULT_WINDOW_CAP = 50
 FILES_PER_HOST = 4
+# early connects at most (one thread each, for a moment): the head start matters for
+# the first hosts, and a large window under a low open-files limit must not run short
+EARLY_LIMIT = 64
 
 
 def default_window(nofile: int | None = None) -> int:
@@ -46,12 +49,13 @@ def start_early_connections(
     """Start TCP connects to the first hop of the hosts the window starts with.
 
     The first hop is the host itself, or its outermost gateway (which a node
-    reaches directly too). Nothing is started when ``ssh_config`` could send a host
-    elsewhere. Hand the result to the run (``FleetOptions(early_connections=...)``),
-    which closes what nobody took.
+    reaches directly too); at most ``EARLY_LIMIT`` hosts, and no more than the
+    default window allows under the open-files limit. Nothing is started when
+    ``ssh_config`` could send a host elsewhere. Hand the result to the run
+    (``FleetOptions(early_connections=...)``), which closes what nobody took.
     """
     endpoints: dict[Endpoint, float] = {}
-    for target in targets[:window]:
+    for target in targets[: min(window, EARLY_LIMIT, default_window())]:
         if target.is_local:
             continue
         hop = target.route[0]

@@ -18,6 +18,7 @@ This module imports nothing but the standard library, on purpose.
 
 from __future__ import annotations
 
+import errno
 import re
 import socket
 import threading
@@ -34,6 +35,9 @@ _REDIRECTING = re.compile(
 )
 
 Endpoint = tuple[str, int]
+
+# errors of this machine, not of the host: the node connects again later
+_LOCAL_SHORTAGES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 # the nodes' defaults, here so that they can be read before asyncssh is imported
 DEFAULT_PORT = 22
@@ -130,6 +134,10 @@ class EarlyConnections:
             if future.cancelled():  # closed meanwhile: connect afresh
                 return None
             _close_when_done(future)
+            raise
+        except OSError as exc:
+            if exc.errno in _LOCAL_SHORTAGES:  # ours, not the host's: connect afresh
+                return None
             raise
         sock.settimeout(None)
         return sock

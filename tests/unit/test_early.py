@@ -232,3 +232,18 @@ def test_the_head_start_is_reached_before_asyncssh_and_asyncio_are_imported() ->
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_shortage_of_descriptors_here_is_not_the_hosts_fault(listener: Listener) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # every descriptor in use: the early connect cannot even make its socket
+    resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
+    try:
+        early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
+        future = early._pending[("127.0.0.1", listener.port)]
+        assert isinstance(future.exception(timeout=GUARD), OSError)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert run(early.take("127.0.0.1", listener.port)) is None  # the node connects afresh
