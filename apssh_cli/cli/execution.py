@@ -21,22 +21,18 @@ import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.render import Renderer
 from apssh_cli.inventory.targets import Target
 
+if TYPE_CHECKING:
+    from apssh_cli.ssh.early import EarlyConnections
+
 PROGRESS_PERIOD = 1.0
 
 CommandFactory = Callable[[Target], Sequence[Any]]
-
-
-def default_window(nofile: int | None = None) -> int:
-    """``min(50, soft RLIMIT_NOFILE // 4)``, at least 1 (see the engine's)."""
-    from apssh_cli.engine.fleet import default_window as engine_default
-
-    return engine_default(nofile)
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,7 @@ class ExecutionOptions:
             for connection failures only.
         job_timeout: the default timeout of each command, seconds.
         verbose: nodes report connection and command events.
+        early_connections: TCP connects started before asyncssh was imported.
     """
 
     window: int
@@ -56,6 +53,7 @@ class ExecutionOptions:
     job_timeout: float | None = None
     verbose: bool = False
     keepalive: float | None = None
+    early_connections: EarlyConnections | None = None
 
 
 def execute(
@@ -89,6 +87,7 @@ async def run_targets(
             connect_retries=options.connect_retries,
             verbose=options.verbose,
             keepalive=options.keepalive,
+            early_connections=options.early_connections,
         ),
     )
     # nobody reads any more (`apssh ... | head`): stop, as ssh would on SIGPIPE

@@ -258,23 +258,27 @@ def run(
             events_out = open(events, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise ConfigError(f"--events: cannot write {events}: {exc.strerror}") from None
-    from apssh_cli.recipe.runner import RecipeRun
-
-    # stdout carries the events or the JSON summary when asked: people's lines go to stderr
-    human = sys.stderr if (events == "-" or as_json) else sys.stdout
-    runner = RecipeRun(
-        planned,
-        keep_going=keep_going,
-        fail_fast=fail_fast,
-        window=window,
-        resume=resume is not None,
-        events=events_out,
-        stdout=human,
-        quiet=quiet,
-    )
+    early = _start_connecting(planned, window) if resume is None else None
     try:
+        from apssh_cli.recipe.runner import RecipeRun
+
+        # stdout carries the events or the JSON summary when asked: people's lines go to stderr
+        human = sys.stderr if (events == "-" or as_json) else sys.stdout
+        runner = RecipeRun(
+            planned,
+            keep_going=keep_going,
+            fail_fast=fail_fast,
+            window=window,
+            resume=resume is not None,
+            events=events_out,
+            stdout=human,
+            quiet=quiet,
+            early_connections=early,
+        )
         status = runner.run(handle_signals=True)
     finally:
+        if early is not None:
+            early.close()
         if events_out is not None and events_out is not sys.stdout:
             events_out.close()
     for line in runner.summary_lines():
@@ -282,3 +286,16 @@ def run(
     if as_json:
         click.echo(json.dumps(runner.summary(), indent=2))
     return status
+
+
+def _start_connecting(planned: Any, window: int | None) -> Any:
+    """TCP connects to the recipe's first hosts, before asyncio and asyncssh are imported."""
+    from apssh_cli.engine.early import start_early_connections
+    from apssh_cli.inventory.targets import inventory_target
+    from apssh_cli.recipe.model import DEFAULT_WINDOW
+
+    inventory = planned.inventory
+    if inventory is None:
+        return None
+    targets = [inventory_target(inventory, name) for name in planned.hosts]
+    return start_early_connections(targets, window or planned.recipe.window or DEFAULT_WINDOW)

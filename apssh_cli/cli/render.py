@@ -18,7 +18,6 @@ drive it directly.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import shutil
@@ -196,6 +195,8 @@ class _GuardedStream:
         # holds many lines, and a flush is a system call
         if self._flush_pending:
             return
+        import asyncio  # here: the command line starts connecting before importing asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # outside a run (tests, the summary): now

@@ -306,30 +306,40 @@ def run_plan(
             click.echo(target.describe())
         click.echo(f"apssh: dry run: {description} on {len(plan.targets)} host(s)", err=True)
         return ExitCode.OK
-    from apssh_cli.cli.execution import ExecutionOptions, default_window, execute
-    from apssh_cli.cli.render import Renderer
-    from apssh_cli.ssh.keys import check_key_files
+    from apssh_cli.engine.early import default_window, start_early_connections
 
-    # a key that cannot be used is one message before anything runs, not a failure per host
-    check_key_files(
-        file for target in plan.targets for hop in target.route for file in hop.identity_files
-    )
-
-    renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
+    window = plan.window or default_window()
+    # the first hosts' TCP connects go out now: importing asyncio and asyncssh (below)
+    # takes longer than their round trips
+    early = start_early_connections(plan.targets, window)
     try:
-        return execute(
-            plan.targets,
-            lambda target: commands[target.name],
-            renderer,
-            ExecutionOptions(
-                window=plan.window or default_window(),
-                connect_retries=plan.connect_retries,
-                verbose=plan.verbose,
-                keepalive=plan.keepalive,
-            ),
+        from apssh_cli.cli.execution import ExecutionOptions, execute
+        from apssh_cli.cli.render import Renderer
+        from apssh_cli.ssh.keys import check_key_files
+
+        # a key that cannot be used is one message before anything runs, not a failure per host
+        check_key_files(
+            file for target in plan.targets for hop in target.route for file in hop.identity_files
         )
+
+        renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
+        try:
+            return execute(
+                plan.targets,
+                lambda target: commands[target.name],
+                renderer,
+                ExecutionOptions(
+                    window=window,
+                    connect_retries=plan.connect_retries,
+                    verbose=plan.verbose,
+                    keepalive=plan.keepalive,
+                    early_connections=early,
+                ),
+            )
+        finally:
+            renderer.close()
     finally:
-        renderer.close()
+        early.close()
 
 
 def host_fields(target: Target) -> dict[str, Any]:

@@ -28,17 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import resource
 import signal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from apssh_cli.commands import Command
+from apssh_cli.engine.early import DEFAULT_WINDOW_CAP, default_window
 from apssh_cli.engine.job import SshJob
 from apssh_cli.inventory.targets import NodeSettings, Target, build_nodes, parse_route
 from apssh_cli.output import Formatter
 from apssh_cli.results import HostResult, Status
+from apssh_cli.ssh.context import default_context
+from apssh_cli.ssh.early import EarlyConnections
 from apssh_cli.ssh.node import LocalNode, SshNode
 
 __all__ = [
@@ -52,10 +54,6 @@ __all__ = [
     "stop_on_signals",
 ]
 
-# hosts at once by default, if the open-files limit allows (each running host may
-# hold a socket, a gateway channel and two --out-dir files)
-DEFAULT_WINDOW_CAP = 50
-FILES_PER_HOST = 4
 # closing one connection, and waiting for cancelled hosts' cleanup (each bounded itself)
 CLOSE_TIMEOUT = 10.0
 CANCEL_WAIT = 15.0
@@ -68,19 +66,6 @@ Commands = (
     | Mapping[str, Sequence[CommandSpec]]
     | Callable[[Target], Sequence[CommandSpec]]
 )
-
-
-def default_window(nofile: int | None = None) -> int:
-    """``min(50, soft RLIMIT_NOFILE // 4)``, at least 1.
-
-    Args:
-        nofile: the soft open-files limit; read from the process when None.
-    """
-    if nofile is None:
-        nofile, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if nofile == resource.RLIM_INFINITY:
-            nofile = DEFAULT_WINDOW_CAP * FILES_PER_HOST
-    return max(1, min(DEFAULT_WINDOW_CAP, nofile // FILES_PER_HOST))
 
 
 def as_target(spec: Target | str) -> Target:
@@ -223,6 +208,9 @@ class FleetOptions:
             (the caller releases them, or closes the FleetNodes).
         step: the step name carried by every output line (OutputEvent.step).
         keepalive: seconds between SSH keepalives (0: none; None: the hosts' own).
+        early_connections: TCP connections started ahead
+            (:func:`~apssh_cli.engine.early.start_early_connections`): the nodes of
+            the run's event loop use them; the run closes what they did not take.
     """
 
     window: int = DEFAULT_WINDOW_CAP
@@ -232,6 +220,7 @@ class FleetOptions:
     keep_connections: bool = False
     step: str | None = None
     keepalive: float | None = None
+    early_connections: EarlyConnections | None = None
 
 
 class OrderedWindow:
@@ -343,6 +332,16 @@ class FleetRun:
 
     async def run(self) -> list[HostResult]:
         """Run every host; return their results in the targets' order."""
+        early = self.options.early_connections
+        if early is not None:
+            default_context().early_connections = early
+        try:
+            return await self._run()
+        finally:
+            if early is not None:
+                early.close()
+
+    async def _run(self) -> list[HostResult]:
         if not self.targets:
             return []
         window = OrderedWindow(self.options.window, len(self.targets))

@@ -27,6 +27,8 @@ VAR_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FORMAT = 1
 # a host's stdout kept for a capture, at most (the rest is dropped, and said so)
 CAPTURE_LIMIT = 1 << 20
+# hosts at once when neither the command line nor the recipe says
+DEFAULT_WINDOW = 50
 
 
 class RecipeError(ConfigError):

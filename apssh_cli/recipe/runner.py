@@ -22,7 +22,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from apssh_cli.errors import ApsshError
 from apssh_cli.inventory.hostrange import fold
@@ -37,7 +37,7 @@ from apssh_cli.recipe.journal import (
     read_previous,
     write_json,
 )
-from apssh_cli.recipe.model import CAPTURE_LIMIT
+from apssh_cli.recipe.model import CAPTURE_LIMIT, DEFAULT_WINDOW
 from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
 from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
@@ -62,9 +62,11 @@ from apssh_cli.recipe.state import (
 )
 from apssh_cli.recipe.template import Field, Parts, render, text_of
 
+if TYPE_CHECKING:
+    from apssh_cli.ssh.early import EarlyConnections
+
 __all__ = ["RecipeFormatter", "RecipeRun", "TaskState"]
 
-DEFAULT_WINDOW = 50
 # tasks at once on one connection: with the SFTP session and a helper channel (script
 # install, kill on timeout) a connection uses at most 8 channels (sshd allows 10)
 TASKS_PER_CONNECTION = 6
@@ -100,6 +102,9 @@ class RecipeRun:
         listener: called with each event (a dict).
         stdout, stderr: where streamed lines go (default: sys.stdout/stderr).
         quiet: no streamed lines.
+        early_connections: TCP connects started ahead
+            (:func:`~apssh_cli.engine.early.start_early_connections`): the hosts'
+            nodes use them; the run closes what they did not take.
 
     Attributes:
         tasks: a TaskState per task of the plan, in plan order.
@@ -119,8 +124,10 @@ class RecipeRun:
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
         quiet: bool = False,
+        early_connections: EarlyConnections | None = None,
     ) -> None:
         self.plan = plan
+        self.early_connections = early_connections
         self.keep_going = keep_going
         self.fail_fast = fail_fast
         self.window = window or plan.recipe.window or DEFAULT_WINDOW
@@ -302,6 +309,10 @@ class RecipeRun:
             self._load_captures(captures)
         self.log = EventLog(plan.run_dir / JOURNAL, self._events, self._listener)
         scheduler = self.scheduler
+        if self.early_connections is not None:
+            from apssh_cli.ssh.context import default_context
+
+            default_context().early_connections = self.early_connections
         self.started = time.monotonic()
         self.log.emit(
             "recipe_start",
@@ -355,6 +366,8 @@ class RecipeRun:
             for number in installed:
                 loop.remove_signal_handler(number)
             await self.close()
+            if self.early_connections is not None:
+                self.early_connections.close()
         for state in self.tasks:  # never started: the scheduler was stopped
             if state.status in (PENDING, RUNNING):
                 self._finish(state, CANCELLED, error=self.abort_reason or "stopped")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,8 +149,12 @@ async def open_connection(
     connect_timeout: float | None,
     on_lost: Callable[[], None],
     log: HostAdapter,
+    sock: socket.socket | None = None,
 ) -> asyncssh.SSHClientConnection:
     """One connection attempt to ``target`` (through ``tunnel`` when given).
+
+    ``sock``: a TCP connection to ``target`` already open (an early connection):
+    the SSH handshake starts on it; the attempt owns it from then on.
 
     Raises:
         UnreachableError: refused, no route, unknown name, timeout, or the gateway
@@ -174,13 +179,15 @@ async def open_connection(
     where = f"{target.host}:{target.port}"
     if tunnel is not None:
         where += f" via {target.gateway.label if target.gateway else '?'}"
-    log.debug("connecting to %s", where)
+    early = " (on its early TCP connection)" if sock is not None else ""
+    log.debug("connecting to %s%s", where, early)
     try:
         conn = await asyncssh.connect(
             target.alias or target.host if target.config is not None else target.host,
             target.port,
             # never asyncssh's own ProxyJump connections: gateways are nodes, shared
             tunnel=tunnel,
+            sock=sock,
             config=[target.config] if target.config is not None else None,
             client_factory=lambda: client,
             # () lets asyncssh ask the agent; None would turn the agent off too
@@ -201,21 +208,33 @@ async def open_connection(
         raise UnreachableError(
             label, f"the gateway could not reach {target.host}:{target.port}: {exc.reason}"
         ) from exc
-    except TimeoutError as exc:
-        raise UnreachableError(
-            label, f"connection to {where} timed out after {connect_timeout:g}s"
-        ) from exc
     except asyncssh.Error as exc:
         raise UnreachableError(label, f"{where}: {exc.reason}") from exc
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise UnreachableError(label, f"cannot connect to {where}: {reason}") from exc
+    except OSError as exc:  # TimeoutError included
+        raise connect_error(label, target, connect_timeout, exc, where=where) from exc
     except ValueError as exc:
         # asyncssh's own checks of its options: an unknown local user name (USER unset
         # and no passwd entry), a Ciphers or KexAlgorithms line it does not know...
         raise ConfigError(f"{label}: cannot connect: {exc}") from exc
-    log.info("connected to %s", where)
+    log.info("connected to %s%s", where, early)
     return conn
+
+
+def connect_error(
+    label: str,
+    target: Target,
+    connect_timeout: float | None,
+    exc: OSError,
+    *,
+    where: str | None = None,
+) -> UnreachableError:
+    """The UnreachableError for an OS-level connect failure (timeout, refused, no route...)."""
+    where = where or f"{target.host}:{target.port}"
+    if isinstance(exc, TimeoutError):
+        after = f" after {connect_timeout:g}s" if connect_timeout is not None else ""
+        return UnreachableError(label, f"connection to {where} timed out{after}")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return UnreachableError(label, f"cannot connect to {where}: {reason}")
 
 
 async def with_retries(attempt: Callable[[], Awaitable[T]], retries: int, log: HostAdapter) -> T:

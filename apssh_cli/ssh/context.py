@@ -13,6 +13,11 @@ long as its context:
 
 Nothing is keyed by ``id()``: jump nodes are found by their settings, the
 previous hop being the node object itself.
+
+A context may also hold :class:`~apssh_cli.ssh.early.EarlyConnections`: TCP
+connections started before the nodes existed, which a node connecting directly to
+one of their addresses uses instead of connecting again (the command line starts
+them before importing asyncssh).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from apssh_cli.ssh.early import EarlyConnections
 from apssh_cli.ssh.hostkeys import DEFAULT_KNOWN_HOSTS, KnownHostsFile
 
 if TYPE_CHECKING:
@@ -34,10 +40,11 @@ if TYPE_CHECKING:
 class SshContext:
     """Jump nodes and known_hosts files shared by the nodes of one run."""
 
-    def __init__(self) -> None:
+    def __init__(self, early_connections: EarlyConnections | None = None) -> None:
         self._jump_nodes: dict[Hashable, SshNode] = {}
         self._known_hosts: dict[Path, KnownHostsFile] = {}
         self._lock = threading.Lock()
+        self.early_connections = early_connections
 
     def known_hosts_file(self, path: str | Path | None = None) -> KnownHostsFile:
         """The context's :class:`KnownHostsFile` for ``path`` (default ``~/.ssh/known_hosts``)."""
@@ -62,9 +69,11 @@ class SshContext:
         return list(self._jump_nodes.values())
 
     async def close(self) -> None:
-        """Close the jump nodes this context made (remotest first)."""
+        """Close the jump nodes this context made (remotest first), and unused early sockets."""
         from apssh_cli.ssh.node import close_nodes
 
+        if self.early_connections is not None:
+            self.early_connections.close()
         await close_nodes(self.jump_nodes)
 
     async def __aenter__(self) -> Self:

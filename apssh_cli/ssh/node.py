@@ -40,8 +40,15 @@ from apssh_cli.log import host_logger
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.results import CommandResult
 from apssh_cli.ssh import hostkeys
-from apssh_cli.ssh.connection import Credentials, Target, open_connection, with_retries
+from apssh_cli.ssh.connection import (
+    Credentials,
+    Target,
+    connect_error,
+    open_connection,
+    with_retries,
+)
 from apssh_cli.ssh.context import SshContext, default_context
+from apssh_cli.ssh.early import DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT
 from apssh_cli.ssh.keys import KeySpec
 from apssh_cli.ssh.local_node import LocalNode
 from apssh_cli.ssh.node_helpers import ConnectedFlag, UpstreamNodeMixin, upstream_known_hosts
@@ -68,8 +75,6 @@ __all__ = [
     "closing",
 ]
 
-DEFAULT_PORT = 22
-DEFAULT_CONNECT_TIMEOUT = 10.0
 # a silent peer is declared unreachable after KEEPALIVE_COUNT_MAX keepalives
 # sent KEEPALIVE_INTERVAL seconds apart went unanswered (about 45 s)
 DEFAULT_KEEPALIVE_INTERVAL = 15.0
@@ -318,12 +323,20 @@ class SshNode(UpstreamNodeMixin):
                     self.label, f"gateway {target.gateway.label}: {exc.message}"
                 ) from exc
             tunnel = target.gateway._conn
-        file = self._context().known_hosts_file(self.known_hosts_file)
+        context = self._context()
+        file = context.known_hosts_file(self.known_hosts_file)
+        sock = None
+        if tunnel is None and context.early_connections is not None:
+            try:
+                sock = await context.early_connections.take(target.host, target.port)
+            except OSError as exc:  # what our own connect would have met
+                raise connect_error(self.label, target, self.connect_timeout, exc) from exc
         return await open_connection(
             self.label,
             target,
             Credentials(self.keys, self.known_hosts, file),
             tunnel=tunnel,
+            sock=sock,
             connect_timeout=self.connect_timeout,
             on_lost=self._forget_connection,
             log=self._log,

@@ -31,8 +31,9 @@ from typing import Any
 from asyncssh.config import ConfigParseError, SSHClientConfig
 
 from apssh_cli.errors import ConfigError
+from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
 
-DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
+__all__ = ["DEFAULT_SSH_CONFIG", "HostConfig", "JumpHost", "local_user", "lookup", "parse_jumps"]
 
 
 @dataclass(frozen=True)

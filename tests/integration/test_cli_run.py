@@ -76,6 +76,24 @@ def test_streamed_output_directly_and_through_the_bastion(topology: Topology, gr
     assert done.stderr.splitlines()[-1].endswith(f": {len(expected)} ok")
 
 
+def test_the_first_hosts_handshake_on_their_early_tcp_connections(
+    topology: Topology, tmp_path: Path
+) -> None:
+    # direct hosts, and the bastion of the hosts behind it, are connected to before
+    # asyncssh is imported; -v shows which connection each handshake used
+    done = apssh("-i", str(topology.inventory), "-g", "direct,nodes", "-v", "true", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    early = [line for line in done.stderr.splitlines() if "(on its early TCP connection)" in line]
+    assert len(early) == len(topology.direct) + 1, done.stderr  # + the bastion, once
+    # an ssh_config that could send a host elsewhere: no early connection at all
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host unused\n  HostName 127.0.0.1\n")
+    done = apssh("-i", str(topology.inventory), "-g", "direct", "-v", "true", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "connected to" in done.stderr
+    assert "early TCP connection" not in done.stderr
+
+
 def test_raw_and_format(topology: Topology) -> None:
     inventory = str(topology.inventory)
     done = apssh("-i", inventory, "-g", "nodes", "-r", "hostname")

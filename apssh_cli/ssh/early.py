@@ -1,0 +1,159 @@
+"""Early connections: TCP connects started before the SSH machinery is even imported.
+
+A cold ``apssh`` spends a few hundred milliseconds importing asyncssh before it can
+send its first packet, while a TCP connect and the server's banner cost two round
+trips of waiting. :class:`EarlyConnections` starts those connects first, in
+background threads (the kernel and the name lookups need no interpreter time), so
+that the import and the round trips overlap; a node then starts its SSH handshake
+on the socket that is already open (``SshContext.early_connections``).
+
+It is only a head start, never a change of destination: it is skipped as a whole
+when the ssh_config file could send a host elsewhere (``HostName``, ``Port``,
+``ProxyJump``, ``ProxyCommand``, or an ``Include`` / ``Match`` we would have to
+evaluate), and a node uses a socket only when it connects directly to that very
+address and port. A socket nobody takes is closed by :meth:`close`.
+
+This module imports nothing but the standard library, on purpose.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import threading
+from collections.abc import Mapping
+from concurrent.futures import Future
+from pathlib import Path
+
+# the ssh_config keywords that change where a host is reached (or that we would
+# need asyncssh's parser to evaluate): any of them and no early connection is made
+_REDIRECTING = re.compile(
+    r"^\s*(hostname|port|proxyjump|proxycommand|include|match|bindaddress|bindinterface"
+    r"|addressfamily|canonicalizehostname)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+Endpoint = tuple[str, int]
+
+# errors of this machine, not of the host: the node connects again later
+_LOCAL_SHORTAGES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+# the nodes' defaults, here so that they can be read before asyncssh is imported
+DEFAULT_PORT = 22
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
+
+
+def config_may_redirect(path: str | Path | None) -> bool:
+    """Whether the ssh_config file at ``path`` might reach a host elsewhere than its name.
+
+    A missing file (or None: no config) redirects nothing; an unreadable one might.
+    """
+    if path is None:
+        return False
+    try:
+        text = Path(path).expanduser().read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return _REDIRECTING.search(text) is not None
+
+
+class EarlyConnections:
+    """TCP connections opened ahead of the SSH handshakes that will use them.
+
+    Args:
+        endpoints: ``(address, port)`` to connect to now, and the connect timeout
+            of each, seconds (None: the system's).
+        ssh_config: the ssh_config file the nodes will honour; when it could send a
+            host elsewhere (see :func:`config_may_redirect`), nothing is started.
+    """
+
+    def __init__(
+        self,
+        endpoints: Mapping[Endpoint, float | None],
+        *,
+        ssh_config: str | Path | None = DEFAULT_SSH_CONFIG,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pending: dict[Endpoint, Future[socket.socket]] = {}
+        if config_may_redirect(ssh_config):
+            return
+        for endpoint, timeout in endpoints.items():
+            future: Future[socket.socket] = Future()
+            self._pending[endpoint] = future
+            threading.Thread(
+                target=self._connect,
+                args=(endpoint, timeout, future),
+                name=f"early-connect {endpoint[0]}:{endpoint[1]}",
+                daemon=True,
+            ).start()
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        """The endpoints started and not taken yet."""
+        with self._lock:
+            return list(self._pending)
+
+    def _connect(
+        self, endpoint: Endpoint, timeout: float | None, future: Future[socket.socket]
+    ) -> None:
+        try:
+            sock = socket.create_connection(endpoint, timeout=timeout)
+        except BaseException as exc:  # the taker re-raises it as its own connect error
+            future.set_exception(exc)
+            return
+        with self._lock:
+            if self._closed:
+                sock.close()
+                future.cancel()
+                return
+        future.set_result(sock)
+
+    async def take(self, address: str, port: int) -> socket.socket | None:
+        """The connected socket to ``address:port`` (waiting for its connect), once.
+
+        Returns None when no connection was started there (or it was taken already).
+
+        Raises:
+            OSError: the early connect failed (refused, unknown name, timeout...),
+                as the node's own connect would have.
+        """
+        import asyncio  # here: the command line starts connecting before importing asyncio
+
+        with self._lock:
+            future = self._pending.pop((address, port), None)
+        if future is None:
+            return None
+        try:
+            sock = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if future.cancelled():  # closed meanwhile: connect afresh
+                return None
+            _close_when_done(future)
+            raise
+        except OSError as exc:
+            if exc.errno in _LOCAL_SHORTAGES:  # ours, not the host's: connect afresh
+                return None
+            raise
+        sock.settimeout(None)
+        return sock
+
+    def close(self) -> None:
+        """Close every socket nobody took (those still connecting as they finish)."""
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            _close_when_done(future)
+
+
+def _close_when_done(future: Future[socket.socket]) -> None:
+    def close(done: Future[socket.socket]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            done.result().close()
+
+    future.add_done_callback(close)

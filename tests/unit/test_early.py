@@ -1,0 +1,249 @@
+"""Early connections: TCP connects started ahead, taken by the node that connects there.
+
+Real sockets on 127.0.0.1 (and an in-process asyncssh server for the handshake on
+an early socket); no Docker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apssh_cli.commands import Run
+from apssh_cli.engine.early import default_window, start_early_connections
+from apssh_cli.engine.job import SshJob
+from apssh_cli.errors import UnreachableError
+from apssh_cli.inventory.model import Host
+from apssh_cli.inventory.targets import Target
+from apssh_cli.ssh.context import SshContext
+from apssh_cli.ssh.early import EarlyConnections, config_may_redirect
+
+from .test_node_server import make, ssh_server, stdout
+
+GUARD = 60  # against a hang, not a timing assertion
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, GUARD))
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that records what each accepted connection sent before EOF."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self.closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            data = b""
+            while chunk := conn.recv(1024):
+                data += chunk
+            self.received.append(data)
+        self.closed.set()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    with socket.socket() as sock:  # bound, never listening: refuses for the whole test
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+def test_take_gives_the_connected_socket_once(listener: Listener) -> None:
+    early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
+
+    async def scenario() -> None:
+        sock = await early.take("127.0.0.1", listener.port)
+        assert sock is not None
+        assert await early.take("127.0.0.1", listener.port) is None  # once
+        assert await early.take("127.0.0.1", listener.port + 1) is None  # never started
+        sock.sendall(b"hello")
+        sock.close()
+
+    run(scenario())
+    assert listener.closed.wait(GUARD)
+    assert listener.received == [b"hello"]
+    assert early.endpoints == []
+
+
+def test_a_failed_early_connect_is_the_takers_error(refused_port: int) -> None:
+    early = EarlyConnections({("127.0.0.1", refused_port): 5.0}, ssh_config=None)
+    with pytest.raises(ConnectionRefusedError):
+        run(early.take("127.0.0.1", refused_port))
+
+
+def test_close_closes_what_nobody_took(listener: Listener) -> None:
+    early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
+    early.close()
+    assert listener.closed.wait(GUARD)  # the server saw the connection end, empty
+    assert listener.received == [b""]
+    assert run(early.take("127.0.0.1", listener.port)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "redirects"),
+    [
+        ("Host *\n  ServerAliveInterval 10\n  User alice\n  IdentityFile ~/.ssh/x\n", False),
+        ("# HostName is commented out\nHost a\n  User bob\n", False),
+        ("Host web\n  HostName 10.0.0.5\n", True),
+        ("Host web\n\tport 2222\n", True),
+        ("Host *\n  ProxyJump bastion\n", True),
+        ("Host *\n  ProxyCommand nc %h %p\n", True),
+        ("Include ~/.ssh/config.d/*\n", True),
+        ("Match host web\n  User carol\n", True),
+    ],
+)
+def test_config_may_redirect(tmp_path: Path, text: str, redirects: bool) -> None:
+    config = tmp_path / "config"
+    config.write_text(text)
+    assert config_may_redirect(config) is redirects
+
+
+def test_a_missing_config_redirects_nothing_and_a_redirecting_one_starts_nothing(
+    tmp_path: Path, listener: Listener
+) -> None:
+    assert not config_may_redirect(tmp_path / "absent")
+    assert not config_may_redirect(None)
+    config = tmp_path / "config"
+    config.write_text("Host *\n  HostName elsewhere.example\n")
+    early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=config)
+    assert early.endpoints == []
+    assert not listener.closed.wait(0.2)  # nobody connected
+
+
+def test_start_early_connections_takes_the_first_hop_of_the_first_window(
+    refused_port: int,
+) -> None:
+    def host(name: str, port: int, gateway: str | None = None) -> Host:
+        return Host(name, hostname="127.0.0.1", port=port, gateway=gateway)
+
+    bastion = host("bastion", refused_port)
+    targets = [
+        Target("a", (host("a", refused_port + 1),)),
+        Target("b", (bastion, host("b", refused_port + 2, "bastion"))),
+        Target("c", (bastion, host("c", refused_port + 3, "bastion"))),
+        Target("d", (host("d", refused_port + 4),)),  # beyond the window
+    ]
+    early = start_early_connections(targets, window=3, ssh_config=None)
+    try:
+        assert sorted(early.endpoints) == [
+            ("127.0.0.1", refused_port),
+            ("127.0.0.1", refused_port + 1),
+        ]
+    finally:
+        early.close()
+    assert default_window(nofile=40) == 10
+
+
+def test_a_node_handshakes_on_the_early_socket(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with ssh_server() as server:
+            early = EarlyConnections({("127.0.0.1", server.port): 5.0}, ssh_config=None)
+            async with SshContext(early_connections=early) as context:
+                node = make(server, tmp_path / "kh", context=context)
+                await SshJob(node, Run("echo early")).co_run()
+                await node.close()
+            assert early.endpoints == []  # taken
+            assert server.connections == 1  # and no second connection
+            assert stdout(node) == "early\n"
+
+    run(scenario())
+
+
+def test_a_node_elsewhere_leaves_the_early_socket_which_is_closed(
+    tmp_path: Path, listener: Listener
+) -> None:
+    async def scenario() -> None:
+        async with ssh_server() as server:
+            early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
+            async with SshContext(early_connections=early) as context:
+                node = make(server, tmp_path / "kh", context=context)
+                await SshJob(node, Run("echo direct")).co_run()
+                await node.close()
+            assert stdout(node) == "direct\n"
+
+    run(scenario())
+    assert listener.closed.wait(GUARD)
+    assert listener.received == [b""]
+
+
+def test_a_refused_early_connect_makes_the_node_unreachable(
+    tmp_path: Path, refused_port: int
+) -> None:
+    async def scenario() -> None:
+        early = EarlyConnections({("127.0.0.1", refused_port): 5.0}, ssh_config=None)
+        async with SshContext(early_connections=early) as context:
+            node = make_refused(refused_port, tmp_path, context)
+            with pytest.raises(
+                UnreachableError, match=f"cannot connect to 127.0.0.1:{refused_port}"
+            ):
+                await node.connect()
+
+    run(scenario())
+
+
+def make_refused(port: int, tmp_path: Path, context: SshContext):  # type: ignore[no-untyped-def]
+    from apssh_cli.ssh.node import SshNode
+
+    return SshNode(
+        "127.0.0.1",
+        port=port,
+        username="tester",
+        known_hosts_file=tmp_path / "kh",
+        ssh_config=None,
+        context=context,
+    )
+
+
+def test_the_head_start_is_reached_before_asyncssh_and_asyncio_are_imported() -> None:
+    # the command line starts the early connects after importing these: if one of them
+    # pulled asyncssh (or asyncio) in, the head start would be gone
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import apssh_cli.cli.main, apssh_cli.cli.run_cmd, apssh_cli.cli.transfer_cmd\n"
+        "import apssh_cli.engine.early, apssh_cli.cli.recipe_cmd\n"
+        "import apssh_cli.recipe.loader, apssh_cli.recipe.planner, apssh_cli.recipe.journal\n"
+        "late = sorted(m for m in ('asyncssh', 'asyncio', 'asynciojobs') if m in sys.modules)\n"
+        "assert not late, late\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_shortage_of_descriptors_here_is_not_the_hosts_fault(listener: Listener) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # every descriptor in use: the early connect cannot even make its socket
+    resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
+    try:
+        early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
+        future = early._pending[("127.0.0.1", listener.port)]
+        assert isinstance(future.exception(timeout=GUARD), OSError)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert run(early.take("127.0.0.1", listener.port)) is None  # the node connects afresh
