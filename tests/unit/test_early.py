@@ -235,15 +235,26 @@ def test_the_head_start_is_reached_before_asyncssh_and_asyncio_are_imported() ->
 
 
 def test_a_shortage_of_descriptors_here_is_not_the_hosts_fault(listener: Listener) -> None:
-    import resource
+    # in a process of its own: the open-files limit is the whole process's
+    import subprocess
+    import sys
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # every descriptor in use: the early connect cannot even make its socket
-    resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
-    try:
-        early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
-        future = early._pending[("127.0.0.1", listener.port)]
-        assert isinstance(future.exception(timeout=GUARD), OSError)
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    assert run(early.take("127.0.0.1", listener.port)) is None  # the node connects afresh
+    code = (
+        "import asyncio, resource, socket\n"
+        "from apssh_cli.ssh.early import EarlyConnections\n"
+        "_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
+        "taken = []  # every descriptor in use: the early connect cannot make its socket\n"
+        "try:\n"
+        "    while True: taken.append(socket.socket())\n"
+        "except OSError: pass\n"
+        f"early = EarlyConnections({{('127.0.0.1', {listener.port}): 5.0}}, ssh_config=None)\n"
+        "while early._pending and not list(early._pending.values())[0].done(): pass\n"
+        "for sock in taken: sock.close()\n"
+        f"print(asyncio.run(early.take('127.0.0.1', {listener.port})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=GUARD
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"  # the node will connect afresh
