@@ -101,16 +101,18 @@ class EarlyConnections:
     def _connect(
         self, endpoint: Endpoint, timeout: float | None, future: Future[socket.socket]
     ) -> None:
+        future.set_running_or_notify_cancel()  # from now on, only this thread settles it
         try:
             sock = socket.create_connection(endpoint, timeout=timeout)
-        except BaseException as exc:  # the taker re-raises it as its own connect error
+        except Exception as exc:  # the taker decides what it means
             future.set_exception(exc)
             return
         with self._lock:
-            if self._closed:
-                sock.close()
-                future.cancel()
-                return
+            closed = self._closed
+        if closed:  # nobody will take it (a close() after this check: its callback closes it)
+            sock.close()
+            future.set_exception(ConnectionAbortedError(errno.ECONNABORTED, "closed unused"))
+            return
         future.set_result(sock)
 
     async def take(self, address: str, port: int) -> socket.socket | None:
@@ -131,14 +133,14 @@ class EarlyConnections:
         try:
             sock = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            if future.cancelled():  # closed meanwhile: connect afresh
-                return None
-            _close_when_done(future)
+            _close_when_done(future)  # the connect goes on in its thread: close what it brings
             raise
         except OSError as exc:
             if exc.errno in _LOCAL_SHORTAGES:  # ours, not the host's: connect afresh
                 return None
             raise
+        except Exception:  # not a connection error (a name the resolver cannot encode...):
+            return None  # the node connects itself, as without early connections
         sock.settimeout(None)
         return sock
 
@@ -153,7 +155,7 @@ class EarlyConnections:
 
 def _close_when_done(future: Future[socket.socket]) -> None:
     def close(done: Future[socket.socket]) -> None:
-        if not done.cancelled() and done.exception() is None:
+        if done.exception() is None:
             done.result().close()
 
     future.add_done_callback(close)

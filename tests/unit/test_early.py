@@ -44,7 +44,10 @@ class Listener:
         self._thread.start()
 
     def _serve(self) -> None:
-        conn, _ = self.sock.accept()
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:  # closed by the fixture: nobody came
+            return
         with conn:
             data = b""
             while chunk := conn.recv(1024):
@@ -258,3 +261,55 @@ def test_a_shortage_of_descriptors_here_is_not_the_hosts_fault(listener: Listene
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"  # the node will connect afresh
+
+
+class SlowConnects:
+    """socket.create_connection held until released: a connect still going on."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import apssh_cli.ssh.early as early_module
+
+        self.release = threading.Event()
+        self.errors: list[BaseException] = []
+        real = socket.create_connection
+
+        def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+            assert self.release.wait(GUARD)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(early_module.socket, "create_connection", slow)
+        monkeypatch.setattr(
+            threading, "excepthook", lambda hook: self.errors.append(hook.exc_value)
+        )
+
+
+def test_a_take_cancelled_mid_connect_closes_the_socket_when_it_comes(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowConnects(monkeypatch)
+    early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(early.take("127.0.0.1", listener.port))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task  # the cancellation goes on: not swallowed into a fresh connect
+
+    run(scenario())
+    slow.release.set()
+    assert listener.closed.wait(GUARD)  # the socket that came late was closed
+    assert listener.received == [b""]
+    assert slow.errors == []
+
+
+def test_close_mid_connect_closes_the_socket_when_it_comes(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowConnects(monkeypatch)
+    early = EarlyConnections({("127.0.0.1", listener.port): 5.0}, ssh_config=None)
+    early.close()
+    slow.release.set()
+    assert listener.closed.wait(GUARD)
+    assert listener.received == [b""]
+    assert slow.errors == []
