@@ -7,11 +7,12 @@ background threads (the kernel and the name lookups need no interpreter time), s
 that the import and the round trips overlap; a node then starts its SSH handshake
 on the socket that is already open (``SshContext.early_connections``).
 
-It is only a head start, never a change of destination: it is skipped as a whole
-when the ssh_config file could send a host elsewhere (``HostName``, ``Port``,
-``ProxyJump``, ``ProxyCommand``, or an ``Include`` / ``Match`` we would have to
-evaluate), and a node uses a socket only when it connects directly to that very
-address and port. A socket nobody takes is closed by :meth:`close`.
+It is only a head start, never a change of destination: an address gets none when
+the ssh_config file could send it elsewhere (its ``Host`` blocks set ``HostName``,
+``Port``, ``ProxyJump``, ``ProxyCommand``...; none at all when the file has an
+``Include`` or ``Match`` we would have to evaluate), and a node uses a socket only
+when it connects directly to that very address and port. A socket nobody takes is
+closed by :meth:`close`.
 
 This module imports nothing but the standard library, on purpose.
 """
@@ -26,13 +27,16 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
 
-# the ssh_config keywords that change where a host is reached (or that we would
-# need asyncssh's parser to evaluate): any of them and no early connection is made
+# the ssh_config keywords that change where a host is reached: a host whose Host
+# blocks (or the lines before the first one) say any of them gets no early connection
 _REDIRECTING = re.compile(
-    r"^\s*(hostname|port|proxyjump|proxycommand|include|match|bindaddress|bindinterface"
-    r"|addressfamily|canonicalizehostname)\b",
-    re.IGNORECASE | re.MULTILINE,
+    r"^\s*(hostname|port|proxyjump|proxycommand|bindaddress|bindinterface|addressfamily"
+    r"|canonicalizehostname)\b",
+    re.IGNORECASE,
 )
+# what we would need asyncssh's parser to evaluate: anywhere, and none at all
+_UNKNOWABLE = re.compile(r"^\s*(include|match)\b", re.IGNORECASE)
+_HOST = re.compile(r"^\s*host(?:\s*=\s*|\s+)(.*)$", re.IGNORECASE)
 
 Endpoint = tuple[str, int]
 
@@ -45,20 +49,60 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 
 
-def config_may_redirect(path: str | Path | None) -> bool:
-    """Whether the ssh_config file at ``path`` might reach a host elsewhere than its name.
+def config_may_redirect(path: str | Path | None, host: str | None = None) -> bool:
+    """Whether the ssh_config file at ``path`` might reach ``host`` elsewhere than its name.
 
-    A missing file (or None: no config) redirects nothing; an unreadable one might.
+    Conservative: the lines before the first ``Host`` and every ``Host`` block whose
+    patterns match ``host`` (``*``, ``?``, ``!``, case-insensitive, as ssh) must not set
+    ``HostName``, ``Port``, ``ProxyJump``, ``ProxyCommand``, a bind or address family;
+    ``Include`` and ``Match`` anywhere might (they would need the real parser). With
+    ``host`` None: whether it might for any host. A missing file (or None: no config)
+    redirects nothing; an unreadable one might.
     """
-    if path is None:
-        return False
     try:
-        text = Path(path).expanduser().read_text(errors="replace")
-    except FileNotFoundError:
-        return False
+        text = _read_config(path)
     except OSError:
         return True
-    return _REDIRECTING.search(text) is not None
+    return text is not None and _may_redirect(text, host)
+
+
+def _read_config(path: str | Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).expanduser().read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+def _may_redirect(text: str, host: str | None) -> bool:
+    applies = True  # the lines before the first Host block apply to every host
+    for line in text.splitlines():
+        if _UNKNOWABLE.match(line):
+            return True
+        header = _HOST.match(line)
+        if header is not None:
+            applies = host is None or _host_matches(header.group(1), host)
+        elif applies and _REDIRECTING.match(line):
+            return True
+    return False
+
+
+def _host_matches(patterns: str, host: str) -> bool:
+    """ssh_config's Host matching: one positive pattern matches, no negated one does."""
+    name = host.lower()
+    matched = False
+    for pattern in patterns.split("#", 1)[0].replace(",", " ").split():
+        negated = pattern.startswith("!")
+        regex = "".join(
+            ".*" if char == "*" else "." if char == "?" else re.escape(char)
+            for char in pattern.lstrip("!").lower()
+        )
+        if re.fullmatch(regex, name):
+            if negated:
+                return False
+            matched = True
+    return matched
 
 
 class EarlyConnections:
@@ -67,8 +111,8 @@ class EarlyConnections:
     Args:
         endpoints: ``(address, port)`` to connect to now, and the connect timeout
             of each, seconds (None: the system's).
-        ssh_config: the ssh_config file the nodes will honour; when it could send a
-            host elsewhere (see :func:`config_may_redirect`), nothing is started.
+        ssh_config: the ssh_config file the nodes will honour; an address it could
+            send elsewhere (see :func:`config_may_redirect`) gets no early connection.
     """
 
     def __init__(
@@ -80,9 +124,13 @@ class EarlyConnections:
         self._lock = threading.Lock()
         self._closed = False
         self._pending: dict[Endpoint, Future[socket.socket]] = {}
-        if config_may_redirect(ssh_config):
+        try:
+            config = _read_config(ssh_config)
+        except OSError:  # unreadable: it might say anything
             return
         for endpoint, timeout in endpoints.items():
+            if config is not None and _may_redirect(config, endpoint[0]):
+                continue
             future: Future[socket.socket] = Future()
             self._pending[endpoint] = future
             threading.Thread(

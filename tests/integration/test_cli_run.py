@@ -85,9 +85,15 @@ def test_the_first_hosts_handshake_on_their_early_tcp_connections(
     assert done.returncode == 0, done.stderr
     early = [line for line in done.stderr.splitlines() if "(on its early TCP connection)" in line]
     assert len(early) == len(topology.direct) + 1, done.stderr  # + the bastion, once
-    # an ssh_config that could send a host elsewhere: no early connection at all
+    # an ssh_config that redirects other hosts only: the head start stays
     (tmp_path / ".ssh").mkdir()
-    (tmp_path / ".ssh" / "config").write_text("Host unused\n  HostName 127.0.0.1\n")
+    config = tmp_path / ".ssh" / "config"
+    config.write_text("Host unused\n  HostName 127.0.0.1\n")
+    done = apssh("-i", str(topology.inventory), "-g", "direct", "-v", "true", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("(on its early TCP connection)") == len(topology.direct)
+    # one that could send these very addresses elsewhere: none for them
+    config.write_text("Host 127.0.0.1\n  Port 2222\n")  # the inventory's ports win
     done = apssh("-i", str(topology.inventory), "-g", "direct", "-v", "true", home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "connected to" in done.stderr

@@ -123,6 +123,45 @@ def test_config_may_redirect(tmp_path: Path, text: str, redirects: bool) -> None
     assert config_may_redirect(config) is redirects
 
 
+@pytest.mark.parametrize(
+    ("text", "host", "redirects"),
+    [
+        ("Host web\n  HostName 10.0.0.5\nHost *\n  User bob\n", "db", False),
+        ("Host web\n  HostName 10.0.0.5\n", "web", True),
+        ("Host WEB\n  HostName 10.0.0.5\n", "web", True),  # case-insensitive, as ssh
+        ("Host web*,db?\n  Port 2222\n", "db1", True),
+        ("Host web* db?\n  Port 2222\n", "db12", False),
+        ("Host * !db\n  ProxyJump bastion\n", "db", False),  # negated
+        ("Host * !db\n  ProxyJump bastion\n", "web", True),
+        ("Port 2222\nHost db\n  User x\n", "web", True),  # before any Host: everyone
+        ("Host=db\n  HostName=10.0.0.9\n", "db", True),
+        ("Host db\n  User x\nMatch host other\n  User y\n", "web", True),  # unknowable
+        ("Host 10.0.0.1\n  HostName 10.0.0.2\n", "10.0.0.1", True),
+        ("Host 10.0.0.1\n  HostName 10.0.0.2\n", "10.0.0.10", False),  # '.' is literal
+    ],
+)
+def test_config_may_redirect_one_host(
+    tmp_path: Path, text: str, host: str, redirects: bool
+) -> None:
+    config = tmp_path / "config"
+    config.write_text(text)
+    assert config_may_redirect(config, host) is redirects
+
+
+def test_only_the_addresses_the_config_could_redirect_are_left_out(
+    tmp_path: Path, listener: Listener, refused_port: int
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host localhost\n  HostName 127.0.0.1\n  Port 2222\n")
+    early = EarlyConnections(
+        {("127.0.0.1", listener.port): 5.0, ("localhost", refused_port): 5.0}, ssh_config=config
+    )
+    try:
+        assert early.endpoints == [("127.0.0.1", listener.port)]
+    finally:
+        early.close()
+
+
 def test_a_missing_config_redirects_nothing_and_a_redirecting_one_starts_nothing(
     tmp_path: Path, listener: Listener
 ) -> None:
