@@ -12,12 +12,16 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from apssh_cli.cli.options import ENV_INVENTORY, load_inventory
 from apssh_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from apssh_cli.recipe.planner import Plan
+    from apssh_cli.ssh.early import EarlyConnections
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -288,7 +292,7 @@ def run(
     return status
 
 
-def _start_connecting(planned: Any, window: int | None) -> Any:
+def _start_connecting(planned: Plan, window: int | None) -> EarlyConnections | None:
     """TCP connects to the recipe's first hosts, before asyncio and asyncssh are imported."""
     from apssh_cli.engine.early import start_early_connections
     from apssh_cli.inventory.targets import inventory_target
