@@ -292,14 +292,8 @@ def run(
     return status
 
 
-def _start_connecting(planned: Plan, window: int | None) -> EarlyConnections | None:
+def _start_connecting(planned: Plan, window: int | None) -> EarlyConnections:
     """TCP connects to the recipe's first hosts, before asyncio and asyncssh are imported."""
     from apssh_cli.engine.early import start_early_connections
-    from apssh_cli.inventory.targets import inventory_target
-    from apssh_cli.recipe.model import DEFAULT_WINDOW
 
-    inventory = planned.inventory
-    if inventory is None:
-        return None
-    targets = [inventory_target(inventory, name) for name in planned.hosts]
-    return start_early_connections(targets, window or planned.recipe.window or DEFAULT_WINDOW)
+    return start_early_connections(planned.targets, planned.window(window))

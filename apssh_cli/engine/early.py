@@ -50,8 +50,8 @@ def start_early_connections(
 
     The first hop is the host itself, or its outermost gateway (which a node
     reaches directly too); at most ``EARLY_LIMIT`` hosts, and no more than the
-    default window allows under the open-files limit. Nothing is started when
-    ``ssh_config`` could send a host elsewhere. Hand the result to the run
+    default window allows under the open-files limit; none to an address that
+    ``ssh_config`` could send elsewhere. Hand the result to the run
     (``FleetOptions(early_connections=...)``), which closes what nobody took.
     """
     endpoints: dict[Endpoint, float] = {}

@@ -332,14 +332,8 @@ class FleetRun:
 
     async def run(self) -> list[HostResult]:
         """Run every host; return their results in the targets' order."""
-        early = self.options.early_connections
-        if early is not None:
-            default_context().early_connections = early
-        try:
+        with default_context().using(self.options.early_connections):
             return await self._run()
-        finally:
-            if early is not None:
-                early.close()
 
     async def _run(self) -> list[HostResult]:
         if not self.targets:

@@ -24,12 +24,13 @@ from typing import Any
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.model import Host, Inventory
+from apssh_cli.inventory.targets import Target, inventory_target
 from apssh_cli.recipe.checks import (
     BUILTINS,
     check_templates,
     repeating_steps,
 )
-from apssh_cli.recipe.model import Action, Recipe, RecipeError, Step
+from apssh_cli.recipe.model import DEFAULT_WINDOW, Action, Recipe, RecipeError, Step
 from apssh_cli.recipe.template import Field, Parts, TemplateError, parse, render, text_of
 
 LOCAL_HOST = "local"
@@ -172,6 +173,16 @@ class Plan:
         if self.inventory is None:
             return sorted(used)
         return [host.name for host in self.inventory if host.name in used]
+
+    @property
+    def targets(self) -> list[Target]:
+        """The Target (name and route) of every host in `hosts` (none without an inventory)."""
+        inventory = self.inventory
+        return [inventory_target(inventory, name) for name in self.hosts] if inventory else []
+
+    def window(self, override: int | None = None) -> int:
+        """Hosts at once: ``override`` (the command line's), else the recipe's, else 50."""
+        return override or self.recipe.window or DEFAULT_WINDOW
 
     def instances_of(self, step_id: str) -> list[Instance]:
         """The instances of a step, in combination order."""

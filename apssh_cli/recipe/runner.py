@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from apssh_cli.errors import ApsshError
 from apssh_cli.inventory.hostrange import fold
-from apssh_cli.inventory.targets import NodeSettings, build_nodes, inventory_target
+from apssh_cli.inventory.targets import NodeSettings, build_nodes
 from apssh_cli.recipe.actions import build_commands
 from apssh_cli.recipe.journal import (
     CAPTURES,
@@ -37,7 +37,7 @@ from apssh_cli.recipe.journal import (
     read_previous,
     write_json,
 )
-from apssh_cli.recipe.model import CAPTURE_LIMIT, DEFAULT_WINDOW
+from apssh_cli.recipe.model import CAPTURE_LIMIT
 from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
 from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
@@ -130,7 +130,7 @@ class RecipeRun:
         self.early_connections = early_connections
         self.keep_going = keep_going
         self.fail_fast = fail_fast
-        self.window = window or plan.recipe.window or DEFAULT_WINDOW
+        self.window = plan.window(window)
         self.resume = resume
         self._events = events
         self._listener = listener
@@ -172,10 +172,8 @@ class RecipeRun:
 
         run = self
         plan = self.plan
-        inventory = plan.inventory
-        targets = [inventory_target(inventory, name) for name in plan.hosts] if inventory else []
         self._nodes, self._created = build_nodes(
-            targets,
+            plan.targets,
             ssh_node=SshNode,
             local_node=LocalNode,
             settings=NodeSettings(formatter=self.formatter),
@@ -299,6 +297,12 @@ class RecipeRun:
             handle_signals: Ctrl-C and SIGTERM abort the recipe (a second Ctrl-C
                 stops at once); for command-line use.
         """
+        from apssh_cli.ssh.context import default_context
+
+        with default_context().using(self.early_connections):
+            return await self._co_run(handle_signals)
+
+    async def _co_run(self, handle_signals: bool) -> int:
         plan = self.plan
         plan.run_dir.mkdir(parents=True, exist_ok=True)
         if plan.recipe.matrix:
@@ -309,10 +313,6 @@ class RecipeRun:
             self._load_captures(captures)
         self.log = EventLog(plan.run_dir / JOURNAL, self._events, self._listener)
         scheduler = self.scheduler
-        if self.early_connections is not None:
-            from apssh_cli.ssh.context import default_context
-
-            default_context().early_connections = self.early_connections
         self.started = time.monotonic()
         self.log.emit(
             "recipe_start",
@@ -366,8 +366,6 @@ class RecipeRun:
             for number in installed:
                 loop.remove_signal_handler(number)
             await self.close()
-            if self.early_connections is not None:
-                self.early_connections.close()
         for state in self.tasks:  # never started: the scheduler was stopped
             if state.status in (PENDING, RUNNING):
                 self._finish(state, CANCELLED, error=self.abort_reason or "stopped")

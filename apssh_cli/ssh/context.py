@@ -23,9 +23,10 @@ them before importing asyncssh).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -45,6 +46,19 @@ class SshContext:
         self._known_hosts: dict[Path, KnownHostsFile] = {}
         self._lock = threading.Lock()
         self.early_connections = early_connections
+
+    @contextlib.contextmanager
+    def using(self, early_connections: EarlyConnections | None) -> Iterator[None]:
+        """Nodes of this context use ``early_connections`` for a while (a run); then the
+        sockets nobody took are closed. None: nothing changes."""
+        if early_connections is None:
+            yield
+            return
+        self.early_connections = early_connections
+        try:
+            yield
+        finally:
+            early_connections.close()
 
     def known_hosts_file(self, path: str | Path | None = None) -> KnownHostsFile:
         """The context's :class:`KnownHostsFile` for ``path`` (default ``~/.ssh/known_hosts``)."""
