@@ -574,17 +574,27 @@ class _Transfer(Command):
     async def _transfer(self, node: SshNode) -> None:
         from apssh_cli.ssh import sftp
 
-        move = sftp.push if isinstance(self, Push) else sftp.pull
         sources, destination = self._paths()
         client = await node.sftp_client()
-        await move(
-            client,
-            sources,
-            destination,
-            recurse=self.recurse,
-            preserve=self.preserve,
-            host=node.label,
-        )
+        if isinstance(self, Push):
+            await sftp.push(
+                client,
+                sources,
+                destination,
+                recurse=self.recurse,
+                preserve=self.preserve,
+                host=node.label,
+                more_sessions=node.open_sftp_session,
+            )
+        else:
+            await sftp.pull(
+                client,
+                sources,
+                destination,
+                recurse=self.recurse,
+                preserve=self.preserve,
+                host=node.label,
+            )
 
 
 def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:

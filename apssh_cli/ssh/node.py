@@ -564,6 +564,12 @@ class SshNode(UpstreamNodeMixin):
                     ) from exc
             return self._sftp
 
+    async def open_sftp_session(self) -> asyncssh.SFTPClient:
+        """One more SFTP session on the node's connection, for the caller to close
+        (``exit()``): the extra sessions a large transfer is spread over."""
+        conn = await self._connection()
+        return await conn.start_sftp_client()
+
 
 async def _open_session(
     conn: asyncssh.SSHClientConnection, wrapped: str, x11: bool = False

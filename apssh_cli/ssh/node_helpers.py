@@ -103,6 +103,8 @@ class _Node(Protocol):
 
     async def sftp_client(self) -> asyncssh.SFTPClient: ...
 
+    async def open_sftp_session(self) -> asyncssh.SFTPClient: ...
+
     async def run_shell(
         self, command: str, *, display: str, x11: bool = False
     ) -> CommandResult: ...
@@ -163,7 +165,14 @@ class UpstreamNodeMixin:
         recurse, preserve = _transfer_options(kwds)
         sources = [Path(path) for path in _as_list(localpaths)]
         client = await self.sftp_client()
-        await sftp.push(client, sources, str(remotepath), recurse=recurse, preserve=preserve)
+        await sftp.push(
+            client,
+            sources,
+            str(remotepath),
+            recurse=recurse,
+            preserve=preserve,
+            more_sessions=self.open_sftp_session,
+        )
         return True
 
     async def get_file_s(
