@@ -585,6 +585,7 @@ class _Transfer(Command):
                 preserve=self.preserve,
                 host=node.label,
                 more_sessions=node.open_sftp_session,
+                sessions=self.sessions or sftp.SESSIONS,
             )
         else:
             await sftp.pull(
@@ -615,6 +616,10 @@ class Push(_Transfer):
         remotepath: a file name, or an existing directory to copy into.
         recurse: copy directories and their contents.
         preserve: keep modes and times.
+        sessions: the SFTP sessions of the node's connection a file of 8 MiB or
+            more is spread over, the node's own included (OpenSSH's sshd gives each a
+            2 MiB window: one session moves about 2 MiB per round trip). None: 4; 1:
+            the node's session only. Those the server refuses are done without.
         timeout, label, verbose: as for Run.
     """
 
@@ -625,11 +630,15 @@ class Push(_Transfer):
         recurse: bool = False,
         preserve: bool = False,
         *,
+        sessions: int | None = None,
         timeout: float | None = None,
         label: str | None = None,
         verbose: bool = False,
     ) -> None:
         super().__init__(recurse, preserve, timeout, label, verbose)
+        if sessions is not None and (isinstance(sessions, bool) or not 1 <= sessions <= 64):
+            raise ConfigError(f"sessions must be a number from 1 to 64, not {sessions!r}")
+        self.sessions = sessions
         if isinstance(localpaths, str | Path):
             localpaths = [localpaths]
         self.localpaths = tuple(Path(path) for path in localpaths)

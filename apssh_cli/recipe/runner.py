@@ -68,7 +68,8 @@ if TYPE_CHECKING:
 __all__ = ["RecipeFormatter", "RecipeRun", "TaskState"]
 
 # tasks at once on one connection: with the SFTP session and a helper channel (script
-# install, kill on timeout) a connection uses at most 8 channels (sshd allows 10)
+# install, kill on timeout) a connection uses at most 8 channels (sshd allows 10); a
+# push's extra SFTP sessions come out of the same 6 (_spare_channels)
 TASKS_PER_CONNECTION = 6
 # a background task counts as started once connected and still running after this
 START_GRACE = 0.5
@@ -488,7 +489,7 @@ class RecipeRun:
 
         CURRENT_TASK.set(state)
         step = state.task.step
-        async with self._slots_for(job, state):
+        async with self._slots_for(job, state), self._spare_channels(job, commands):
             # started: out of the windows' queues
             state.started = time.monotonic()
             self.log.emit("task_start", **self._task_fields(state))
@@ -547,6 +548,30 @@ class RecipeRun:
                     slot = self._slots[key] = asyncio.Semaphore(size)
                 await stack.enter_async_context(slot)
             yield
+
+    @contextlib.asynccontextmanager
+    async def _spare_channels(self, job: Any, commands: list[Any]) -> Any:
+        """A push spreads a large file over extra SFTP sessions: it takes them from the
+        free slots of its connection's channel budget, never waiting and never from a
+        task in line, and gives them back when it ends."""
+        from apssh_cli.commands import Push
+        from apssh_cli.ssh.sftp import SESSIONS
+
+        pushes = [command for command in commands if isinstance(command, Push)]
+        budget = self._slots.get(("node", id(job.node)))
+        taken = 0
+        if pushes and budget is not None:
+            while taken < SESSIONS - 1 and not budget.locked():  # locked: none free, or a queue
+                await budget.acquire()  # free: returns at once
+                taken += 1
+        for push in pushes:
+            push.sessions = 1 + taken
+        try:
+            yield
+        finally:
+            for _ in range(taken):
+                assert budget is not None
+                budget.release()
 
     def _gate(self, task: Task) -> tuple[str, str] | None:
         """Why the task must not run now: (status, reason), or None."""

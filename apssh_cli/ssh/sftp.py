@@ -96,11 +96,12 @@ async def push(
     preserve: bool = False,
     host: str = "",
     more_sessions: SessionOpener | None = None,
+    sessions: int = SESSIONS,
 ) -> None:
     """Copy local files (or trees) to ``remotepath``; several need a remote directory.
 
-    ``more_sessions`` opens the extra sessions a large file is spread over; without
-    it, every file goes over ``sftp`` alone.
+    ``more_sessions`` opens the extra sessions a large file is spread over, up to
+    ``sessions`` in all; without it, every file goes over ``sftp`` alone.
 
     Raises:
         TransferError: a missing source, a directory without ``recurse``, an SFTP
@@ -111,15 +112,15 @@ async def push(
         into_dir = await sftp.isdir(remotepath)
         if len(localpaths) > 1 and not into_dir:
             raise TransferError(f"{remotepath}: not a directory on the node")
-        async with _Sessions(sftp, more_sessions, host) as sessions:
+        async with _Sessions(sftp, more_sessions, sessions, host) as spread:
             for local in localpaths:
                 target = posixpath.join(remotepath, local.name) if into_dir else remotepath
                 if local.is_dir():
                     if not recurse:
                         raise TransferError(f"{local}: is a directory (use recurse)")
-                    await _push_tree(sessions, local, target, preserve)
+                    await _push_tree(spread, local, target, preserve)
                 elif local.exists():
-                    await _push_file(sessions, local, target, preserve)
+                    await _push_file(spread, local, target, preserve)
                 else:
                     raise TransferError(f"{local}: no such file")
 
@@ -203,9 +204,12 @@ class _Sessions:
     """The SFTP sessions of one push: the node's own, and the extra ones a
     large file is spread over (opened once, on first need; closed on exit)."""
 
-    def __init__(self, main: asyncssh.SFTPClient, opener: SessionOpener | None, host: str) -> None:
+    def __init__(
+        self, main: asyncssh.SFTPClient, opener: SessionOpener | None, count: int, host: str
+    ) -> None:
         self.main = main
         self._opener = opener
+        self._count = count  # sessions in all, the node's own included
         self._log = host_logger(host)
         self._extra: list[asyncssh.SFTPClient] | None = None  # None: not opened yet
 
@@ -213,8 +217,10 @@ class _Sessions:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for session in self._extra or ():
-            session.exit()  # closes its channel; the node's sftp-server ends with it
+        if self._extra:
+            # closed for good before the push ends: the channels are the server's to count
+            # (MaxSessions), and a recipe gives their slots to other tasks then
+            await shielded_cleanup(_close_sessions(self._extra))
 
     @asynccontextmanager
     async def create(
@@ -248,10 +254,10 @@ class _Sessions:
                     await shielded_cleanup(_close_all(handles))
 
     async def _for_size(self, size: int) -> list[asyncssh.SFTPClient]:
-        if size < SPREAD_THRESHOLD or self._opener is None:
+        if size < SPREAD_THRESHOLD or self._opener is None or self._count < 2:
             return [self.main]
         if self._extra is None:
-            self._extra = await self._open_extra(SESSIONS - 1)
+            self._extra = await self._open_extra(self._count - 1)
         return [self.main, *self._extra]
 
     async def _open_extra(self, count: int) -> list[asyncssh.SFTPClient]:
@@ -291,6 +297,12 @@ async def _open_binary(
 def _close_opened(task: asyncio.Future[asyncssh.SFTPClient]) -> None:
     if not task.cancelled() and task.exception() is None:
         task.result().exit()
+
+
+async def _close_sessions(sessions: Sequence[asyncssh.SFTPClient]) -> None:
+    for session in sessions:
+        session.exit()  # closes its channel; the node's sftp-server ends with it
+    await asyncio.gather(*(session.wait_closed() for session in sessions))
 
 
 async def _close_all(handles: Sequence[asyncssh.SFTPClientFile]) -> None:

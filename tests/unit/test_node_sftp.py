@@ -110,6 +110,9 @@ class FakeSession:
     def exit(self) -> None:
         self.closed = True
 
+    async def wait_closed(self) -> None:
+        assert self.closed
+
 
 def test_sessions_the_server_refuses_are_done_without() -> None:
     answers = iter([FakeSession(), asyncssh.ChannelOpenError(1, "open failed"), FakeSession()])
@@ -122,7 +125,7 @@ def test_sessions_the_server_refuses_are_done_without() -> None:
 
     async def scenario() -> tuple[list[Any], list[Any]]:
         main = FakeSession()
-        async with _Sessions(main, opener, "h") as sessions:  # type: ignore[arg-type]
+        async with _Sessions(main, opener, SESSIONS, "h") as sessions:  # type: ignore[arg-type]
             small = await sessions._for_size(SPREAD_THRESHOLD - 1)
             large = await sessions._for_size(SPREAD_THRESHOLD)
             again = await sessions._for_size(SPREAD_THRESHOLD * 2)
@@ -147,7 +150,7 @@ def test_a_push_cancelled_while_sessions_open_closes_those_already_open() -> Non
         return session
 
     async def scenario() -> None:
-        sessions = _Sessions(FakeSession(), opener, "h")  # type: ignore[arg-type]
+        sessions = _Sessions(FakeSession(), opener, SESSIONS, "h")  # type: ignore[arg-type]
         task = asyncio.ensure_future(sessions._for_size(SPREAD_THRESHOLD))
         await asyncio.sleep(0.01)
         task.cancel()
