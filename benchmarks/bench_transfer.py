@@ -299,6 +299,14 @@ def main() -> None:
                     else pull_tools(fleet, hosts, work, size, meters)
                 )
                 rows += paired_runs(f"{kind} {where}", tools, rounds)
+            if delayed:
+                # one host alone: the window of one SFTP session (2 MiB in OpenSSH's sshd)
+                # bounds a push to about 2 MiB per round trip, where the CPU does not
+                work = fleet.dir / "push-rtt-1"
+                work.mkdir()
+                print(f"{mib} MiB to 1 host, {where}", flush=True)
+                tools = push_tools(fleet, hosts[:1], blob, work, size, meters)
+                rows += paired_runs(f"push {where}, 1 host", tools, rounds)
     harness.save(
         "transfer",
         {

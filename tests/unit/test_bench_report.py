@@ -103,3 +103,17 @@ def test_import_floor_against_the_ansible_budget() -> None:
     floor = report.import_floor(steps, startup)
     assert floor["value"] == pytest.approx(0.75)
     assert report.import_floor(steps, None)["value"] is None
+
+
+def test_the_one_host_push_is_reported_when_measured() -> None:
+    data = _transfer(1.0, 1.0)
+    data["title"] = "64 MiB to/from 4 hosts"
+    without = report.markdown({"transfer": data}, [], png=False)
+    assert "push 50 ms RTT, 1 host:" not in without
+    data["rows"] += [
+        _row("push 50 ms RTT, 1 host", "apssh push", [2.3] * 3),
+        _row("push 50 ms RTT, 1 host", "scp", [2.9] * 3),
+    ]
+    with_it = report.markdown({"transfer": data}, [], png=False)
+    table = with_it.partition("push 50 ms RTT, 1 host:")[2]
+    assert "| scp | 2.90 s | 0.79x |" in table
