@@ -18,6 +18,7 @@ import pytest
 
 from apssh_cli import lab
 from apssh_cli.lab import Endpoint, KeyPair
+from apssh_cli.ssh.sftp import SPREAD_THRESHOLD
 from tests.integration.conftest import SESSION_LAB
 from tests.integration.faults import (
     HANG,
@@ -67,11 +68,13 @@ def one_line_and_clean(done: Done) -> None:
     assert done.elapsed < HANG
 
 
+# 3 MiB over the node's SFTP session; a file large enough to be spread over several
+@pytest.mark.parametrize("size", [3 * 1024 * 1024, SPREAD_THRESHOLD + 1])
 def test_push_to_a_full_filesystem(
-    small_disk: Endpoint, ssh_keypair: KeyPair, home: Path, tmp_path: Path
+    small_disk: Endpoint, ssh_keypair: KeyPair, home: Path, tmp_path: Path, size: int
 ) -> None:
     data = tmp_path / "data.bin"
-    data.write_bytes(secrets.token_bytes(3 * 1024 * 1024))
+    data.write_bytes(secrets.token_bytes(size))
     done = apssh(
         "push", *target_args(small_disk, ssh_keypair), str(data), "/small/data.bin", home=home
     )
