@@ -229,6 +229,12 @@ def test_push_pull_labels() -> None:
     assert Pull("/etc/hostname", "out").describe() == "pull /etc/hostname -> out"
 
 
+@pytest.mark.parametrize("sessions", [0, 65, True, -1])
+def test_push_sessions_out_of_range_are_refused(sessions: int) -> None:
+    with pytest.raises(ConfigError, match="sessions must be a number from 1 to 64"):
+        Push("a", "/tmp/", sessions=sessions)
+
+
 def test_transfers_need_an_ssh_node() -> None:
     with pytest.raises(ConfigError, match="needs an SshNode"):
         run(Push("a", "/tmp").co_run(LocalNode()))

@@ -218,6 +218,36 @@ def test_push_pull_through_sftp(tmp_path: Path) -> None:
     assert leftovers == []
 
 
+def test_a_large_push_spread_over_sessions_of_another_sftp_server(tmp_path: Path) -> None:
+    # asyncssh's own SFTP server (not OpenSSH's): the file spread over 4 sessions,
+    # then again over 1, arrives whole both times
+    from apssh_cli.ssh.sftp import SPREAD_THRESHOLD
+
+    data = os.urandom(SPREAD_THRESHOLD + 4097)
+    local = tmp_path / "big.bin"
+    local.write_bytes(data)
+    remote = tmp_path / "remote"
+    remote.mkdir()
+
+    async def scenario() -> None:
+        async with ssh_server() as server:
+            node = make(server, tmp_path / "kh")
+            job = SshJob(
+                node,
+                [
+                    Push(local, str(remote / "four.bin")),
+                    Push(local, str(remote / "one.bin"), sessions=1),
+                ],
+            )
+            assert await job.co_run() == 0
+            await node.close()
+
+    run(scenario)
+    assert (remote / "four.bin").read_bytes() == data
+    assert (remote / "one.bin").read_bytes() == data
+    assert [p.name for p in remote.iterdir() if ".apssh-" in p.name] == []
+
+
 def test_pull_creates_missing_local_directories(tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     remote.mkdir()
