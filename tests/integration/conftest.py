@@ -227,3 +227,11 @@ def known_hosts_file(tmp_path: Path) -> Path:
     path = tmp_path / "known_hosts"
     path.write_text("")
     return path
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty HOME for an `apssh` process: no ~/.ssh/config, no known_hosts, no agent."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path

@@ -60,13 +60,6 @@ def small_topology(
         lab.remove_topology(name, docker_engine)
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
 def running_everywhere(topology: Topology) -> bool:
     return all(leftovers(node, SLEEP) for node in topology.internal)
 

@@ -35,14 +35,6 @@ pytestmark = pytest.mark.integration
 SLEEP = "sleep 4711"
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """An empty HOME: no ~/.ssh/config, no known_hosts, no agent."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
 def started(endpoint: Any) -> bool:
     return bool(leftovers(endpoint, SLEEP))
 

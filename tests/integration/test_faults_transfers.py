@@ -36,13 +36,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def small_disk(sshd_image: str, ssh_keypair: KeyPair) -> Iterator[Endpoint]:
     """An sshd whose /small is a 1 MiB tmpfs."""
     labels = {**lab.lab_labels(SESSION_LAB, "test"), lab.LABEL_ROLE: "extra"}

@@ -27,14 +27,6 @@ from tests.integration.faults import _container, apssh, target_args, wait_until
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """An empty HOME: no ~/.ssh/config, no known_hosts, no agent."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
 def server_log(endpoint: Endpoint) -> str:
     return bytes(_container(endpoint).logs()).decode(errors="replace")
 
