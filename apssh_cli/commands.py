@@ -598,6 +598,14 @@ class _Transfer(Command):
             )
 
 
+def _size(path: str | Path) -> int:
+    """A local file's size; 0 for what is missing or unreadable (the push says why later)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:
     # a failed transfer reads like a failed command: a line on stderr, rc 1
     message = f"{display}: {exc}"
@@ -647,6 +655,17 @@ class Push(_Transfer):
     def _default_label(self) -> str:
         sources = " ".join(str(path) for path in self.localpaths)
         return f"push {sources} -> {self.remotepath}"
+
+    def largest_file(self) -> int:
+        """The size of the largest local file this push moves (0 if none is there)."""
+        sizes = [0]
+        for path in self.localpaths:
+            if path.is_dir() and self.recurse:
+                for directory, _dirs, files in os.walk(path):
+                    sizes += (_size(os.path.join(directory, name)) for name in files)
+            elif path.is_file():
+                sizes.append(_size(path))
+        return max(sizes)
 
     def _paths(self) -> tuple[Sequence[Path], str]:
         return self.localpaths, self.remotepath

@@ -555,12 +555,13 @@ class RecipeRun:
         free slots of its connection's channel budget, never waiting and never from a
         task in line, and gives them back when it ends."""
         from apssh_cli.commands import Push
-        from apssh_cli.ssh.sftp import SESSIONS
+        from apssh_cli.ssh.sftp import SESSIONS, SPREAD_THRESHOLD
 
         pushes = [command for command in commands if isinstance(command, Push)]
         budget = self._slots.get(("node", id(job.node)))
         taken = 0
-        if pushes and budget is not None:
+        spreads = any(push.largest_file() >= SPREAD_THRESHOLD for push in pushes)
+        if spreads and budget is not None:
             while taken < SESSIONS - 1 and not budget.locked():  # locked: none free, or a queue
                 await budget.acquire()  # free: returns at once
                 taken += 1

@@ -390,3 +390,14 @@ def test_a_verbose_command_reports_itself_even_in_a_quiet_job() -> None:
         ("done", "echo y"),
     ]
     assert env.y == "y"
+
+
+def test_push_largest_file_walks_trees_only_when_recursive(tmp_path: Path) -> None:
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "sub" / "big").write_bytes(b"x" * 5000)
+    (tmp_path / "tree" / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "small").write_bytes(b"x" * 10)
+    tree, small = tmp_path / "tree", tmp_path / "small"
+    assert Push([small, tree], "/tmp/", recurse=True).largest_file() == 5000
+    assert Push([small, tree], "/tmp/").largest_file() == 10
+    assert Push(tmp_path / "missing", "/tmp/").largest_file() == 0
