@@ -249,9 +249,12 @@ class _Sessions:
                 if handles:
                     self._log.info("%s: over %d SFTP sessions", path, 1 + len(handles))
                 yield _Spread([first, *handles])
-            finally:
-                if handles:
-                    await shielded_cleanup(_close_all(handles))
+            except BaseException:
+                await shielded_cleanup(_close_all(handles))
+                raise
+            # a close may report what a write could not (a network filesystem): as the
+            # first handle's does, it fails the push
+            await _close_all(handles, check=True)
 
     async def _for_size(self, size: int) -> list[asyncssh.SFTPClient]:
         if size < SPREAD_THRESHOLD or self._opener is None or self._count < 2:
@@ -305,8 +308,12 @@ async def _close_sessions(sessions: Sequence[asyncssh.SFTPClient]) -> None:
     await asyncio.gather(*(session.wait_closed() for session in sessions))
 
 
-async def _close_all(handles: Sequence[asyncssh.SFTPClientFile]) -> None:
-    await asyncio.gather(*(handle.close() for handle in handles), return_exceptions=True)
+async def _close_all(handles: Sequence[asyncssh.SFTPClientFile], check: bool = False) -> None:
+    """Close every handle; with ``check``, raise the first error once all are closed."""
+    results = await asyncio.gather(*(handle.close() for handle in handles), return_exceptions=True)
+    errors = [result for result in results if isinstance(result, BaseException)]
+    if check and errors:
+        raise errors[0]
 
 
 class _Spread:

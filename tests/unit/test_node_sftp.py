@@ -13,6 +13,7 @@ from apssh_cli.ssh.sftp import (
     SESSIONS,
     SPREAD_THRESHOLD,
     TransferError,
+    _close_all,
     _pipeline,
     _safe_name,
     _Sessions,
@@ -161,3 +162,22 @@ def test_a_push_cancelled_while_sessions_open_closes_those_already_open() -> Non
     asyncio.run(scenario())
     assert len(opened) == 1
     assert opened[0].closed
+
+
+class ClosingHandle:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.error is not None:
+            raise self.error
+
+
+def test_closing_the_extra_handles_reports_an_error_after_closing_them_all() -> None:
+    handles = [ClosingHandle(), ClosingHandle(asyncssh.SFTPFailure("Failure")), ClosingHandle()]
+    with pytest.raises(asyncssh.SFTPFailure):
+        asyncio.run(_close_all(handles, check=True))  # type: ignore[arg-type]
+    assert all(handle.closed for handle in handles)
+    asyncio.run(_close_all(handles))  # type: ignore[arg-type]  # on the way out of an error
