@@ -224,12 +224,12 @@ class _Sessions:
 
     @asynccontextmanager
     async def create(
-        self, path: str, size: int, attrs: asyncssh.SFTPAttrs
+        self, path: str, size: int, attrs: asyncssh.SFTPAttrs, shown: str
     ) -> AsyncIterator[_Spread]:
         """Create ``path`` for ``size`` bytes, open in every session it goes over.
 
         The node's session creates it (with ``attrs``), the others open it for writing;
-        a session that cannot is left out.
+        a session that cannot is left out. ``shown``: the file's name in the log.
         """
         sessions = await self._for_size(size)
         create = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC
@@ -245,9 +245,9 @@ class _Sessions:
                     if isinstance(failure, BaseException):
                         if not isinstance(failure, asyncssh.Error | OSError):
                             raise failure
-                        self._log.info("%s: one SFTP session fewer: %s", path, failure)
+                        self._log.info("%s: one SFTP session fewer: %s", shown, failure)
                 if handles:
-                    self._log.info("%s: over %d SFTP sessions", path, 1 + len(handles))
+                    self._log.info("%s: over %d SFTP sessions", shown, 1 + len(handles))
                 yield _Spread([first, *handles])
             except BaseException:
                 await shielded_cleanup(_close_all(handles))
@@ -377,7 +377,7 @@ async def _push_file(sessions: _Sessions, local: Path, target: str, preserve: bo
     info = local.stat()
     try:
         try:
-            await _upload(sessions, local, temporary, info)
+            await _upload(sessions, local, temporary, info, shown=target)
         except asyncssh.SFTPFailure as exc:
             raise TransferError(await _why_failed(sftp, directory or ".", exc)) from exc
         if preserve:
@@ -394,11 +394,13 @@ async def _push_file(sessions: _Sessions, local: Path, target: str, preserve: bo
         raise
 
 
-async def _upload(sessions: _Sessions, local: Path, remote: str, info: os.stat_result) -> None:
+async def _upload(
+    sessions: _Sessions, local: Path, remote: str, info: os.stat_result, shown: str
+) -> None:
     block = _block_size(sessions.main, write=True)
     # the new file gets the local file's permission bits (less the remote umask), as scp does
     attrs = asyncssh.SFTPAttrs(permissions=stat.S_IMODE(info.st_mode))
-    async with sessions.create(remote, info.st_size, attrs) as file:
+    async with sessions.create(remote, info.st_size, attrs, shown) as file:
         with local.open("rb") as source:
 
             def writes() -> Iterator[Awaitable[int]]:

@@ -63,7 +63,7 @@ def test_a_large_push_goes_over_several_sessions_of_one_connection(
         "push", *target_args(node, ssh_keypair), "-v", str(big), str(small), "/tmp/", home=home
     )
     assert done.returncode == 0, done.stderr
-    assert f"over {SESSIONS} SFTP sessions" in done.stderr
+    assert f"/tmp/big.bin: over {SESSIONS} SFTP sessions" in done.stderr
     sums = remote_sums(node, "/tmp/big.bin", "/tmp/small.bin")
     assert sums == {"/tmp/big.bin": sha256(big), "/tmp/small.bin": sha256(small)}
     _, out = lab.exec_in(node, "ls -a /tmp | grep -c apssh; true")
