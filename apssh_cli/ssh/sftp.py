@@ -275,14 +275,15 @@ class _Sessions:
                 task.cancel()
                 task.add_done_callback(_close_opened)
             raise
-        opened = []
+        opened = [task.result() for task in tasks if task.exception() is None]
         for task in tasks:
             if (exc := task.exception()) is None:
-                opened.append(task.result())
-            elif isinstance(exc, asyncssh.Error | OSError):
-                self._log.info("one SFTP session fewer: %s", exc)
-            else:
+                continue
+            if not isinstance(exc, asyncssh.Error | OSError):
+                for session in opened:
+                    session.exit()
                 raise exc
+            self._log.info("one SFTP session fewer: %s", exc)
         return opened
 
 
