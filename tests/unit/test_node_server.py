@@ -54,7 +54,9 @@ async def _shell(process: Any) -> None:
 
 
 @asynccontextmanager
-async def ssh_server(host_key: asyncssh.SSHKey | None = None) -> AsyncIterator[Server]:
+async def ssh_server(
+    host_key: asyncssh.SSHKey | None = None, sftp_factory: Any = True
+) -> AsyncIterator[Server]:
     key = host_key or asyncssh.generate_private_key("ssh-ed25519")
     state = Server(0, key)
 
@@ -75,7 +77,7 @@ async def ssh_server(host_key: asyncssh.SSHKey | None = None) -> AsyncIterator[S
         server_factory=Handler,
         process_factory=_shell,
         encoding=None,
-        sftp_factory=True,
+        sftp_factory=sftp_factory,
         allow_scp=False,
     )
     state.port = server.sockets[0].getsockname()[1]
@@ -246,6 +248,34 @@ def test_a_large_push_spread_over_sessions_of_another_sftp_server(tmp_path: Path
     assert (remote / "four.bin").read_bytes() == data
     assert (remote / "one.bin").read_bytes() == data
     assert [p.name for p in remote.iterdir() if ".apssh-" in p.name] == []
+
+
+class ShrunkFiles(asyncssh.SFTPServer):
+    """An SFTP server whose open files say they are 1 MB longer than they are: each
+    file shrank between its stat and its reads."""
+
+    def fstat(self, file_obj: Any) -> asyncssh.SFTPAttrs:
+        attrs = asyncssh.SFTPAttrs.from_local(os.fstat(file_obj.fileno()))
+        attrs.size = (attrs.size or 0) + 1_000_000
+        return attrs
+
+
+def test_a_pull_of_a_file_that_shrank_copies_what_is_there(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    (tmp_path / "shrinking.bin").write_bytes(data)
+    out = tmp_path / "out"
+
+    async def scenario() -> int:
+        async with ssh_server(sftp_factory=ShrunkFiles) as server:
+            node = make(server, tmp_path / "kh")
+            job = SshJob(node, [Pull(str(tmp_path / "shrinking.bin"), out)])
+            try:
+                return await asyncio.wait_for(job.co_run(), 30)
+            finally:
+                await node.close()
+
+    assert run(scenario) == 0
+    assert out.read_bytes() == data
 
 
 def test_pull_creates_missing_local_directories(tmp_path: Path) -> None:
