@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import os
 import shlex
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -576,26 +577,21 @@ class _Transfer(Command):
 
         sources, destination = self._paths()
         client = await node.sftp_client()
-        if isinstance(self, Push):
-            await sftp.push(
-                client,
-                sources,
-                destination,
-                recurse=self.recurse,
-                preserve=self.preserve,
-                host=node.label,
+        move: Callable[..., Awaitable[None]] = sftp.pull
+        if isinstance(self, Push):  # only a push spreads a large file over more sessions
+            move = functools.partial(
+                sftp.push,
                 more_sessions=node.open_sftp_session,
                 sessions=self.sessions or sftp.SESSIONS,
             )
-        else:
-            await sftp.pull(
-                client,
-                sources,
-                destination,
-                recurse=self.recurse,
-                preserve=self.preserve,
-                host=node.label,
-            )
+        await move(
+            client,
+            sources,
+            destination,
+            recurse=self.recurse,
+            preserve=self.preserve,
+            host=node.label,
+        )
 
 
 def _size(path: str | Path) -> int:
