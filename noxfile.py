@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "integration"]
+nox.options.sessions = ["lint", "typecheck", "package", "tests", "integration"]
 nox.options.reuse_existing_virtualenvs = True
 # uv builds the virtualenvs in seconds where it is installed; virtualenv otherwise
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -34,6 +34,24 @@ def typecheck(session: nox.Session) -> None:
     """mypy (strict) on the package."""
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
+    # a user's script against the editable install: py.typed must be seen through it too
+    session.run("mypy", "--strict", "tests/typed/user_script.py")
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """Build sdist and wheel, check what they hold, type-check a user script against the wheel."""
+    session.install("build", "mypy")
+    out = Path(session.create_tmp()).resolve() / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(out), silent=True)
+    session.run("python", "tests/typed/check_dist.py", str(out))
+    wheel = next(out.glob("*.whl"))
+    session.install(str(wheel))
+    # outside the source tree, so that mypy sees the installed package, not ./apssh_cli
+    session.chdir(session.create_tmp())
+    here = Path(__file__).parent
+    session.run("mypy", "--strict", str(here / "tests/typed/user_script.py"))
 
 
 @nox.session(python=PYTHON)

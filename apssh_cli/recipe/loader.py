@@ -10,6 +10,7 @@ planner's (:mod:`apssh_cli.recipe.planner`).
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -453,7 +454,8 @@ class _Builder:
         """A file named without templates must exist (relative to the recipe's directory)."""
         if "{" in name:
             return  # checked once rendered, by the planner
-        path = self.path.parent / Path(name).expanduser()
+        # os.path leaves an unknown ~user as written (Path.expanduser raises)
+        path = self.path.parent / os.path.expanduser(name)
         if not (path.is_file() or (directory_ok and path.is_dir())):
             raise fail(f"{what}: file not found: {name} (looked for {path})", *where)
 

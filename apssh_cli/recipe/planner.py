@@ -14,6 +14,7 @@ controller, for a local step).
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -537,7 +538,7 @@ class _Planner:
         return RenderedAction(action.kind, rendered, tuple(one(arg) for arg in action.args), to)
 
     def _local_path(self, name: str, step: Step, action: Action) -> str:
-        path = self.recipe.directory / Path(name).expanduser()
+        path = self.recipe.directory / os.path.expanduser(name)  # ~nosuchuser: kept
         if action.kind == "script" and not path.is_file():
             raise self.recipe.error(f"script: file not found: {path}", step, action.line)
         if action.kind == "push" and not path.exists():
@@ -545,7 +546,7 @@ class _Planner:
         return str(path)
 
     def _run_path(self, name: str, is_dir: bool) -> str:
-        path = Path(name).expanduser()
+        path = Path(os.path.expanduser(name))
         text = str(path if path.is_absolute() else self.run_dir / path)
         # a pull destination is a directory when it says so, or by default (per host)
         return text + "/" if (is_dir or name.endswith("/")) and not text.endswith("/") else text

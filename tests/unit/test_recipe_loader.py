@@ -293,3 +293,10 @@ def test_a_pull_destination_shared_by_hosts_is_refused(tmp_path: Path) -> None:
         f"pull /tmp/x -> {tmp_path}/run/results/node1/",
         f"pull /tmp/x -> {tmp_path}/run/results/node2/",
     ]
+
+
+def test_a_script_under_an_unknown_home_is_a_recipe_error(tmp_path: Path) -> None:
+    # found by hypothesis: Path.expanduser raised RuntimeError for `~0` (no such user)
+    text = '[recipe]\nname = "a"\nformat = 1\n[[step]]\nid = "a"\nhosts = "nodes"\nscript = "~0"\n'
+    with pytest.raises(RecipeError, match="file not found: ~0"):
+        parse_recipe(text, tmp_path / "r.toml")
