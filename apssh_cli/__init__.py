@@ -39,6 +39,11 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         Sequence as Sequence,
         SshJob as SshJob,
     )
+    from apssh_cli.engine.outcomes import (
+        FleetResults as FleetResults,
+        co_run_command as co_run_command,
+        run_command as run_command,
+    )
     from apssh_cli.errors import (
         ApsshError as ApsshError,
         AuthRefusedError as AuthRefusedError,
@@ -171,6 +176,10 @@ _LAZY: dict[str, str] = {
     "FleetOptions": "apssh_cli.engine.fleet",
     "FleetRun": "apssh_cli.engine.fleet",
     "run_fleet": "apssh_cli.engine.fleet",
+    # results as data: one call, each host's outcome, stdout and stderr (bounded)
+    "run_command": "apssh_cli.engine.outcomes",
+    "co_run_command": "apssh_cli.engine.outcomes",
+    "FleetResults": "apssh_cli.engine.outcomes",
     "Target": "apssh_cli.inventory.targets",
     # recipes (a run imports asyncssh; loading and planning do not)
     "load_recipe": "apssh_cli.recipe.loader",

@@ -25,3 +25,15 @@ def experiment(hostname: str, gateway_name: str) -> bool:
     ok: bool = scheduler.run()
     version: str = apssh_cli.__version__
     return ok and bool(version)
+
+
+def uptimes(hosts: list[str]) -> dict[str, str]:
+    """Results as data: each host's stdout, without printing."""
+    results: apssh_cli.FleetResults = apssh_cli.run_command(hosts, "uptime", window=10, timeout=5)
+    failed: list[apssh_cli.HostResult] = results.failed
+    return {host: r.stdout.strip() for host, r in results.items() if r.is_ok and not failed}
+
+
+async def kernels(hosts: list[str]) -> list[int | None]:
+    results = await apssh_cli.co_run_command(hosts, [Run("uname -r")], max_bytes=4096)
+    return [r.rc for r in results.values()]
