@@ -7,7 +7,7 @@ pattern or None). Then `load_inventory` and `Inventory.select` do the rest, or
 
 Also the value types of numeric options (`Seconds`, `Count`): they refuse what
 would make no sense (``nan``, ``inf``, zero or negative durations) before
-anything runs.
+anything runs; durations take units as recipes do (``30s``, ``2m``, ``500ms``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from apssh_cli.durations import parse_duration
 from apssh_cli.errors import InventoryError
 
 if TYPE_CHECKING:
@@ -42,16 +43,18 @@ MAX_RETRIES = 100  # 100 retries at the 8 s backoff ceiling: over 13 minutes per
 
 
 class Seconds(_ParamType):
-    """A duration in seconds: a finite number above 0 (``nan``, ``inf``, ``0``, ``-1`` refused).
+    """A duration: seconds (``2.5``) or with a unit (``500ms``, ``30s``, ``2m``, ``1h``).
+
+    Finite and above 0 (``nan``, ``inf``, ``0``, ``-1`` refused), at most MAX_SECONDS.
 
     Args:
         allow_zero: accept 0 too, for options where 0 means "off".
 
-    >>> Seconds().convert("2.5", None, None)
-    2.5
+    >>> Seconds().convert("2.5", None, None), Seconds().convert("2m", None, None)
+    (2.5, 120.0)
     """
 
-    name = "seconds"
+    name = "duration"
 
     def __init__(self, *, allow_zero: bool = False) -> None:
         self.allow_zero = allow_zero
@@ -59,19 +62,20 @@ class Seconds(_ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
-        else:
+        try:  # a plain number as before (1e1 included), else a duration with its unit
+            number = float(value) if not isinstance(value, bool) else math.nan
+        except ValueError:
             try:
-                number = float(str(value).strip())
+                number = parse_duration(value, allow_zero=True)
             except ValueError:
                 number = math.nan
-        if self.allow_zero and number == 0:
+        if number == 0 and self.allow_zero:
             return 0.0
         if not (0 < number <= MAX_SECONDS):  # also False for nan
             lowest = "0 (off) or above" if self.allow_zero else "above 0"
             self.fail(
-                f"expected a number of seconds {lowest} and at most {MAX_SECONDS}, got {value!r}",
+                f"expected a duration {lowest} and at most {MAX_SECONDS} s "
+                f"(seconds, or with a unit: 500ms, 30s, 2m, 1h), got {value!r}",
                 param,
                 ctx,
             )

@@ -9,7 +9,6 @@ when something really runs.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -61,8 +60,8 @@ def _with_options(function: F, raw_flags: tuple[str, ...]) -> F:
 
 
 def seconds_option(*decls: str, help: str) -> Callable[[F], F]:
-    """A positive number of seconds (``--timeout``, ``--connect-timeout``)."""
-    return click.option(*decls, type=Seconds(), metavar="SECONDS", help=help)
+    """A positive duration: seconds, or with a unit (``--timeout 30s``, ``--connect-timeout 2``)."""
+    return click.option(*decls, type=Seconds(), metavar="DURATION", help=help)
 
 
 def files_option(*decls: str, help: str) -> Callable[[F], F]:
@@ -120,9 +119,8 @@ _EXECUTION_OPTIONS = [
     ),
     click.option(
         "--keepalive",
-        type=click.FloatRange(min=0),
-        callback=lambda _ctx, _param, value: _finite("--keepalive", value),
-        metavar="SECONDS",
+        type=Seconds(allow_zero=True),
+        metavar="DURATION",
         help="SSH keepalive period; a host silent for 3 periods is unreachable "
         "(default 15; 0: none).",
     ),
@@ -175,12 +173,6 @@ _OUTPUT_OPTIONS = [
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
 ]
-
-
-def _finite(option: str, value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number of seconds", param_hint=option)
-    return value
 
 
 @dataclass(frozen=True)

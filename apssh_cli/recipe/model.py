@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from apssh_cli.durations import parse_duration as parse_duration
 from apssh_cli.errors import ConfigError
 
 ACTION_KINDS = ("run", "script", "string", "push", "pull", "local")
@@ -203,29 +204,3 @@ class Recipe:
             else:  # a cycle: the loader refuses those
                 raise self.error("cycle in requires")
         return ordered
-
-
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """``"500ms"``, ``"30s"``, ``"10m"``, ``"1h"`` or a number of seconds -> seconds.
-
-    >>> parse_duration("1m"), parse_duration(2), parse_duration("250ms")
-    (60.0, 2.0, 0.25)
-
-    Raises:
-        ValueError: anything else, or a duration that is not positive.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise ValueError(f'not a duration: {value!r} (write "500ms", "30s", "10m", "1h")')
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"a duration must be positive: {value!r}")
-    return seconds

@@ -77,12 +77,18 @@ def local_inventory(tmp_path: Path) -> str:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--timeout", "nan"], "Invalid value for '--timeout': expected a number of seconds"),
+        (["--timeout", "nan"], "Invalid value for '--timeout': expected a duration above 0"),
         (["--timeout", "inf"], "got 'inf'"),
         (["--timeout", "-Infinity"], "got '-Infinity'"),
         (["--timeout", "0"], "got '0'"),
         (["--timeout=-1"], "got '-1'"),
-        (["--timeout", "1e10"], "at most 1000000000, got '1e10'"),
+        (
+            ["--timeout", "1e10"],
+            "at most 1000000000 s (seconds, or with a unit: 500ms, 30s, 2m, 1h), got '1e10'",
+        ),
+        (["--timeout", "10x"], "got '10x'"),
+        (["--timeout", "0s"], "got '0s'"),
+        (["--keepalive", "-1s"], "Invalid value for '--keepalive'"),
         (["--timeout", "ten"], "got 'ten'"),
         (["--connect-timeout", "nan"], "Invalid value for '--connect-timeout'"),
         (["--connect-timeout", "0"], "Invalid value for '--connect-timeout'"),
@@ -123,8 +129,8 @@ def test_transfers_refuse_bad_timeouts_too(
     )
     assert status == 1
     assert err.splitlines() == [
-        "apssh: Invalid value for '--timeout': expected a number of seconds above 0 and at "
-        "most 1000000000, got 'nan'",
+        "apssh: Invalid value for '--timeout': expected a duration above 0 and at most "
+        "1000000000 s (seconds, or with a unit: 500ms, 30s, 2m, 1h), got 'nan'",
         f"try 'apssh {subcommand} --help'",
     ]
 
@@ -473,3 +479,22 @@ def test_count_type(text: str, expected: int | None) -> None:
             Count(minimum=1).convert(text, None, None)
     else:
         assert Count(minimum=1).convert(text, None, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 30.0), ("2.5", 2.5), ("1e1", 10.0), ("30s", 30.0), ("2m", 120.0), ("500ms", 0.5),
+     ("1h", 3600.0), (" 45s ", 45.0)],
+)  # fmt: skip
+def test_durations_with_units_on_the_command_line(text: str, seconds: float) -> None:
+    from apssh_cli.cli.options import Seconds
+
+    assert Seconds().convert(text, None, None) == seconds
+
+
+def test_a_timeout_with_a_unit_terminates_the_command(
+    local_inventory: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["-i", local_inventory, "--timeout", "300ms", "--keepalive", "0s", "sleep", "30"]
+    status, _, err = apssh(argv, capsys)
+    assert status == 3, err
