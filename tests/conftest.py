@@ -13,3 +13,12 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile("apssh", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("apssh")
+
+import os  # noqa: E402
+
+# A developer's own apssh config file and APSSH_* defaults must not change what the tests
+# run (APSSH_CONFIG="" means no config file); tests of those set their own.
+os.environ["APSSH_CONFIG"] = ""
+for _name in ("APSSH_WINDOW", "APSSH_TIMEOUT", "APSSH_CONNECT_TIMEOUT", "APSSH_KNOWN_HOSTS"):
+    os.environ.pop(_name, None)
+os.environ.pop("APSSH_USER", None)

@@ -241,10 +241,16 @@ def run(
     **params: Any,
 ) -> int:
     """Run RECIPE on the inventory's hosts: one SSH connection per host for the whole run."""
+    from apssh_cli.cli.defaults import load_defaults
     from apssh_cli.recipe.journal import last_run
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import default_runs_dir
 
+    defaults = load_defaults()  # the config file's and APSSH_* window and inventory
+    if window is None:
+        window = defaults.get("window")
+    if not inventory and defaults.get("inventory"):
+        inventory = (defaults.get("inventory"),)
     directory = Path(run_dir) if run_dir else None
     if resume is not None:
         if resume == "last":

@@ -65,7 +65,7 @@ def run(
     if includes and not script:
         raise click.UsageError("--include goes with -s/--script")
     plan = make_plan(params)
-    timeout = params["timeout"]
+    timeout = plan.timeout  # the command line, else APSSH_TIMEOUT or the config file
     if script:
         path = Path(command[0])
         if not path.is_file():

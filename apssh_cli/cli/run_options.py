@@ -187,6 +187,7 @@ class Plan:
     verbose: bool
     dry_run: bool
     keepalive: float | None = None
+    settings: tuple[str, ...] = ()  # -v: where window, timeout, user... came from
 
 
 def make_plan(params: Mapping[str, Any]) -> Plan:
@@ -196,6 +197,11 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         click.UsageError: options that do not go together.
         ConfigError: bad targets, inventory or selection; no host at all.
     """
+    from apssh_cli.cli.defaults import apply, load_defaults
+
+    params = dict(params)
+    settings = apply(params, load_defaults(), click.get_current_context(silent=True))
+    host_defaults = params["host_defaults"]
     output = _output_options(params)
     inventory_paths = [path for path in params["inventory"] or () if path]
     inventory = load_inventory(inventory_paths) if inventory_paths else None
@@ -217,6 +223,9 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         keys=tuple(params["keys"]),
         known_hosts=params["known_hosts"],
         connect_timeout=params["connect_timeout"],
+        default_user=host_defaults.get("user"),
+        default_known_hosts=host_defaults.get("known_hosts"),
+        default_connect_timeout=host_defaults.get("connect_timeout"),
     )
     targets = resolve_targets(
         inventory=inventory,
@@ -237,6 +246,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         verbose=params["verbose"],
         dry_run=params["dry_run"],
         keepalive=params.get("keepalive"),
+        settings=tuple(settings),
     )
 
 
@@ -300,6 +310,9 @@ def run_plan(
         return ExitCode.OK
     from apssh_cli.engine.early import default_window, start_early_connections
 
+    if plan.verbose:
+        for line in plan.settings:
+            click.echo(f"apssh: {line}", err=True)
     window = plan.window or default_window()
     # the first hosts' TCP connects go out now: importing asyncio and asyncssh (below)
     # takes longer than their round trips

@@ -84,6 +84,9 @@ class Overrides:
         keys: ``-k``: identity files tried first, on every hop.
         known_hosts: ``--known-hosts``: the host key policy of every hop.
         connect_timeout: ``--connect-timeout``, seconds, on every hop.
+        default_user, default_known_hosts, default_connect_timeout: the same
+            from apssh's config file or environment: only for hops that set
+            none (the inventory, or a ``user@`` in ``-t``, wins over them).
     """
 
     user: str | None = None
@@ -91,6 +94,9 @@ class Overrides:
     keys: tuple[str, ...] = ()
     known_hosts: str | None = None
     connect_timeout: float | None = None
+    default_user: str | None = None
+    default_known_hosts: str | None = None
+    default_connect_timeout: float | None = None
 
 
 # ---------------------------------------------------------------- parsing
@@ -336,6 +342,13 @@ def apply_overrides(target: Target, overrides: Overrides) -> Target:
             changes["known_hosts_policy"] = overrides.known_hosts
         if overrides.connect_timeout is not None:
             changes["connect_timeout"] = overrides.connect_timeout
+        for name, value in (
+            ("user", overrides.default_user),
+            ("known_hosts_policy", overrides.default_known_hosts),
+            ("connect_timeout", overrides.default_connect_timeout),
+        ):
+            if value is not None and name not in changes and getattr(hop, name) is None:
+                changes[name] = value
         new_route.append(replace(hop, **changes) if changes else hop)
     return replace(target, route=tuple(new_route))
 
