@@ -65,6 +65,12 @@ def _selection_options(function: F) -> F:
             click.option(
                 "-g", "--group", metavar="PATTERN", help="Narrow every step to these hosts."
             ),
+            click.option(
+                "-x",
+                "--exclude",
+                metavar="PATTERN",
+                help="Leave these hosts out of every step (a term that names nothing: exit 1).",
+            ),
             click.option("--from", "start", metavar="STEP", help="Run STEP and its descendants."),
             click.option(
                 "--only", metavar="STEP[,STEP]", help="Run these steps alone (captures: --resume)."
@@ -131,6 +137,7 @@ def _plan(
     selection = Selection(
         variables=parse_variables(params.get("variables") or ()),
         pattern=params.get("group"),
+        exclude=params.get("exclude"),
         start=params.get("start"),
         only=only,
     )

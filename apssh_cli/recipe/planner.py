@@ -47,12 +47,14 @@ class Selection:
         pattern: ``-g``: every step is narrowed to these hosts.
         start: ``--from``: this step and its descendants.
         only: ``--only``: these steps alone.
+        exclude: ``-x``: these hosts are left out of every step.
     """
 
     variables: Mapping[str, Any] = field(default_factory=dict)
     pattern: str | None = None
     start: str | None = None
     only: tuple[str, ...] = ()
+    exclude: str | None = None
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,7 @@ def make_plan(
             f"unknown name {name!r} (no inventory to look it up in)", recipe.step(step_id)
         )
     selected = _selected(recipe, selection)
-    narrowed = _narrowing(recipe, inventory, selection.pattern)
+    narrowed = _narrowing(recipe, inventory, selection.pattern, selection.exclude)
     repeating = repeating_steps(recipe)
     combos = _combos(recipe, variables)
     planner = _Planner(recipe, inventory, variables, run_id, run_dir)
@@ -373,15 +375,24 @@ def _selected(recipe: Recipe, selection: Selection) -> set[str]:
     return chosen
 
 
-def _narrowing(recipe: Recipe, inventory: Inventory | None, pattern: str | None) -> set[str] | None:
-    if pattern is None:
+def _narrowing(
+    recipe: Recipe, inventory: Inventory | None, pattern: str | None, exclude: str | None = None
+) -> set[str] | None:
+    if pattern is None and exclude is None:
         return None
     if inventory is None:
-        raise RecipeError("-g needs an inventory (-i FILE)", source=recipe.source)
+        flag = "-g" if pattern is not None else "-x"
+        raise RecipeError(f"{flag} needs an inventory (-i FILE)", source=recipe.source)
     try:
-        return {host.name for host in inventory.select(pattern)}
+        chosen = {host.name for host in inventory.select(pattern or "all")}
     except ConfigError as exc:
         raise RecipeError(f"-g {pattern!r}: {exc.message}", source=recipe.source) from None
+    if exclude is None:
+        return chosen
+    try:  # a -x term that names nothing is an error, as with -g
+        return chosen & {host.name for host in inventory.select("all", exclude)}
+    except ConfigError as exc:
+        raise RecipeError(f"-x {exclude!r}: {exc.message}", source=recipe.source) from None
 
 
 def _combos(recipe: Recipe, variables: Mapping[str, Any]) -> list[Combo]:

@@ -244,3 +244,34 @@ def test_same_address_twice_gets_two_nodes() -> None:
     nodes, _ = build_nodes(targets, ssh_node=FakeNode, local_node=FakeNode)
     assert nodes["a"] is not nodes["b"]
     assert nodes["b"].kwargs["label"] == "b"
+
+
+# ---------------------------------------------------------------- -x means what it says
+
+
+def test_exclude_typo_is_an_error_not_a_silent_run() -> None:
+    # issue 19.6: `-g nodes -x nod3` used to run on every node, the excluded one included
+    with pytest.raises(SelectionError, match=r"no group or host matches 'node3'.*node01"):
+        resolve("nodes", exclude="node3")
+    with pytest.raises(SelectionError, match="no group or host matches 'nod01'"):
+        resolve("nodes", exclude="node02,nod01")
+
+
+def test_exclude_names_a_t_target_or_an_inventory_host() -> None:
+    # a -t target's name is a name -x may use, with globs and ranges like -g
+    assert [t.name for t in resolve(targets=("x1", "x2", "b1"), exclude="x*")] == ["b1"]
+    assert [t.name for t in resolve(targets=("n[1-4]",), exclude="n[2:3]")] == ["n1", "n4"]
+    # an inventory host that is not selected is still a name: not an error
+    assert [t.name for t in resolve("nodes", exclude="bastion")] == ["node01", "node02"]
+    # groups work, and exclusion inside the -x pattern too
+    assert [t.name for t in resolve("all", exclude="nodes,!node02")] == ["bastion", "node02", "me"]
+
+
+def test_exclude_typo_with_targets_only() -> None:
+    specs = read_specs(["web1,web2"])
+    with pytest.raises(
+        SelectionError, match=r"no group or host matches 'wbe2' \(did you mean web2"
+    ):
+        resolve_targets(inventory=None, pattern=None, exclude="wbe2", specs=specs, expand=expand)
+    kept = resolve_targets(inventory=None, pattern=None, exclude="web2", specs=specs)
+    assert [t.name for t in kept] == ["web1"]
