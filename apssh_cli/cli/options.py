@@ -212,7 +212,8 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True
 
     Args:
         warn: print a warning on stderr for each host listed in two groups with
-            different connection settings (`Inventory.conflicts`).
+            different connection settings (`Inventory.conflicts`), and for each
+            variable one typo away from a connection variable (`Inventory.typos`).
 
     Raises:
         InventoryError: no file given, or a file that cannot be read or is wrong.
@@ -226,6 +227,8 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True
     if warn:
         for conflict in inventory.conflicts:
             click.echo(conflict_warning(conflict), err=True)
+        for typo in inventory.typos:
+            click.echo(f"apssh: warning: {typo}", err=True)
     return inventory
 
 

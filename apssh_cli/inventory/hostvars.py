@@ -56,6 +56,43 @@ KNOWN_VARIABLES = frozenset(
 )
 
 
+# free variables that still mean something when connecting (targets.build_nodes)
+_MEANINGFUL_FREE = frozenset({"keepalive"})
+
+
+def near_known_variable(name: str) -> str | None:
+    """The connection variable ``name`` is one typo away from, or None.
+
+    One typo: a letter added, left out, changed, or two neighbours swapped
+    (``hostnme``, ``prot``, ``gatway``, ``identity_files``). A name that is itself
+    meaningful, or shorter than 3 letters, is never one.
+    """
+    known = KNOWN_VARIABLES | _MEANINGFUL_FREE
+    if name in known or len(name) < 3:
+        return None
+    for candidate in sorted(known):
+        if _one_edit_apart(name, candidate):
+            return candidate
+    return None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """True when one insertion, deletion, substitution or adjacent swap turns a into b."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    start = 0
+    while start < len(a) and a[start] == b[start]:
+        start += 1
+    if len(a) < len(b):  # one letter more in b
+        return a[start:] == b[start + 1 :]
+    if a[start + 1 :] == b[start + 1 :]:  # one letter changed
+        return True
+    swapped = start + 1 < len(a) and a[start] == b[start + 1] and a[start + 1] == b[start]
+    return swapped and a[start + 2 :] == b[start + 2 :]
+
+
 @dataclass(frozen=True)
 class Jump:
     """A gateway given as ssh options (ProxyJump/ProxyCommand): hops outermost first."""

@@ -24,6 +24,7 @@ from apssh_cli.inventory.hostvars import (
     Jump,
     VariableError,
     describe,
+    near_known_variable,
     normalize,
     parse_known_hosts,
 )
@@ -36,6 +37,7 @@ from apssh_cli.inventory.model import (
     Host,
     HostConflict,
     Inventory,
+    VariableTypo,
 )
 from apssh_cli.inventory.selection import did_you_mean
 from apssh_cli.inventory.tomlsource import Locator, Origin
@@ -74,6 +76,8 @@ class Loader:
         self.groups: dict[str, _RawGroup] = {}
         self.hosts: dict[str, _RawHost] = {}
         self.conflicts: list[HostConflict] = []
+        # by (file:line, key path, name): a range's table is read once per host
+        self.typos: dict[tuple[str, str, str], VariableTypo] = {}
 
     def add_text(self, text: str, source: str) -> None:
         """Add a file's TOML text (errors name ``source`` and the line)."""
@@ -142,6 +146,12 @@ class Loader:
         target.update(values)
         for key in values:
             origins[key] = where.child(written[key])
+        for key in raw:
+            intended = near_known_variable(key)
+            if intended is not None:
+                place, path = _place(where.child(key)), ".".join(where.path)
+                typo = VariableTypo(key, intended, place, path)
+                self.typos.setdefault((place, path, key), typo)
         return values
 
     def _add_hosts(self, group: _RawGroup, hosts: Any, origin: Any) -> None:
@@ -283,7 +293,9 @@ class Loader:
             )
             for g in self.groups.values()
         }
-        return Inventory(hosts, groups, implicit, conflicts=self.conflicts)
+        return Inventory(
+            hosts, groups, implicit, conflicts=self.conflicts, typos=list(self.typos.values())
+        )
 
     def _check_children(self) -> None:
         for group in self.groups.values():

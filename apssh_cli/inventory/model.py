@@ -67,6 +67,7 @@ __all__ = [
     "Host",
     "HostConflict",
     "Inventory",
+    "VariableTypo",
     "parse_target",
 ]
 
@@ -196,6 +197,32 @@ class HostConflict:
 
 
 @dataclass(frozen=True)
+class VariableTypo:
+    """A variable whose name is one typo away from a connection variable (``prot``).
+
+    It is kept as a free variable, so the connection does not use it; `apssh
+    inventory check` reports it as a warning, an error with ``--strict``.
+
+    Attributes:
+        name: the name as written.
+        intended: the connection variable it is probably meant to be.
+        place: ``file:line`` where it is written.
+        where: the key path (``nodes.vars``, ``nodes.hosts.node1``).
+    """
+
+    name: str
+    intended: str
+    place: str
+    where: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.place}: {self.where}: {self.name!r} is not a connection setting, "
+            f"did you mean {self.intended!r}? (kept as a free variable: not used to connect)"
+        )
+
+
+@dataclass(frozen=True)
 class Group:
     """A group as written: its own hosts, its child groups and its variables."""
 
@@ -218,6 +245,7 @@ class Inventory:
         groups: Mapping[str, Group] | None = None,
         implicit: Mapping[str, Host] | None = None,
         conflicts: Sequence[HostConflict] = (),
+        typos: Sequence[VariableTypo] = (),
     ) -> None:
         self._hosts: dict[str, Host] = dict(hosts or {})
         self._groups: dict[str, Group] = dict(
@@ -226,6 +254,7 @@ class Inventory:
         self._implicit: dict[str, Host] = dict(implicit or {})
         self._members: dict[str, set[str]] | None = None
         self._conflicts = tuple(conflicts)
+        self._typos = tuple(typos)
 
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> Inventory:
@@ -280,6 +309,11 @@ class Inventory:
     def conflicts(self) -> tuple[HostConflict, ...]:
         """Hosts listed in two groups with different connection settings (file order)."""
         return self._conflicts
+
+    @property
+    def typos(self) -> tuple[VariableTypo, ...]:
+        """Variables one typo away from a connection variable (``prot``), in file order."""
+        return self._typos
 
     def __len__(self) -> int:
         return len(self._hosts)
