@@ -272,6 +272,34 @@ def _jump_from_proxy_command(command: str) -> Jump:
     return _parse_jump(spec)
 
 
+# the variables whose values name files (their Ansible aliases become these)
+PATH_VARIABLES = ("identity_file", "known_hosts")
+
+
+def resolve_paths(values: dict[str, Any], base_dir: str | None) -> None:
+    """Make the paths in checked variables relative to ``base_dir``, in place.
+
+    ``~`` is expanded; absolute paths stay; a known_hosts policy is not a path.
+    With no ``base_dir`` (text that is not a file, a pipe), relative paths stay
+    relative to the current directory.
+    """
+
+    def resolve(path: str) -> str:
+        path = os.path.expanduser(path)
+        return path if base_dir is None else os.path.join(base_dir, path)
+
+    identity = values.get("identity_file")
+    if isinstance(identity, str):
+        values["identity_file"] = resolve(identity)
+    elif isinstance(identity, list):
+        values["identity_file"] = [resolve(path) for path in identity]
+    known = values.get("known_hosts")
+    if isinstance(known, str) and known not in KNOWN_HOSTS_POLICIES:
+        values["known_hosts"] = resolve(known)
+    elif isinstance(known, dict) and isinstance(known.get("file"), str):
+        values["known_hosts"] = {**known, "file": resolve(known["file"])}
+
+
 class VariableError(ValueError):
     """A bad value for one variable: ``key`` locates it."""
 

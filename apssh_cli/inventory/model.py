@@ -31,6 +31,7 @@ itself (groups, precedence, gateways) in `apssh_cli.inventory.loader`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -88,9 +89,11 @@ class Host:
         port: SSH port; None for the library default (22 or ~/.ssh/config).
         user: remote user; None for the library default.
         gateway: inventory name of the host to tunnel through; None = direct.
-        identity_files: private key files, ``~`` expanded.
+        identity_files: private key files, ``~`` expanded, relative ones made
+            relative to the inventory file that wrote them.
         known_hosts_policy: "strict", "accept-new", "off", or None (default).
-        known_hosts_file: a known_hosts file to use instead of the user's.
+        known_hosts_file: a known_hosts file to use instead of the user's (its
+            path resolved like identity_files).
         connect_timeout: seconds, or None for the default.
         connection: "ssh", or "local" to run on this machine.
         groups: every group the host is in, ancestors included, "all" first.
@@ -260,6 +263,9 @@ class Inventory:
     def load(cls, paths: Sequence[str | Path]) -> Inventory:
         """Read and merge inventory files, later files adding to earlier ones.
 
+        Relative paths in a file (identity_file, known_hosts) start at that
+        file's directory (the real file's, when the path is a symlink).
+
         Raises:
             InventoryError: no path, an unreadable file, or bad contents.
         """
@@ -273,21 +279,31 @@ class Inventory:
             if key in seen:  # the same file twice (flag and env var): read once
                 continue
             seen.add(key)
-            loader.add_text(read_text(path), str(path))
+            # a pipe (-i <(...)) has no directory of its own: the cwd then
+            base_dir = str(key.parent) if key.is_file() else None
+            loader.add_text(read_text(path), str(path), base_dir)
         return loader.build()
 
     @classmethod
-    def from_toml_text(cls, text: str, source: str = "<string>") -> Inventory:
-        """Build an inventory from TOML text (``source`` names it in errors)."""
+    def from_toml_text(
+        cls, text: str, source: str = "<string>", *, base_dir: str | Path | None = None
+    ) -> Inventory:
+        """Build an inventory from TOML text (``source`` names it in errors).
+
+        Relative paths (identity_file, known_hosts) start at ``base_dir``, or
+        stay relative to the current directory without one.
+        """
         loader = _new_loader()
-        loader.add_text(text, source)
+        loader.add_text(text, source, os.fspath(base_dir) if base_dir is not None else None)
         return loader.build()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Inventory:
-        """Build an inventory from already parsed TOML data."""
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str = "<dict>", *, base_dir: str | Path | None = None
+    ) -> Inventory:
+        """Build an inventory from already parsed TOML data (``base_dir``: as `from_toml_text`)."""
         loader = _new_loader()
-        loader.add_data(data, source, None)
+        loader.add_data(data, source, None, os.fspath(base_dir) if base_dir is not None else None)
         return loader.build()
 
     @property
