@@ -8,7 +8,6 @@ asyncssh or asynciojobs.
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -179,14 +178,11 @@ def _count(number: int, word: str) -> str:
     return f"{number} {word}{'' if number == 1 else 's'}"
 
 
-# variables whose values are secrets (ansible_password, ansible_become_pass, api_token...)
-_SECRET_NAME = re.compile(r"pass|secret|token", re.IGNORECASE)
-MASK = "********"
-
-
 def shown_vars(host: Host) -> dict[str, Any]:
-    """The host's variables as printed: secrets masked, never shown."""
-    return {key: MASK if _SECRET_NAME.search(key) else value for key, value in host.vars.items()}
+    """The host's variables as printed: secrets masked at any depth (`inventory.secrets`)."""
+    from apssh_cli.inventory.secrets import mask_vars
+
+    return mask_vars(host.vars)
 
 
 def host_record(inventory: Inventory, host: Host) -> dict[str, Any]:

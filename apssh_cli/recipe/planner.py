@@ -24,6 +24,7 @@ from typing import Any
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.model import Host, Inventory
+from apssh_cli.inventory.secrets import SecretMask
 from apssh_cli.inventory.targets import Target, inventory_target
 from apssh_cli.recipe.checks import (
     BUILTINS,
@@ -224,16 +225,19 @@ class Plan:
                     ],
                 }
             )
-        return {
-            "v": 1,
-            "recipe": self.recipe.name,
-            "run_id": self.run_id,
-            "run_dir": str(self.run_dir),
-            "combos": [combo.slug for combo in self.combos],
-            "hosts": self.hosts,
-            "tasks": len(self.tasks),
-            "steps": steps,
-        }
+        # a template may have put an inventory secret in a command: masked
+        return SecretMask.of_inventory(self.inventory).data(
+            {
+                "v": 1,
+                "recipe": self.recipe.name,
+                "run_id": self.run_id,
+                "run_dir": str(self.run_dir),
+                "combos": [combo.slug for combo in self.combos],
+                "hosts": self.hosts,
+                "tasks": len(self.tasks),
+                "steps": steps,
+            }
+        )
 
     def text(self) -> str:
         """The plan for a person: steps, hosts (folded), commands per combination."""
@@ -259,7 +263,7 @@ class Plan:
                     continue
                 for line, hosts_of in _group_tasks(inst.tasks):
                     out.append(f"      {fold(hosts_of)}: {line}")
-        return "\n".join(out) + "\n"
+        return SecretMask.of_inventory(self.inventory).text("\n".join(out) + "\n")
 
 
 def _group_tasks(tasks: Sequence[Task]) -> list[tuple[str, list[str]]]:
