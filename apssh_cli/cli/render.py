@@ -340,6 +340,8 @@ class Renderer(Formatter):
         """One line of a host's output, to every sink."""
         if event.host not in self._hosts:  # a gateway's own output, if any: not part of the run
             return
+        if self._secrets:  # to every sink: terminal, --gather, --json, --out-dir files
+            event = event._replace(line=self._secrets.text(event.line))
         self._sink.output(event)
 
     def note(self, name: str, text: str) -> None:

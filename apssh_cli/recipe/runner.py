@@ -129,6 +129,8 @@ class RecipeRun:
         early_connections: EarlyConnections | None = None,
     ) -> None:
         self.plan = plan
+        # inventory secrets a template put in a command stay out of events and summaries
+        self.secrets = SecretMask.of_inventory(plan.inventory)
         self.early_connections = early_connections
         self.keep_going = keep_going
         self.fail_fast = fail_fast
@@ -155,8 +157,6 @@ class RecipeRun:
         self._local: Any = None
         self._slots: dict[Any, asyncio.Semaphore] = {}
         self.log = EventLog()
-        # inventory secrets a template put in a command stay out of events and summaries
-        self.secrets = SecretMask.of_inventory(plan.inventory)
         self.started = 0.0
         self.finished: float | None = None
 
