@@ -226,7 +226,7 @@ class Plan:
                 }
             )
         # a template may have put an inventory secret in a command: masked
-        return SecretMask.of_inventory(self.inventory).data(
+        masked = SecretMask.of_inventory(self.inventory).data(
             {
                 "v": 1,
                 "recipe": self.recipe.name,
@@ -238,6 +238,7 @@ class Plan:
                 "steps": steps,
             }
         )
+        return dict(masked)
 
     def text(self) -> str:
         """The plan for a person: steps, hosts (folded), commands per combination."""
