@@ -209,7 +209,8 @@ def resolve_targets(
     Args:
         inventory: the loaded inventory, or None when only ``-t`` is used.
         pattern: ``-g``: the inventory hosts to select.
-        exclude: ``-x``: hosts removed from the whole selection, ``-t`` included.
+        exclude: ``-x``: hosts removed from the whole selection, ``-t`` included
+            (a pattern over inventory names and ``-t`` target names).
         specs: the parsed ``-t`` targets; a bare name that names an inventory host
             stands for that host, gateways and settings included.
         overrides: the command-line settings.
@@ -217,7 +218,7 @@ def resolve_targets(
 
     Raises:
         ConfigError: ``-g`` without an inventory, a range in a gateway hop.
-        SelectionError: from the inventory, for an unknown group or host.
+        SelectionError: a ``-g`` or ``-x`` term that names no group or host.
     """
     targets: list[Target] = []
     if pattern is not None:
@@ -303,7 +304,10 @@ def _excluded_names(
     """
     if not exclude:
         return set()
-    return evaluate(_with_target_names(inventory, targets), exclude)
+    names = _with_target_names(inventory, targets)
+    if exclude in names.hosts:  # one name, even "::1", which the ':' separator would split
+        return {exclude}
+    return evaluate(names, exclude)
 
 
 def _with_target_names(inventory: Inventory | None, targets: Sequence[Target]) -> Inventory:

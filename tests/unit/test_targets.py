@@ -275,3 +275,10 @@ def test_exclude_typo_with_targets_only() -> None:
         resolve_targets(inventory=None, pattern=None, exclude="wbe2", specs=specs, expand=expand)
     kept = resolve_targets(inventory=None, pattern=None, exclude="web2", specs=specs)
     assert [t.name for t in kept] == ["web1"]
+
+
+def test_exclude_an_ipv6_target_by_its_name() -> None:
+    # one name as a whole: the ':' pattern separator must not cut it up
+    specs = read_specs(["[::1]:2222,n1"])
+    kept = resolve_targets(inventory=None, pattern=None, exclude="::1", specs=specs)
+    assert [t.name for t in kept] == ["n1"]
