@@ -142,6 +142,9 @@ def _plan(
         only=only,
     )
     if inv is None and any(not step.is_local for step in loaded.steps):
+        for flag, key in (("-g", "group"), ("-x", "exclude")):
+            if params.get(key) is not None:  # never a pattern left unchecked
+                raise ConfigError(f"{flag} needs an inventory (-i FILE)", source=recipe_file)
         return loaded, None
     return loaded, make_plan(loaded, inv, selection, run_dir=run_dir)
 

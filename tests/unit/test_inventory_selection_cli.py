@@ -92,3 +92,14 @@ def test_recipe_exclude_leaves_hosts_out_of_every_step(
         capsys, "recipe", "plan", recipe, "-i", inventory, "-g", "node[1:2]", "-x", "node1"
     )
     assert "node2: echo node2" in out and "node1" not in out and "node3" not in out
+
+
+@pytest.mark.parametrize("flag", ["-g", "-x"])
+def test_recipe_check_without_inventory_refuses_a_pattern(
+    files: tuple[str, str], capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    # without -i nothing could check the pattern: an error, not "ok"
+    _, recipe = files
+    code, out, err = apssh(capsys, "recipe", "check", recipe, flag, "nod3")
+    assert (code, out) == (1, "")
+    assert err == f"apssh: {recipe}: {flag} needs an inventory (-i FILE)\n"

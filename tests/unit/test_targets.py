@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from apssh_cli.errors import ConfigError, SelectionError
 from apssh_cli.inventory.hostrange import expand
@@ -282,3 +283,24 @@ def test_exclude_an_ipv6_target_by_its_name() -> None:
     specs = read_specs(["[::1]:2222,n1"])
     kept = resolve_targets(inventory=None, pattern=None, exclude="::1", specs=specs)
     assert [t.name for t in kept] == ["n1"]
+
+
+@given(
+    st.lists(st.sampled_from(["node01", "node02", "bastion", "me", "x1", "x2"]), min_size=1),
+    st.sampled_from(["all", "nodes", "infra,local"]),
+)
+def test_excluded_names_never_run(excluded: list[str], pattern: str) -> None:
+    targets = resolve(pattern, targets=("x1", "x2"), exclude=",".join(excluded))
+    names = [t.name for t in targets]
+    assert not set(names) & set(excluded)
+    full = [t.name for t in resolve(pattern, targets=("x1", "x2"))]
+    assert names == [name for name in full if name not in excluded]
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8))
+def test_an_exclude_naming_nothing_is_always_an_error(word: str) -> None:
+    hosts = {"node01", "node02", "bastion", "me", "x1"}
+    if word in hosts | {"nodes", "infra", "local", "all", "ungrouped"}:
+        return
+    with pytest.raises(SelectionError):
+        resolve("all", targets=("x1",), exclude=word)
