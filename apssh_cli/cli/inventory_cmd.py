@@ -8,7 +8,6 @@ asyncssh or asynciojobs.
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -136,33 +135,42 @@ def host(inventory: tuple[str, ...], group: str | None, exclude: str | None, nam
     "--strict",
     is_flag=True,
     help="Fail (exit 1) on warnings: a host listed in two groups with different "
-    "hostname, port, user or gateway.",
+    "hostname, port, user or gateway; a variable one typo away from a connection "
+    "variable (prot, hostnme).",
 )
 def check(inventory: tuple[str, ...], group: str | None, exclude: str | None, strict: bool) -> None:
     """Validate the inventory (and the -g/-x patterns), then print a one-line summary.
 
     A host listed in two groups with different connection settings is a warning
-    (the later listing wins), an error with --strict.
+    (the later listing wins), and so is a variable one typo away from a
+    connection variable (``prot``); both are errors with --strict.
     """
     loaded, hosts, filtered = _selection(inventory, group, exclude, warn=False)
-    conflicts = loaded.conflicts
+    conflicts, typos = loaded.conflicts, loaded.typos
     for conflict in conflicts:
         if strict:
             click.echo(f"apssh: error: {conflict}", err=True)
         else:
             click.echo(conflict_warning(conflict), err=True)
-    if strict and conflicts:
+    for typo in typos:
+        click.echo(f"apssh: {'error' if strict else 'warning'}: {typo}", err=True)
+    if strict and (conflicts or typos):
         from apssh_cli.errors import InventoryError
 
-        raise InventoryError(f"{_count(len(conflicts), 'conflicting host definition')} (--strict)")
+        problems = []
+        if conflicts:
+            problems.append(_count(len(conflicts), "conflicting host definition"))
+        if typos:
+            problems.append(_count(len(typos), "misspelt connection variable"))
+        raise InventoryError(f"{', '.join(problems)} (--strict)")
     groups = [name for name in loaded.groups if name not in _BUILTIN_GROUPS]
     summary = f"ok: {_count(len(loaded), 'host')}, {_count(len(groups), 'group')}"
     if loaded.implicit_hosts:
         summary += f", {_count(len(loaded.implicit_hosts), 'implicit gateway')}"
     if filtered:
         summary += f"; the pattern selects {_count(len(hosts), 'host')}"
-    if conflicts:
-        summary += f"; {_count(len(conflicts), 'warning')}"
+    if conflicts or typos:
+        summary += f"; {_count(len(conflicts) + len(typos), 'warning')}"
     click.echo(summary)
 
 
@@ -170,14 +178,11 @@ def _count(number: int, word: str) -> str:
     return f"{number} {word}{'' if number == 1 else 's'}"
 
 
-# variables whose values are secrets (ansible_password, ansible_become_pass, api_token...)
-_SECRET_NAME = re.compile(r"pass|secret|token", re.IGNORECASE)
-MASK = "********"
-
-
 def shown_vars(host: Host) -> dict[str, Any]:
-    """The host's variables as printed: secrets masked, never shown."""
-    return {key: MASK if _SECRET_NAME.search(key) else value for key, value in host.vars.items()}
+    """The host's variables as printed: secrets masked at any depth (`inventory.secrets`)."""
+    from apssh_cli.inventory.secrets import mask_vars
+
+    return mask_vars(host.vars)
 
 
 def host_record(inventory: Inventory, host: Host) -> dict[str, Any]:

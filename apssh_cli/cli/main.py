@@ -17,6 +17,7 @@ import click
 
 from apssh_cli import __version__
 from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP, ExitCode
+from apssh_cli.cli.options import forget_secrets, mask_secrets
 from apssh_cli.errors import ApsshError
 
 # subcommand name -> "module:attribute", imported on demand
@@ -137,6 +138,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run `apssh` and exit with one of the statuses of ExitCode."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    forget_secrets()
     try:
         status = cli.main(args=argv, prog_name="apssh", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"apssh: {_one_line(exc.format_message())}", err=True)
         status = ExitCode.USAGE
     except ApsshError as exc:
-        click.echo(f"apssh: {exc}", err=True)
+        click.echo(f"apssh: {mask_secrets(str(exc))}", err=True)
         hint = getattr(exc, "hint", None)
         if hint:
             click.echo(f"hint: {hint}", err=True)
@@ -167,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         click.echo(
-            f"apssh: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"apssh: internal error: {type(exc).__name__}: {mask_secrets(str(exc))} "
+            "(run with --debug for details)",
             err=True,
         )
         status = ExitCode.USAGE

@@ -30,6 +30,9 @@ NO_INVENTORY_MESSAGE = f"no inventory given: use -i FILE, or set {ENV_INVENTORY}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# the secret masks of the inventories this command loaded: its error messages use them
+_loaded_secrets: list[Any] = []
+
 # Far above any real run, low enough that every layer (asyncio timers, the remote
 # wrapper's deadline arithmetic) handles it as an ordinary number.
 if TYPE_CHECKING:
@@ -216,7 +219,8 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True
 
     Args:
         warn: print a warning on stderr for each host listed in two groups with
-            different connection settings (`Inventory.conflicts`).
+            different connection settings (`Inventory.conflicts`), and for each
+            variable one typo away from a connection variable (`Inventory.typos`).
 
     Raises:
         InventoryError: no file given, or a file that cannot be read or is wrong.
@@ -227,10 +231,27 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]], *, warn: bool = True
     if not given:
         raise InventoryError(NO_INVENTORY_MESSAGE)
     inventory = Inventory.load(given)
+    from apssh_cli.inventory.secrets import SecretMask
+
+    _loaded_secrets.append(SecretMask.of_inventory(inventory))
     if warn:
         for conflict in inventory.conflicts:
             click.echo(conflict_warning(conflict), err=True)
+        for typo in inventory.typos:
+            click.echo(f"apssh: warning: {typo}", err=True)
     return inventory
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the secrets of every inventory loaded so far masked (error messages)."""
+    for mask in _loaded_secrets:
+        text = mask.text(text)
+    return text
+
+
+def forget_secrets() -> None:
+    """Start a new command: the inventories of the previous one are forgotten."""
+    _loaded_secrets.clear()
 
 
 def conflict_warning(conflict: HostConflict) -> str:

@@ -65,6 +65,12 @@ def _selection_options(function: F) -> F:
             click.option(
                 "-g", "--group", metavar="PATTERN", help="Narrow every step to these hosts."
             ),
+            click.option(
+                "-x",
+                "--exclude",
+                metavar="PATTERN",
+                help="Leave these hosts out of every step (a term that names nothing: exit 1).",
+            ),
             click.option("--from", "start", metavar="STEP", help="Run STEP and its descendants."),
             click.option(
                 "--only", metavar="STEP[,STEP]", help="Run these steps alone (captures: --resume)."
@@ -131,10 +137,14 @@ def _plan(
     selection = Selection(
         variables=parse_variables(params.get("variables") or ()),
         pattern=params.get("group"),
+        exclude=params.get("exclude"),
         start=params.get("start"),
         only=only,
     )
     if inv is None and any(not step.is_local for step in loaded.steps):
+        for flag, key in (("-g", "group"), ("-x", "exclude")):
+            if params.get(key) is not None:  # never a pattern left unchecked
+                raise ConfigError(f"{flag} needs an inventory (-i FILE)", source=recipe_file)
         return loaded, None
     return loaded, make_plan(loaded, inv, selection, run_dir=run_dir)
 

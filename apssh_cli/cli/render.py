@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.hostrange import fold
+from apssh_cli.inventory.secrets import SecretMask
 from apssh_cli.inventory.targets import Target
 from apssh_cli.output import (
     DEFAULT_CAPTURE_BYTES,
@@ -267,6 +268,8 @@ class Renderer(Formatter):
         self._localtime = localtime
         self._width = width
         self._hosts = {target.name: _HostState(target) for target in targets}
+        # a path template may have put an inventory secret in a command or an error
+        self._secrets = SecretMask.of_hosts(hop for target in targets for hop in target.route)
         self._short = short_names(targets)
         self._pad = max((len(name) for name in self._short.values()), default=0)
         self._results: dict[str, HostResult] = {}
@@ -337,13 +340,15 @@ class Renderer(Formatter):
         """One line of a host's output, to every sink."""
         if event.host not in self._hosts:  # a gateway's own output, if any: not part of the run
             return
+        if self._secrets:  # to every sink: terminal, --gather, --json, --out-dir files
+            event = event._replace(line=self._secrets.text(event.line))
         self._sink.output(event)
 
     def note(self, name: str, text: str) -> None:
         """A verbose event (connected, command started or done): one line on stderr."""
         state = self._hosts.get(name)
         label = self._label(state) if state is not None else f"{name}:"  # a gateway
-        self._err.write(f"{label} -- {text}\n")
+        self._err.write(f"{label} -- {self._secrets.text(text)}\n")
 
     # the events below come only from verbose (-v) nodes; "connected" is left to
     # the library's log ("connected to ADDR via GATEWAY")
@@ -366,6 +371,8 @@ class Renderer(Formatter):
         if state is None or state.done:
             return
         state.done = True
+        if result.error:
+            result.error = self._secrets.text(result.error)
         if self._capture is not None:
             result.stdout = self._capture.stdout(result.host)
             result.stderr = self._capture.stderr(result.host)

@@ -56,6 +56,43 @@ KNOWN_VARIABLES = frozenset(
 )
 
 
+# free variables that still mean something when connecting (targets.build_nodes)
+_MEANINGFUL_FREE = frozenset({"keepalive"})
+
+
+def near_known_variable(name: str) -> str | None:
+    """The connection variable ``name`` is one typo away from, or None.
+
+    One typo: a letter added, left out, changed, or two neighbours swapped
+    (``hostnme``, ``prot``, ``gatway``, ``identity_files``). A name that is itself
+    meaningful, or shorter than 3 letters, is never one.
+    """
+    known = KNOWN_VARIABLES | _MEANINGFUL_FREE
+    if name in known or len(name) < 3:
+        return None
+    for candidate in sorted(known):
+        if _one_edit_apart(name, candidate):
+            return candidate
+    return None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """True when one insertion, deletion, substitution or adjacent swap turns a into b."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    start = 0
+    while start < len(a) and a[start] == b[start]:
+        start += 1
+    if len(a) < len(b):  # one letter more in b
+        return a[start:] == b[start + 1 :]
+    if a[start + 1 :] == b[start + 1 :]:  # one letter changed
+        return True
+    swapped = start + 1 < len(a) and a[start] == b[start + 1] and a[start + 1] == b[start]
+    return swapped and a[start + 2 :] == b[start + 2 :]
+
+
 @dataclass(frozen=True)
 class Jump:
     """A gateway given as ssh options (ProxyJump/ProxyCommand): hops outermost first."""
@@ -233,6 +270,34 @@ def _jump_from_proxy_command(command: str) -> Jump:
     if port:
         spec = f"{spec}:{port}"
     return _parse_jump(spec)
+
+
+# the variables whose values name files (their Ansible aliases become these)
+PATH_VARIABLES = ("identity_file", "known_hosts")
+
+
+def resolve_paths(values: dict[str, Any], base_dir: str | None) -> None:
+    """Make the paths in checked variables relative to ``base_dir``, in place.
+
+    ``~`` is expanded; absolute paths stay; a known_hosts policy is not a path.
+    With no ``base_dir`` (text that is not a file, a pipe), relative paths stay
+    relative to the current directory.
+    """
+
+    def resolve(path: str) -> str:
+        path = os.path.expanduser(path)
+        return path if base_dir is None else os.path.join(base_dir, path)
+
+    identity = values.get("identity_file")
+    if isinstance(identity, str):
+        values["identity_file"] = resolve(identity)
+    elif isinstance(identity, list):
+        values["identity_file"] = [resolve(path) for path in identity]
+    known = values.get("known_hosts")
+    if isinstance(known, str) and known not in KNOWN_HOSTS_POLICIES:
+        values["known_hosts"] = resolve(known)
+    elif isinstance(known, dict) and isinstance(known.get("file"), str):
+        values["known_hosts"] = {**known, "file": resolve(known["file"])}
 
 
 class VariableError(ValueError):

@@ -24,8 +24,10 @@ from apssh_cli.inventory.hostvars import (
     Jump,
     VariableError,
     describe,
+    near_known_variable,
     normalize,
     parse_known_hosts,
+    resolve_paths,
 )
 from apssh_cli.inventory.model import (
     ALL,
@@ -36,6 +38,7 @@ from apssh_cli.inventory.model import (
     Host,
     HostConflict,
     Inventory,
+    VariableTypo,
 )
 from apssh_cli.inventory.selection import did_you_mean
 from apssh_cli.inventory.tomlsource import Locator, Origin
@@ -74,13 +77,27 @@ class Loader:
         self.groups: dict[str, _RawGroup] = {}
         self.hosts: dict[str, _RawHost] = {}
         self.conflicts: list[HostConflict] = []
+        self._base_dir: str | None = None  # of the file being added
+        # by (file:line, key path, name): a range's table is read once per host
+        self.typos: dict[tuple[str, str, str], VariableTypo] = {}
 
-    def add_text(self, text: str, source: str) -> None:
-        """Add a file's TOML text (errors name ``source`` and the line)."""
-        self.add_data(tomlsource.parse(text, source), source, Locator(text))
+    def add_text(self, text: str, source: str, base_dir: str | None = None) -> None:
+        """Add a file's TOML text (errors name ``source`` and the line).
 
-    def add_data(self, data: Mapping[str, Any], source: str, locator: Locator | None) -> None:
+        ``base_dir`` is where its relative paths start (the file's directory);
+        None leaves them relative to the current directory.
+        """
+        self.add_data(tomlsource.parse(text, source), source, Locator(text), base_dir)
+
+    def add_data(
+        self,
+        data: Mapping[str, Any],
+        source: str,
+        locator: Locator | None,
+        base_dir: str | None = None,
+    ) -> None:
         """Add parsed TOML tables; ``locator`` finds lines in their text, if any."""
+        self._base_dir = base_dir
 
         def origin(*path: str) -> Origin:
             return Origin(source, locator, path)
@@ -139,9 +156,16 @@ class Loader:
             values, written = normalize(raw)
         except VariableError as exc:
             raise where.child(exc.key).error(str(exc)) from None
+        resolve_paths(values, self._base_dir)
         target.update(values)
         for key in values:
             origins[key] = where.child(written[key])
+        for key in raw:
+            intended = near_known_variable(key)
+            if intended is not None:
+                place, path = _place(where.child(key)), ".".join(where.path)
+                typo = VariableTypo(key, intended, place, path)
+                self.typos.setdefault((place, path, key), typo)
         return values
 
     def _add_hosts(self, group: _RawGroup, hosts: Any, origin: Any) -> None:
@@ -283,7 +307,9 @@ class Loader:
             )
             for g in self.groups.values()
         }
-        return Inventory(hosts, groups, implicit, conflicts=self.conflicts)
+        return Inventory(
+            hosts, groups, implicit, conflicts=self.conflicts, typos=list(self.typos.values())
+        )
 
     def _check_children(self) -> None:
         for group in self.groups.values():

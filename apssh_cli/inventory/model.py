@@ -31,6 +31,7 @@ itself (groups, precedence, gateways) in `apssh_cli.inventory.loader`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +68,7 @@ __all__ = [
     "Host",
     "HostConflict",
     "Inventory",
+    "VariableTypo",
     "parse_target",
 ]
 
@@ -87,9 +89,11 @@ class Host:
         port: SSH port; None for the library default (22 or ~/.ssh/config).
         user: remote user; None for the library default.
         gateway: inventory name of the host to tunnel through; None = direct.
-        identity_files: private key files, ``~`` expanded.
+        identity_files: private key files, ``~`` expanded, relative ones made
+            relative to the inventory file that wrote them.
         known_hosts_policy: "strict", "accept-new", "off", or None (default).
-        known_hosts_file: a known_hosts file to use instead of the user's.
+        known_hosts_file: a known_hosts file to use instead of the user's (its
+            path resolved like identity_files).
         connect_timeout: seconds, or None for the default.
         connection: "ssh", or "local" to run on this machine.
         groups: every group the host is in, ancestors included, "all" first.
@@ -196,6 +200,32 @@ class HostConflict:
 
 
 @dataclass(frozen=True)
+class VariableTypo:
+    """A variable whose name is one typo away from a connection variable (``prot``).
+
+    It is kept as a free variable, so the connection does not use it; `apssh
+    inventory check` reports it as a warning, an error with ``--strict``.
+
+    Attributes:
+        name: the name as written.
+        intended: the connection variable it is probably meant to be.
+        place: ``file:line`` where it is written.
+        where: the key path (``nodes.vars``, ``nodes.hosts.node1``).
+    """
+
+    name: str
+    intended: str
+    place: str
+    where: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.place}: {self.where}: {self.name!r} is not a connection setting, "
+            f"did you mean {self.intended!r}? (kept as a free variable: not used to connect)"
+        )
+
+
+@dataclass(frozen=True)
 class Group:
     """A group as written: its own hosts, its child groups and its variables."""
 
@@ -218,6 +248,7 @@ class Inventory:
         groups: Mapping[str, Group] | None = None,
         implicit: Mapping[str, Host] | None = None,
         conflicts: Sequence[HostConflict] = (),
+        typos: Sequence[VariableTypo] = (),
     ) -> None:
         self._hosts: dict[str, Host] = dict(hosts or {})
         self._groups: dict[str, Group] = dict(
@@ -226,10 +257,14 @@ class Inventory:
         self._implicit: dict[str, Host] = dict(implicit or {})
         self._members: dict[str, set[str]] | None = None
         self._conflicts = tuple(conflicts)
+        self._typos = tuple(typos)
 
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> Inventory:
         """Read and merge inventory files, later files adding to earlier ones.
+
+        Relative paths in a file (identity_file, known_hosts) start at that
+        file's directory (the real file's, when the path is a symlink).
 
         Raises:
             InventoryError: no path, an unreadable file, or bad contents.
@@ -244,21 +279,31 @@ class Inventory:
             if key in seen:  # the same file twice (flag and env var): read once
                 continue
             seen.add(key)
-            loader.add_text(read_text(path), str(path))
+            # a pipe (-i <(...)) has no directory of its own: the cwd then
+            base_dir = str(key.parent) if key.is_file() else None
+            loader.add_text(read_text(path), str(path), base_dir)
         return loader.build()
 
     @classmethod
-    def from_toml_text(cls, text: str, source: str = "<string>") -> Inventory:
-        """Build an inventory from TOML text (``source`` names it in errors)."""
+    def from_toml_text(
+        cls, text: str, source: str = "<string>", *, base_dir: str | Path | None = None
+    ) -> Inventory:
+        """Build an inventory from TOML text (``source`` names it in errors).
+
+        Relative paths (identity_file, known_hosts) start at ``base_dir``, or
+        stay relative to the current directory without one.
+        """
         loader = _new_loader()
-        loader.add_text(text, source)
+        loader.add_text(text, source, os.fspath(base_dir) if base_dir is not None else None)
         return loader.build()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Inventory:
-        """Build an inventory from already parsed TOML data."""
+    def from_dict(
+        cls, data: Mapping[str, Any], source: str = "<dict>", *, base_dir: str | Path | None = None
+    ) -> Inventory:
+        """Build an inventory from already parsed TOML data (``base_dir``: as `from_toml_text`)."""
         loader = _new_loader()
-        loader.add_data(data, source, None)
+        loader.add_data(data, source, None, os.fspath(base_dir) if base_dir is not None else None)
         return loader.build()
 
     @property
@@ -280,6 +325,11 @@ class Inventory:
     def conflicts(self) -> tuple[HostConflict, ...]:
         """Hosts listed in two groups with different connection settings (file order)."""
         return self._conflicts
+
+    @property
+    def typos(self) -> tuple[VariableTypo, ...]:
+        """Variables one typo away from a connection variable (``prot``), in file order."""
+        return self._typos
 
     def __len__(self) -> int:
         return len(self._hosts)

@@ -19,15 +19,15 @@ the node classes as arguments: this module never imports asyncssh.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from apssh_cli.errors import ConfigError, InventoryError, SelectionError
+from apssh_cli.errors import ConfigError, InventoryError
 from apssh_cli.inventory.hostrange import split_top_level
-from apssh_cli.inventory.model import Host, Inventory
+from apssh_cli.inventory.model import ALL, UNGROUPED, Host, Inventory
+from apssh_cli.inventory.selection import evaluate
 
 ROUTE_SEPARATOR = "->"
 
@@ -215,7 +215,8 @@ def resolve_targets(
     Args:
         inventory: the loaded inventory, or None when only ``-t`` is used.
         pattern: ``-g``: the inventory hosts to select.
-        exclude: ``-x``: hosts removed from the whole selection, ``-t`` included.
+        exclude: ``-x``: hosts removed from the whole selection, ``-t`` included
+            (a pattern over inventory names and ``-t`` target names).
         specs: the parsed ``-t`` targets; a bare name that names an inventory host
             stands for that host, gateways and settings included.
         overrides: the command-line settings.
@@ -223,7 +224,7 @@ def resolve_targets(
 
     Raises:
         ConfigError: ``-g`` without an inventory, a range in a gateway hop.
-        SelectionError: from the inventory, for an unknown group or host.
+        SelectionError: a ``-g`` or ``-x`` term that names no group or host.
     """
     targets: list[Target] = []
     if pattern is not None:
@@ -233,7 +234,7 @@ def resolve_targets(
     known = inventory.hosts if inventory is not None else {}
     for spec in specs:
         targets.extend(_spec_targets(spec, inventory, known, expand))
-    excluded = _excluded_names(inventory, exclude, expand)
+    excluded = _excluded_names(inventory, exclude, targets)
     unique: dict[str, Target] = {}
     for target in targets:
         if target.name not in excluded and target.name not in unique:
@@ -300,23 +301,33 @@ def _inventory_hops(hops: Sequence[Host], inventory: Inventory) -> list[Host]:
 
 
 def _excluded_names(
-    inventory: Inventory | None,
-    exclude: str | None,
-    expand: Callable[[str], list[str]] | None,
+    inventory: Inventory | None, exclude: str | None, targets: Sequence[Target]
 ) -> set[str]:
+    """The names ``-x`` removes: a pattern over the inventory and the ``-t`` targets' names.
+
+    Every term must name something, as in ``-g``: a typo in ``-x`` is an error
+    (`SelectionError`), never a silent run on the host meant to be left out.
+    """
     if not exclude:
         return set()
-    names: set[str] = set()
-    if inventory is not None:
-        # not inventory names: they may still name -t targets literally
-        with contextlib.suppress(SelectionError):
-            names.update(host.name for host in inventory.select(exclude))
-    for word in split_specs(exclude):
-        if "[" in word and expand is not None:
-            names.update(expand(word))
-        else:
-            names.add(word)
-    return names
+    names = _with_target_names(inventory, targets)
+    if exclude in names.hosts:  # one name, even "::1", which the ':' separator would split
+        return {exclude}
+    return evaluate(names, exclude)
+
+
+def _with_target_names(inventory: Inventory | None, targets: Sequence[Target]) -> Inventory:
+    """The inventory plus each ``-t`` target name it lacks, as an ungrouped host."""
+    known = dict(inventory.hosts) if inventory is not None else {}
+    extra = [target.name for target in targets if target.name not in known]
+    if inventory is not None and not extra:
+        return inventory
+    groups = dict(inventory.groups) if inventory is not None else dict(Inventory().groups)
+    ungrouped = groups[UNGROUPED]
+    groups[UNGROUPED] = replace(ungrouped, hosts=(*ungrouped.hosts, *dict.fromkeys(extra)))
+    for name in extra:
+        known[name] = Host(name=name, hostname=name, groups=(ALL, UNGROUPED))
+    return Inventory(known, groups)
 
 
 def apply_overrides(target: Target, overrides: Overrides) -> Target:

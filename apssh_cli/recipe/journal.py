@@ -30,6 +30,7 @@ class EventLog:
         journal: the journal file (appended to; None: no journal).
         stream: where ``--events`` go (a file or stdout), or None.
         listener: also called with each event (tests, library users).
+        mask: applied to each event before it is written (inventory secrets).
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class EventLog:
         journal: Path | None = None,
         stream: IO[str] | None = None,
         listener: Callable[[dict[str, Any]], None] | None = None,
+        mask: Callable[[Any], Any] | None = None,
     ) -> None:
         self._journal: IO[str] | None = None
         if journal is not None:
@@ -44,10 +46,13 @@ class EventLog:
             self._journal = journal.open("a", encoding="utf-8")
         self._stream = stream
         self._listener = listener
+        self._mask = mask
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         """Write one event; return it."""
         record = {"v": EVENTS_VERSION, "ts": round(time.time(), 6), "event": event, **fields}
+        if self._mask is not None:
+            record = self._mask(record)
         line = json.dumps(record, default=str) + "\n"
         for out in (self._journal, self._stream):
             if out is not None:

@@ -25,6 +25,7 @@ from typing import Any
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.model import Host, Inventory
+from apssh_cli.inventory.secrets import SecretMask
 from apssh_cli.inventory.targets import Target, inventory_target
 from apssh_cli.recipe.checks import (
     BUILTINS,
@@ -48,12 +49,14 @@ class Selection:
         pattern: ``-g``: every step is narrowed to these hosts.
         start: ``--from``: this step and its descendants.
         only: ``--only``: these steps alone.
+        exclude: ``-x``: these hosts are left out of every step.
     """
 
     variables: Mapping[str, Any] = field(default_factory=dict)
     pattern: str | None = None
     start: str | None = None
     only: tuple[str, ...] = ()
+    exclude: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,16 +226,20 @@ class Plan:
                     ],
                 }
             )
-        return {
-            "v": 1,
-            "recipe": self.recipe.name,
-            "run_id": self.run_id,
-            "run_dir": str(self.run_dir),
-            "combos": [combo.slug for combo in self.combos],
-            "hosts": self.hosts,
-            "tasks": len(self.tasks),
-            "steps": steps,
-        }
+        # a template may have put an inventory secret in a command: masked
+        masked = SecretMask.of_inventory(self.inventory).data(
+            {
+                "v": 1,
+                "recipe": self.recipe.name,
+                "run_id": self.run_id,
+                "run_dir": str(self.run_dir),
+                "combos": [combo.slug for combo in self.combos],
+                "hosts": self.hosts,
+                "tasks": len(self.tasks),
+                "steps": steps,
+            }
+        )
+        return dict(masked)
 
     def text(self) -> str:
         """The plan for a person: steps, hosts (folded), commands per combination."""
@@ -258,7 +265,7 @@ class Plan:
                     continue
                 for line, hosts_of in _group_tasks(inst.tasks):
                     out.append(f"      {fold(hosts_of)}: {line}")
-        return "\n".join(out) + "\n"
+        return SecretMask.of_inventory(self.inventory).text("\n".join(out) + "\n")
 
 
 def _group_tasks(tasks: Sequence[Task]) -> list[tuple[str, list[str]]]:
@@ -315,7 +322,7 @@ def make_plan(
             f"unknown name {name!r} (no inventory to look it up in)", recipe.step(step_id)
         )
     selected = _selected(recipe, selection)
-    narrowed = _narrowing(recipe, inventory, selection.pattern)
+    narrowed = _narrowing(recipe, inventory, selection.pattern, selection.exclude)
     repeating = repeating_steps(recipe)
     combos = _combos(recipe, variables)
     planner = _Planner(recipe, inventory, variables, run_id, run_dir)
@@ -374,15 +381,24 @@ def _selected(recipe: Recipe, selection: Selection) -> set[str]:
     return chosen
 
 
-def _narrowing(recipe: Recipe, inventory: Inventory | None, pattern: str | None) -> set[str] | None:
-    if pattern is None:
+def _narrowing(
+    recipe: Recipe, inventory: Inventory | None, pattern: str | None, exclude: str | None = None
+) -> set[str] | None:
+    if pattern is None and exclude is None:
         return None
     if inventory is None:
-        raise RecipeError("-g needs an inventory (-i FILE)", source=recipe.source)
+        flag = "-g" if pattern is not None else "-x"
+        raise RecipeError(f"{flag} needs an inventory (-i FILE)", source=recipe.source)
     try:
-        return {host.name for host in inventory.select(pattern)}
+        chosen = {host.name for host in inventory.select(pattern or "all")}
     except ConfigError as exc:
         raise RecipeError(f"-g {pattern!r}: {exc.message}", source=recipe.source) from None
+    if exclude is None:
+        return chosen
+    try:  # a -x term that names nothing is an error, as with -g
+        return chosen & {host.name for host in inventory.select("all", exclude)}
+    except ConfigError as exc:
+        raise RecipeError(f"-x {exclude!r}: {exc.message}", source=recipe.source) from None
 
 
 def _combos(recipe: Recipe, variables: Mapping[str, Any]) -> list[Combo]:

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from apssh_cli.errors import ApsshError
 from apssh_cli.inventory.hostrange import fold
+from apssh_cli.inventory.secrets import SecretMask
 from apssh_cli.inventory.targets import NodeSettings, build_nodes
 from apssh_cli.recipe.actions import build_commands
 from apssh_cli.recipe.journal import (
@@ -128,6 +129,8 @@ class RecipeRun:
         early_connections: EarlyConnections | None = None,
     ) -> None:
         self.plan = plan
+        # inventory secrets a template put in a command stay out of events and summaries
+        self.secrets = SecretMask.of_inventory(plan.inventory)
         self.early_connections = early_connections
         self.keep_going = keep_going
         self.fail_fast = fail_fast
@@ -312,7 +315,9 @@ class RecipeRun:
         if self.resume:
             self.previous, captures = read_previous(plan.run_dir)
             self._load_captures(captures)
-        self.log = EventLog(plan.run_dir / JOURNAL, self._events, self._listener)
+        self.log = EventLog(
+            plan.run_dir / JOURNAL, self._events, self._listener, mask=self.secrets.data
+        )
         scheduler = self.scheduler
         self.started = time.monotonic()
         self.log.emit(
@@ -401,7 +406,8 @@ class RecipeRun:
         self.abort_reason = reason
         self._abort_exit = exit_status
         self.log.emit("abort", reason=reason)
-        self.formatter.echo(f"-- recipe {self.plan.recipe.name}: aborting: {reason}", True)
+        shown = self.secrets.text(reason)
+        self.formatter.echo(f"-- recipe {self.plan.recipe.name}: aborting: {shown}", True)
         for state, task in list(self._running.values()):
             if not state.task.step.always:
                 task.cancel()
@@ -879,7 +885,7 @@ class RecipeRun:
                     failed = self._instances[id(inst)].failed
                     previous = combos.get(inst.combo.slug, OK)
                     combos[inst.combo.slug] = FAILED if failed or previous == FAILED else OK
-        return {
+        summary = {
             "v": 1,
             "recipe": self.plan.recipe.name,
             "run_id": self.plan.run_id,
@@ -905,6 +911,7 @@ class RecipeRun:
                 for state in self.tasks
             ],
         }
+        return dict(self.secrets.data(summary))
 
     def summary_lines(self) -> Iterator[str]:
         """The summary for a person: per step instance, the hosts in each state (folded)."""

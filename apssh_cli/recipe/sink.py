@@ -23,6 +23,9 @@ class RunLike(Protocol):
 
     def label_of(self, state: TaskState) -> str: ...
 
+    @property
+    def secrets(self) -> Any: ...  # an inventory.secrets.SecretMask
+
 
 class RecipeFormatter(Formatter):
     """Prints ``step host: line`` and journals every line with its step and host.
@@ -61,8 +64,9 @@ class RecipeFormatter(Formatter):
             stream=event.stream,
             line=event.line,
         )
-        if not self.quiet:
-            self.echo(f"{label} {event.host}: {event.line}", event.stream == STDERR)
+        if not self.quiet:  # captures keep the real line; people see secrets masked
+            line = self._run.secrets.text(event.line)
+            self.echo(f"{label} {event.host}: {line}", event.stream == STDERR)
 
     def echo(self, text: str, to_stderr: bool = False) -> None:
         """A line for the person watching."""

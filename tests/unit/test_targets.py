@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from apssh_cli.errors import ConfigError, SelectionError
 from apssh_cli.inventory.hostrange import expand
@@ -244,3 +245,62 @@ def test_same_address_twice_gets_two_nodes() -> None:
     nodes, _ = build_nodes(targets, ssh_node=FakeNode, local_node=FakeNode)
     assert nodes["a"] is not nodes["b"]
     assert nodes["b"].kwargs["label"] == "b"
+
+
+# ---------------------------------------------------------------- -x means what it says
+
+
+def test_exclude_typo_is_an_error_not_a_silent_run() -> None:
+    # issue 19.6: `-g nodes -x nod3` used to run on every node, the excluded one included
+    with pytest.raises(SelectionError, match=r"no group or host matches 'node3'.*node01"):
+        resolve("nodes", exclude="node3")
+    with pytest.raises(SelectionError, match="no group or host matches 'nod01'"):
+        resolve("nodes", exclude="node02,nod01")
+
+
+def test_exclude_names_a_t_target_or_an_inventory_host() -> None:
+    # a -t target's name is a name -x may use, with globs and ranges like -g
+    assert [t.name for t in resolve(targets=("x1", "x2", "b1"), exclude="x*")] == ["b1"]
+    assert [t.name for t in resolve(targets=("n[1-4]",), exclude="n[2:3]")] == ["n1", "n4"]
+    # an inventory host that is not selected is still a name: not an error
+    assert [t.name for t in resolve("nodes", exclude="bastion")] == ["node01", "node02"]
+    # groups work, and exclusion inside the -x pattern too
+    assert [t.name for t in resolve("all", exclude="nodes,!node02")] == ["bastion", "node02", "me"]
+
+
+def test_exclude_typo_with_targets_only() -> None:
+    specs = read_specs(["web1,web2"])
+    with pytest.raises(
+        SelectionError, match=r"no group or host matches 'wbe2' \(did you mean web2"
+    ):
+        resolve_targets(inventory=None, pattern=None, exclude="wbe2", specs=specs, expand=expand)
+    kept = resolve_targets(inventory=None, pattern=None, exclude="web2", specs=specs)
+    assert [t.name for t in kept] == ["web1"]
+
+
+def test_exclude_an_ipv6_target_by_its_name() -> None:
+    # one name as a whole: the ':' pattern separator must not cut it up
+    specs = read_specs(["[::1]:2222,n1"])
+    kept = resolve_targets(inventory=None, pattern=None, exclude="::1", specs=specs)
+    assert [t.name for t in kept] == ["n1"]
+
+
+@given(
+    st.lists(st.sampled_from(["node01", "node02", "bastion", "me", "x1", "x2"]), min_size=1),
+    st.sampled_from(["all", "nodes", "infra,local"]),
+)
+def test_excluded_names_never_run(excluded: list[str], pattern: str) -> None:
+    targets = resolve(pattern, targets=("x1", "x2"), exclude=",".join(excluded))
+    names = [t.name for t in targets]
+    assert not set(names) & set(excluded)
+    full = [t.name for t in resolve(pattern, targets=("x1", "x2"))]
+    assert names == [name for name in full if name not in excluded]
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8))
+def test_an_exclude_naming_nothing_is_always_an_error(word: str) -> None:
+    hosts = {"node01", "node02", "bastion", "me", "x1"}
+    if word in hosts | {"nodes", "infra", "local", "all", "ungrouped"}:
+        return
+    with pytest.raises(SelectionError):
+        resolve("all", targets=("x1",), exclude=word)
