@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asynciojobs
 import pytest
@@ -34,6 +34,7 @@ from tests.integration.test_library_ssh import established_ssh
 
 pytestmark = pytest.mark.integration
 
+T = TypeVar("T")
 SETTLE = 15.0  # seconds a count may take to reach its value: a bound against a hang
 SCHEDULERS = [
     pytest.param(OurScheduler, id="ours"),
@@ -61,7 +62,7 @@ def client_sockets(port: int) -> int:
     return found
 
 
-def settles(measure: Callable[[], int], expected: int) -> int:
+def settles(measure: Callable[[], T], expected: T) -> T:
     """``measure()`` once it equals ``expected``, or its last value after SETTLE seconds."""
     deadline = time.monotonic() + SETTLE
     value = measure()
@@ -149,7 +150,9 @@ def test_one_hop_closed_after_run(
     """The issue's reproduction: N nodes on one sshd, run(), then close_ssh_in_scheduler."""
     with no_noise(capfd):
         made = [node_of(server, ssh_keypair, known_hosts_file) for _ in range(nodes)]
-        jobs = [SshJob(node, f"echo {n}-{c}") for n, node in enumerate(made) for c in range(commands)]
+        jobs = [
+            SshJob(node, f"echo {n}-{c}") for n, node in enumerate(made) for c in range(commands)
+        ]
         scheduler = nest(scheduler_class, jobs, depth)
         assert scheduler.run() is True
         assert settles(lambda: established_ssh(topology, server), nodes) == nodes
@@ -190,21 +193,12 @@ def test_two_hops_closed_after_run(
         scheduler = nest(scheduler_class, jobs, depth)
         assert scheduler.run() is True
         after_run = [b + 1 for b in before]
-        assert settles_all(counts, after_run) == after_run
+        assert settles(counts, after_run) == after_run
         assert client_sockets(topology.bastion.port) == 1
 
         close_ssh_in_scheduler(scheduler)
         assert client_sockets(topology.bastion.port) == 0
-        assert settles_all(counts, before) == before
-
-
-def settles_all(measure: Callable[[], list[int]], expected: list[int]) -> list[int]:
-    deadline = time.monotonic() + SETTLE
-    value = measure()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-        value = measure()
-    return value
+        assert settles(counts, before) == before
 
 
 @pytest.mark.parametrize("scheduler_class", SCHEDULERS)
@@ -247,10 +241,10 @@ def test_close_nodes_under_asyncio_run_after_the_run(
         gateway = node_of(topology.bastion, ssh_keypair, topology.known_hosts)
         node = node_of(topology.internal[0], ssh_keypair, topology.known_hosts, gateway)
         assert asyncio.run(node.run("true")) == 0
-        assert settles_all(counts, [b + 1 for b in before]) == [b + 1 for b in before]
+        assert settles(counts, [b + 1 for b in before]) == [b + 1 for b in before]
         asyncio.run(close_nodes([node]))
         assert client_sockets(topology.bastion.port) == 0
-        assert settles_all(counts, before) == before
+        assert settles(counts, before) == before
         assert not node.is_connected and not gateway.is_connected
 
 
