@@ -263,3 +263,26 @@ def test_node_close_after_its_loop_closed(
         asyncio.run(node.close())
         assert client_sockets(server.port) == 0
         assert settles(lambda: established_ssh(topology, server), 0) == 0
+
+
+def test_a_loop_closed_by_hand_still_ends_the_connection_on_close(
+    topology: Topology, server: Endpoint, ssh_keypair: KeyPair, known_hosts_file: Path
+) -> None:
+    """A loop closed without shutdown_asyncgens() (by hand): nothing was parked at its end;
+    close() under a new loop still ends the connection for the server. The descriptor goes
+    with the connection object, at garbage collection (with asyncio's ResourceWarning)."""
+    node = node_of(server, ssh_keypair, known_hosts_file)
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(node.run("true")) == 0
+    finally:
+        loop.close()
+    assert settles(lambda: established_ssh(topology, server), 1) == 1
+    asyncio.run(node.close())
+    assert settles(lambda: established_ssh(topology, server), 0) == 0
+    assert not node.is_connected
+    del loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # "unclosed transport": documented
+        gc.collect()
+    assert client_sockets(server.port) == 0
