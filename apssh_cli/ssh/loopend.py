@@ -91,8 +91,13 @@ def loop_end() -> LoopEnd:
 def park(conn: asyncssh.SSHClientConnection) -> socket.socket | None:
     """Abort ``conn`` (a direct connection) but keep its TCP connection, on the returned
     duplicate of its socket. Call it while the connection's loop still runs."""
+    kept: socket.socket | None = None
     transport_socket = conn.get_extra_info("socket")
-    kept = transport_socket.dup() if transport_socket is not None else None
+    if transport_socket is not None:
+        # no descriptor left (EMFILE), or a loop whose sockets cannot be duplicated:
+        # the connection just ends with its loop
+        with suppress(AttributeError, OSError):
+            kept = transport_socket.dup()
     conn.abort()
     return kept
 
