@@ -130,6 +130,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     apssh -t node1,root@node2 -w 10 -- cat /etc/os-release
     apssh -i lab.toml -g nodes -s recipes/facts.sh
     apssh push -i lab.toml -g nodes data.tar /tmp/
+
+    Coming from parmentelat's apssh: -g is a group pattern here (its gateway
+    option is -G), -t @FILE reads targets from FILE, -s's includes go with
+    --include, and the default remote user is the inventory's, ~/.ssh/config's
+    or your local user name (upstream's SshNode: root); see docs/migrating.md.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from apssh_cli.cli import upstream_hints
 from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
 from apssh_cli.cli.run_options import files_option, make_plan, run_options, run_plan
 from apssh_cli.errors import ConfigError
@@ -75,6 +76,8 @@ def run(
         for include in includes:
             if not Path(include).is_file():
                 raise ConfigError("include file not found", source=include)
+        for warning in upstream_hints.include_warnings(command):
+            click.echo(f"apssh: warning: {warning}", err=True)
         description = f"script {' '.join(command)}"
     else:
         description = " ".join(command)

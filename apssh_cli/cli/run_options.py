@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from apssh_cli.cli import upstream_hints
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.options import MAX_RETRIES, Count, Seconds, inventory_options, load_inventory
 from apssh_cli.cli.render import OutputOptions, check_format
@@ -93,7 +94,13 @@ _TARGET_OPTIONS = [
         help="Go through GATEWAY ([user@]host[:port], a chain a->b, or an inventory "
         "host) for every host that has no gateway.",
     ),
-    click.option("-l", "--login", metavar="USER", help="Remote user (a user@ in -t wins)."),
+    click.option(
+        "-l",
+        "--login",
+        metavar="USER",
+        help="Remote user (a user@ in -t wins). Default: the inventory's, else ~/.ssh/config's "
+        "User, else your local user name (not root, as upstream apssh's SshNode).",
+    ),
     click.option(
         "-t",
         "--target",
@@ -205,6 +212,8 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
     output = _output_options(params)
     inventory_paths = [path for path in params["inventory"] or () if path]
     inventory = load_inventory(inventory_paths) if inventory_paths else None
+    for warning in upstream_hints.target_file_warnings(params["targets"]):
+        click.echo(f"apssh: warning: {warning}", err=True)
     specs = read_specs(params["targets"])
     pattern: str | None = params["group"]
     if pattern is None and not params["targets"] and inventory is not None:
@@ -227,14 +236,20 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         default_known_hosts=host_defaults.get("known_hosts"),
         default_connect_timeout=host_defaults.get("connect_timeout"),
     )
-    targets = resolve_targets(
-        inventory=inventory,
-        pattern=pattern,
-        exclude=params["exclude"],
-        specs=specs,
-        overrides=overrides,
-        expand=expand,
-    )
+    try:
+        targets = resolve_targets(
+            inventory=inventory,
+            pattern=pattern,
+            exclude=params["exclude"],
+            specs=specs,
+            overrides=overrides,
+            expand=expand,
+        )
+    except ConfigError as exc:
+        hint = upstream_hints.gateway_hint(params["group"], inventory) if params["group"] else None
+        if hint is not None:
+            setattr(exc, "hint", hint)  # noqa: B010 - printed by cli.main on its own line
+        raise
     if not targets:
         raise ConfigError("no hosts left to run on (check -g, -x and -t)")
     return Plan(

@@ -9,7 +9,8 @@ long as its context:
   SshContext() as ctx:`` also closes the jump nodes it made on the way out);
 - no ``context=``: the context of the running event loop, which ends with the
   loop (one ``Scheduler.run()``, one ``asyncio.run()``). A node is never bound
-  to a loop: used again under a new loop, it starts afresh.
+  to a loop: used again under a new loop, it starts afresh, and what the old loop
+  left open is closed first (:mod:`~apssh_cli.ssh.loopend`).
 
 Nothing is keyed by ``id()``: jump nodes are found by their settings, the
 previous hop being the node object itself.

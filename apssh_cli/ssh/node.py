@@ -27,6 +27,7 @@ import asyncio
 import math
 import posixpath
 import shlex
+import socket
 from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -39,7 +40,7 @@ from apssh_cli.errors import CommandTimeoutError, ConfigError, ConnectError, Unr
 from apssh_cli.log import host_logger
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.results import CommandResult
-from apssh_cli.ssh import hostkeys
+from apssh_cli.ssh import hostkeys, loopend
 from apssh_cli.ssh.connection import (
     Credentials,
     Target,
@@ -202,6 +203,9 @@ class SshNode(UpstreamNodeMixin):
         self._lock = asyncio.Lock()
         self._sftp: asyncssh.SFTPClient | None = None
         self._sftp_lock = asyncio.Lock()
+        # the TCP connection its loop left open at its end, until closed (see loopend)
+        self._parked: socket.socket | None = None
+        self._loop_end: loopend.LoopEnd | None = None
 
     def __repr__(self) -> str:
         via = f" via {self.gateway.label}" if self.gateway is not None else ""
@@ -275,12 +279,17 @@ class SshNode(UpstreamNodeMixin):
         return previous
 
     def _bind_loop(self) -> None:
-        """Start afresh under a new event loop: a connection or lock of another loop is dead."""
+        """Start afresh under a new event loop: a connection or lock of another loop is dead.
+
+        What the previous loop left open is closed first (see :mod:`~apssh_cli.ssh.loopend`).
+        """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None:
                 self._log.debug("used under a new event loop: connection state reset")
+                self._end_previous_loop()
             self._loop = loop
+            self._loop_end = None
             self._conn = None
             self._sftp = None
             self._lock = asyncio.Lock()
@@ -308,6 +317,8 @@ class SshNode(UpstreamNodeMixin):
                 raise
             if self.verbose:
                 self.formatter.connected(self.label)
+            self._loop_end = loopend.loop_end()
+            await self._loop_end.add(self)
 
     async def _connect_with_retries(self) -> asyncssh.SSHClientConnection:
         return await with_retries(self._connect_once, self.connect_retries, self._log)
@@ -346,10 +357,45 @@ class SshNode(UpstreamNodeMixin):
         self._conn = None
         self._sftp = None
 
+    def _tunnelled(self) -> bool:
+        return self._target is not None and self._target.gateway is not None
+
+    def park(self) -> asyncssh.SSHClientConnection | None:
+        """The loop ends: keep a direct connection's TCP connection open, abort the rest.
+
+        Returns the connection to wait for. One behind a gateway is left alone: it ends
+        with its gateway's abort, and its server keeps it as long as the gateway's TCP
+        connection lives. Called by :class:`~apssh_cli.ssh.loopend.LoopEnd`.
+        """
+        conn, self._conn = self._conn, None
+        self._sftp = None
+        if conn is not None and not self._tunnelled():
+            self._parked = loopend.park(conn)
+        return conn
+
+    def _hang_up_parked(self) -> None:
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            loopend.hang_up(parked)
+            self._log.debug("closed (the connection of an ended event loop)")
+
+    def _end_previous_loop(self) -> None:
+        """Close what a previous loop left: a parked socket, or a connection."""
+        self._hang_up_parked()
+        if self._conn is not None and not self._tunnelled():
+            # that loop ended without shutdown_asyncgens(): nothing could be parked
+            loopend.abandon(self._conn)
+            self._log.debug("shut down (the connection of another event loop)")
+
     async def close(self) -> None:
-        """Close the connection (not the gateway's); the node can connect again later."""
+        """Close the connection (not the gateway's); the node can connect again later.
+
+        A connection opened under a loop that has ended since is closed too (its socket,
+        and so, for a gateway, the tunnels through it).
+        """
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
-            self._bind_loop()  # a connection of another loop: that loop closed it
+            self._bind_loop()  # closes what the other loop left
+        self._hang_up_parked()  # parked under this very loop, as it ends
         conn, self._conn = self._conn, None
         sftp, self._sftp = self._sftp, None
         if sftp is not None:
