@@ -83,17 +83,21 @@ def docs(session: nox.Session) -> None:
 
 
 def _lint_man_pages(session: nox.Session, man_dir: Path) -> None:
-    # groff's warnings (-ww) on each page: any is a failure; without groff, said plainly
-    groff = shutil.which("groff")
-    if groff is None:
-        session.log("groff not found: the man pages were written but not linted")
-        return
-    for page in sorted(man_dir.glob("*.1")):
-        done = subprocess.run(
-            [groff, "-man", "-Tutf8", "-ww", "-z", str(page)], capture_output=True, text=True
-        )
-        if done.returncode != 0 or done.stderr:
-            session.error(f"{page}: groff warnings:\n{done.stderr}")
+    # groff's warnings (-ww) and mandoc's lint (style included) on each page: any message is
+    # a failure; a checker that is not installed is said plainly, and skipped
+    checkers = {
+        "groff": ["-man", "-Tutf8", "-ww", "-z"],
+        "mandoc": ["-T", "lint", "-W", "all"],
+    }
+    for name, options in checkers.items():
+        program = shutil.which(name)
+        if program is None:
+            session.log(f"{name} not found: the man pages were not checked with it")
+            continue
+        for page in sorted(man_dir.glob("*.1")):
+            done = subprocess.run([program, *options, str(page)], capture_output=True, text=True)
+            if done.returncode != 0 or done.stderr or (name == "mandoc" and done.stdout):
+                session.error(f"{page}: {name}:\n{done.stderr}{done.stdout}")
 
 
 def _require_docker(session: nox.Session) -> None:

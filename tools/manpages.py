@@ -25,6 +25,7 @@ import inspect
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import click
 
 PROGRAM = "apssh"
 NO_WRAP = "\b"  # click's marker: the paragraph after it keeps its line breaks
+SOURCE_WIDTH = 80  # roff source lines, as `mandoc -T lint` wants them
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,19 @@ def inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", lambda m: f"\\fB{m.group(1)}\\fR", escape(text))
 
 
+def filled(text: str) -> list[str]:
+    r"""Escaped roff text in source lines of at most 80 bytes (the output is filled anyway).
+
+    >>> filled("x" * 79 + " .lab/inventory.toml")[-1]
+    '\\&.lab/inventory.toml'
+    """
+    lines = textwrap.wrap(text, SOURCE_WIDTH, break_long_words=False, break_on_hyphens=False) or [
+        "\\&"
+    ]
+    # a line that starts with . or ' would be a request: wrapping may make one
+    return [f"\\&{line}" if line.startswith((".", "'")) else line for line in lines]
+
+
 def paragraphs(help_text: str) -> list[str]:
     """The help text's paragraphs (before click's ``\\f`` cut-off), verbatim ones marked."""
     # click keeps a docstring's indentation (it dedents when formatting the help)
@@ -122,7 +137,7 @@ def roff_block(block: str) -> list[str]:
     """One help paragraph as roff: filled text, or kept lines for a ``\\b`` paragraph."""
     if block.startswith(NO_WRAP):
         return [".PP", ".nf", *(escape(line) for line in _verbatim_lines(block)), ".fi"]
-    return [".PP", inline(" ".join(block.split()))]
+    return [".PP", *filled(inline(" ".join(block.split())))]
 
 
 def _section_body(block: str) -> list[str]:
@@ -148,7 +163,7 @@ def _options(page: Page) -> list[str]:
         if record is None:
             continue
         names, help_text = record
-        out += [".TP", f"\\fB{escape(names)}\\fR", inline(" ".join(help_text.split())) or "\\&"]
+        out += [".TP", f"\\fB{escape(names)}\\fR", *filled(inline(" ".join(help_text.split())))]
     return [".SH OPTIONS", *out] if out else []
 
 
@@ -161,7 +176,7 @@ def _commands(page: Page, pages: dict[tuple[str, ...], Page]) -> list[str]:
             out += [
                 ".TP",
                 f"\\fB{escape(words[-1])}\\fR",
-                inline(sub.command.get_short_help_str(limit=200)),
+                *filled(inline(sub.command.get_short_help_str(limit=200))),
                 f"See \\fB{escape(sub.name)}\\fR(1).",
             ]
     return out
@@ -184,11 +199,14 @@ def render(page: Page, pages: dict[tuple[str, ...], Page], date: str, version: s
     summary = command.get_short_help_str(limit=200)
     lines = [
         f'.TH {escape(page.name.upper())} 1 "{date}" "apssh-cli {escape(version)}" "User Commands"',
+        ".nh",  # no hyphenation: option names and variables stay whole
+        ".ad l",  # ragged right: no stretched spaces around long words
         ".SH NAME",
-        f"{escape(page.name)} \\- {inline(summary)}",
+        *filled(f"{escape(page.name)} \\- {inline(summary)}"),
         *_synopsis(page),
         ".SH DESCRIPTION",
-        *(description or [".PP", inline(summary)]),
+        # the first paragraph follows .SH without a .PP (mandoc: "skipping paragraph macro")
+        *(description or [".PP", *filled(inline(summary))])[1:],
         *_options(page),
         *_commands(page, pages),
     ]

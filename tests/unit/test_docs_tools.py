@@ -138,15 +138,18 @@ def test_top_page_lists_every_exit_status(written: dict[str, str]) -> None:
         assert re.search(rf"^\s*{int(code)}\s+\S", shown, re.M), code
 
 
-def test_man_pages_have_no_groff_warning(written: dict[str, str], tmp_path: Path) -> None:
-    groff = shutil.which("groff")
-    if groff is None:
-        pytest.skip("groff is not installed (nox -s docs says so too)")
+@pytest.mark.parametrize(
+    "checker",
+    [["groff", "-man", "-Tutf8", "-ww", "-z"], ["mandoc", "-T", "lint", "-W", "all"]],
+    ids=lambda checker: checker[0],
+)
+def test_man_pages_lint_clean(checker: list[str], written: dict[str, str], tmp_path: Path) -> None:
+    program = shutil.which(checker[0])
+    if program is None:
+        pytest.skip(f"{checker[0]} is not installed (nox -s docs says so too)")
     for name, text in written.items():
         (tmp_path / name).write_text(text)
         done = subprocess.run(
-            [groff, "-man", "-Tutf8", "-ww", "-z", str(tmp_path / name)],
-            capture_output=True,
-            text=True,
+            [program, *checker[1:], str(tmp_path / name)], capture_output=True, text=True
         )
-        assert (done.returncode, done.stderr) == (0, ""), name
+        assert (done.returncode, done.stderr + done.stdout) == (0, ""), name
