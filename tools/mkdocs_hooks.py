@@ -40,9 +40,10 @@ INDEX = "index.md"
 REFERENCE = "reference.md"
 REPO_PREFIX = "repo"  # where files from outside docs/ are served in the site
 
-# [text](target) and ![alt](target); [label]: target
+# [text](target) and ![alt](target), with an optional "title"
 _INLINE_LINK = re.compile(r"(\]\()(<[^>]*>|[^)\s]+)((?:\s+\"[^\"]*\")?\))")
-_REFERENCE_LINK = re.compile(r"^( {0,3}\[[^\]]+\]:\s*)(\S+)", re.M)
+# [label]: target, not a footnote ([^1]: text)
+_REFERENCE_LINK = re.compile(r"^( {0,3}\[(?!\^)[^\]]+\]:\s*)(\S+)", re.M)
 _FENCE = re.compile(r"^( {0,3})(```+|~~~+).*?^\1\2[ \t]*$", re.M | re.S)
 _CODE_SPAN = re.compile(r"(`+)[^`]*?\1")
 

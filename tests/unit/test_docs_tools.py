@@ -80,6 +80,16 @@ def test_links_in_code_are_left_alone(caplog: pytest.LogCaptureFixture) -> None:
     assert hook_warnings(caplog) == []
 
 
+def test_reference_links_are_followed_and_footnotes_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    text = "[demo]: ../examples/lab_experiment.py\n[^1]: see ../nope.md\n"
+    assert relinked(text, "lab.md") == (
+        "[demo]: repo/examples/lab_experiment.py\n[^1]: see ../nope.md\n"
+    )
+    assert hook_warnings(caplog) == []
+
+
 def test_every_link_of_the_real_docs_resolves(caplog: pytest.LogCaptureFixture) -> None:
     # the same check as the site build, so that `nox -s tests` catches it too
     pages = {"index.md": REPO / "README.md"}
