@@ -9,6 +9,7 @@ The Markdown sources stay as they read on GitHub: ``docs/cli.md`` links ``../REA
   there: the site stands alone, no link leaves it;
 - a link to a file that does not exist, to a directory, or out of the repository is a
   warning, which ``mkdocs build --strict`` turns into a failed build;
+- ``commands.md`` is generated: what ``--help`` prints, for every command;
 - ``reference.md`` is generated: one section per module of the public API (what
   ``apssh_cli`` exports, from its lazy-import table), rendered by mkdocstrings from the
   docstrings.
@@ -26,6 +27,11 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+try:
+    from tools import manpages
+except ImportError:  # loaded by MkDocs from its path, with tools/ itself on sys.path
+    import manpages  # type: ignore[no-redef, import-not-found]
+
 if TYPE_CHECKING:  # at run time only on_files needs mkdocs: the unit tests run without it
     from mkdocs.config.defaults import MkDocsConfig
     from mkdocs.structure.files import Files
@@ -38,6 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 README = "README.md"
 INDEX = "index.md"
 REFERENCE = "reference.md"
+COMMANDS = "commands.md"
+HELP_WIDTH = 88  # the width `--help` is shown at on the commands page
 REPO_PREFIX = "repo"  # where files from outside docs/ are served in the site
 
 # [text](target) and ![alt](target), with an optional "title"
@@ -134,6 +142,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
     if files.get_file_from_path(INDEX) is None:
         files.append(File.generated(config, INDEX, abs_src_path=str(REPO / README)))
     files.append(File.generated(config, REFERENCE, content=api_reference()))
+    files.append(File.generated(config, COMMANDS, content=command_reference()))
     # the closure: a copied Markdown file (the benchmark report) may link files of its own
     pending = [repo_path(f.src_uri, docs_rel) for f in files.documentation_pages()]
     seen = set(pending)
@@ -235,3 +244,24 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
                 if not documented and _defined_elsewhere(module, name) is None:
                     log.warning("%s: %s.%s is exported but not documented", REFERENCE, module, name)
     return html
+
+
+def command_reference() -> str:
+    """The commands page: every command's `--help`, as the command line prints it."""
+    import click
+
+    from apssh_cli.cli.main import cli
+
+    lines = [
+        "# Command reference",
+        "",
+        "What `--help` prints, for `apssh` and each of its subcommands; the man pages",
+        "(`nox -s docs` writes them into `build/man/`: `man -l build/man/apssh-run.1`) say",
+        "the same. [The command line](cli.md) explains the options at more length.",
+        "",
+    ]
+    for page in manpages.walk(cli):
+        formatter = click.HelpFormatter(width=HELP_WIDTH)
+        page.command.format_help(page.ctx, formatter)
+        lines += [f"## {page.title}", "", "```text", formatter.getvalue().rstrip(), "```", ""]
+    return "\n".join(lines)

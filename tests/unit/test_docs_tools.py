@@ -106,6 +106,14 @@ def test_the_api_page_covers_every_exported_name() -> None:
         assert re.search(rf"members: \[[^\]]*\b{name}\b", page) or f"`{name}`" in page, name
 
 
+def test_the_commands_page_shows_every_help() -> None:
+    page = mkdocs_hooks.command_reference()
+    for command in manpages.walk(cli):
+        assert f"## {command.title}\n" in page
+        assert f"Usage: {command.title} " in page, command.title
+    assert "Examples:" in page and "Exit status:" in page
+
+
 # man pages
 
 
