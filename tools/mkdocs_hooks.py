@@ -52,7 +52,7 @@ REPO_PREFIX = "repo"  # where files from outside docs/ are served in the site
 _INLINE_LINK = re.compile(r"(\]\()(<[^>]*>|[^)\s]+)((?:\s+\"[^\"]*\")?\))")
 # [label]: target, not a footnote ([^1]: text)
 _REFERENCE_LINK = re.compile(r"^( {0,3}\[(?!\^)[^\]]+\]:\s*)(\S+)", re.M)
-_FENCE = re.compile(r"^( {0,3})(```+|~~~+).*?^\1\2[ \t]*$", re.M | re.S)
+_FENCE = re.compile(r"^([ \t]*)(```+|~~~+).*?^\1\2[ \t]*$", re.M | re.S)
 _CODE_SPAN = re.compile(r"(`+)[^`]*?\1")
 
 

@@ -75,7 +75,10 @@ def test_a_broken_link_is_a_warning_which_strict_mode_fails_on(
 
 
 def test_links_in_code_are_left_alone(caplog: pytest.LogCaptureFixture) -> None:
-    text = "`[x](../nope.md)`\n\n```toml\n[a](../nope.md)\n```\n[web](https://example.org/x.md)"
+    text = (
+        "`[x](../nope.md)`\n\n```toml\n[a](../nope.md)\n```\n[web](https://example.org/x.md)\n"
+        "- a list item:\n\n    ```\n    [b](../nope.md)\n    ```\n"
+    )
     assert relinked(text, "lab.md") == text
     assert hook_warnings(caplog) == []
 
