@@ -1,4 +1,4 @@
-"""Developer tasks: `nox` runs lint, typecheck, tests and integration (what CI runs)."""
+"""Developer tasks: `nox` runs lint, typecheck, package, docs, tests and integration (CI)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "package", "tests", "integration"]
+nox.options.sessions = ["lint", "typecheck", "package", "docs", "tests", "integration"]
 nox.options.reuse_existing_virtualenvs = True
 # uv builds the virtualenvs in seconds where it is installed; virtualenv otherwise
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -58,7 +58,46 @@ def package(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Fast unit tests: no network, no Docker."""
     session.install("-e", ".[test]")
+    # the examples in the docstrings (a few seconds; the lab's modules import fine without Docker)
+    session.run("pytest", "--doctest-modules", "apssh_cli", "tools/manpages.py", "-q")
     session.run("pytest", "-m", "not integration", *session.posargs)
+
+
+# MkDocs 1.6 with Material 9: the site is built and checked with these. Material is in
+# maintenance until 2027-05 (its team moved on to Zensical, which reads the same mkdocs.yml).
+DOCS_REQUIREMENTS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocstrings[python]>=0.26"]
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The site (build/site, MkDocs strict: a broken link fails) and man pages (build/man)."""
+    session.install("-e", ".", *DOCS_REQUIREMENTS, "ruff", "mypy")  # ruff formats signatures
+    session.run("mypy", "--strict", "tools")  # the generators, with MkDocs' types at hand
+    man_dir = Path("build/man")
+    shutil.rmtree(man_dir, ignore_errors=True)
+    session.run("python", "tools/manpages.py", str(man_dir))
+    _lint_man_pages(session, man_dir)
+    # Material >= 9.7 prints an end-of-life notice at every build (said above, once)
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.log("site: build/site/index.html; man pages: man -l build/man/apssh.1")
+
+
+def _lint_man_pages(session: nox.Session, man_dir: Path) -> None:
+    # groff's warnings (-ww) and mandoc's lint (style included) on each page: any message is
+    # a failure; a checker that is not installed is said plainly, and skipped
+    checkers = {
+        "groff": ["-man", "-Tutf8", "-ww", "-z"],
+        "mandoc": ["-T", "lint", "-W", "all"],
+    }
+    for name, options in checkers.items():
+        program = shutil.which(name)
+        if program is None:
+            session.log(f"{name} not found: the man pages were not checked with it")
+            continue
+        for page in sorted(man_dir.glob("*.1")):
+            done = subprocess.run([program, *options, str(page)], capture_output=True, text=True)
+            if done.returncode != 0 or done.stderr or (name == "mandoc" and done.stdout):
+                session.error(f"{page}: {name}:\n{done.stderr}{done.stdout}")
 
 
 def _require_docker(session: nox.Session) -> None:

@@ -13,6 +13,9 @@ class ExitCode(enum.IntEnum):
     REMOTE_FAILED = 2  # some host returned non-zero
     TIMEOUT = 3  # some host timed out
     UNREACHABLE = 4  # some host unreachable, or refused (auth, host key)
+    # `apssh recipe run` only: the library's apssh_cli.recipe.state.EXIT_ABORTED (the
+    # library never imports cli/, so the value is written twice; a unit test ties them)
+    RECIPE_ABORTED = 5  # a critical step failed, or the recipe's timeout
     INTERRUPTED = 130  # Ctrl-C
     BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`apssh ... | head`)
 
@@ -24,7 +27,8 @@ Exit status:
   2    some host returned non-zero
   3    some host timed out
   4    some host was unreachable or refused (authentication, host key)
+  5    recipe run aborted: a critical step failed, or the recipe's timeout
   130  interrupted (Ctrl-C)
-  128+N  stopped by signal N (143: SIGTERM, 129: SIGHUP), handled like Ctrl-C;
-         141 when the reader of the output went away (apssh ... | head)
-The most severe status present wins (4 > 3 > 2)."""
+  141  the reader of the output went away (apssh ... | head): 128 + SIGPIPE
+  128+N  stopped by signal N (143: SIGTERM, 129: SIGHUP), handled like Ctrl-C
+The most severe status present wins (130 > 5 > 4 > 3 > 2)."""

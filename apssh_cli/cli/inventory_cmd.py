@@ -34,10 +34,11 @@ def inventory(inventory: tuple[str, ...], group: str | None, exclude: str | None
     """List, graph, check an inventory, or show one host's settings.
 
     \b
-    apssh inventory -i lab.toml list -g nodes
-    apssh inventory -i lab.toml graph
-    apssh inventory -i lab.toml host node01
-    apssh inventory -i lab.toml check
+    Examples:
+      apssh inventory -i lab.toml list -g nodes
+      apssh inventory -i lab.toml graph
+      apssh inventory -i lab.toml host node01
+      apssh inventory -i lab.toml check
     """
 
 
@@ -81,7 +82,13 @@ def _selection(
 def list_(
     inventory: tuple[str, ...], group: str | None, exclude: str | None, as_json: bool
 ) -> None:
-    """Print the selected hosts, one name per line (inventory order)."""
+    """Print the selected hosts, one name per line (inventory order).
+
+    \b
+    Examples:
+      apssh inventory -i lab.toml list -g nodes
+      apssh inventory list -i lab.toml -g 'node[01:02]' --json
+    """
     loaded, hosts, _ = _selection(inventory, group, exclude)
     if as_json:
         document = {"hosts": [host_record(loaded, host) for host in hosts]}
@@ -107,6 +114,12 @@ def graph(
     """Draw the tree of groups and hosts under GROUP (default: all).
 
     With -g/-x, only the selected hosts and the groups that hold them are drawn.
+
+    \b
+    Examples:
+      apssh inventory -i lab.toml graph
+      apssh inventory -i lab.toml graph nodes --expand
+      apssh inventory -i lab.toml graph -x node01
     """
     loaded, hosts, filtered = _selection(inventory, group, exclude)
     if root not in loaded.groups:
@@ -122,7 +135,13 @@ def graph(
 @inventory_options
 @click.argument("name", shell_complete=complete_host)
 def host(inventory: tuple[str, ...], group: str | None, exclude: str | None, name: str) -> None:
-    """Show one host: its settings, the route to it, its groups and its variables."""
+    """Show one host: its settings, the route to it, its groups and its variables.
+
+    \b
+    Examples:
+      apssh inventory -i lab.toml host node01
+      apssh inventory host -i site.toml -i site-secrets.toml db1
+    """
     chosen, _, _ = _options(inventory, group, exclude)
     loaded = load_inventory(chosen)
     for line in host_lines(loaded, loaded.host(name)):
@@ -144,6 +163,12 @@ def check(inventory: tuple[str, ...], group: str | None, exclude: str | None, st
     A host listed in two groups with different connection settings is a warning
     (the later listing wins), and so is a variable one typo away from a
     connection variable (``prot``); both are errors with --strict.
+
+    \b
+    Examples:
+      apssh inventory -i lab.toml check
+      apssh inventory -i lab.toml check -g 'nodes,!node01'
+      apssh inventory -i site.toml -i site-secrets.toml check --strict
     """
     loaded, hosts, filtered = _selection(inventory, group, exclude, warn=False)
     conflicts, typos = loaded.conflicts, loaded.typos

@@ -40,9 +40,10 @@ def lab() -> None:
     """Start, inspect or remove a local testbed behind a bastion (needs Docker).
 
     \b
-    apssh lab up --nodes 3
-    apssh -i .lab/inventory.toml -g nodes uptime
-    apssh lab down
+    Examples:
+      apssh lab up --nodes 3
+      apssh -i .lab/inventory.toml -g nodes uptime
+      apssh lab down
     """
 
 
@@ -63,6 +64,11 @@ def up(nodes: int, inventory: Path | None, state_dir: Path | None, name: str | N
 
     The bastion is published on 127.0.0.1; the nodes sit on a private Docker
     network. Prints the inventory to use and how to take the lab down.
+
+    \b
+    Examples:
+      apssh lab up --nodes 3
+      apssh lab up --nodes 10 --dir /tmp/lab10 --name lab10
     """
     state_dir, name = _resolve(state_dir, name)
     lab_core.check_startable(state_dir, name)  # before saying "starting"
@@ -92,6 +98,11 @@ def status(ctx: click.Context, state_dir: Path | None, name: str | None) -> None
     Stale: a container missing or not running, the bastion published on another
     port than the inventory says, a generated file gone. Each such line says how
     to fix it, and the exit status is then 1 (0 when all is well or no lab is up).
+
+    \b
+    Examples:
+      apssh lab status
+      apssh lab status --dir /tmp/lab10
     """
     state_dir, name = _resolve(state_dir, name)
     report = lab_core.lab_report(state_dir, name)
@@ -116,7 +127,15 @@ def status(ctx: click.Context, state_dir: Path | None, name: str | None) -> None
 @_dir_option
 @_name_option
 def down(state_dir: Path | None, name: str | None) -> None:
-    """Remove the lab's containers, network and generated files."""
+    """Remove the lab's containers, network and generated files.
+
+    Nothing up is not an error: `down` may run twice (in a clean-up step, say).
+
+    \b
+    Examples:
+      apssh lab down
+      apssh lab down --dir /tmp/lab10
+    """
     state_dir, name = _resolve(state_dir, name)
     containers, networks, files = lab_core.lab_down(state_dir, name)
     if containers or networks:

@@ -125,11 +125,14 @@ _GROUP_FLAGS = {"--debug", "--version", "-V", "--help", "-h"}
 def cli(ctx: click.Context, debug: bool) -> None:
     """Run commands, scripts and transfers on many hosts over SSH.
 
+    `apssh COMMAND...` is `apssh run COMMAND...`; `apssh SUBCOMMAND --help` tells more.
+
     \b
-    apssh -i lab.toml -g nodes uptime
-    apssh -t node1,root@node2 -w 10 -- cat /etc/os-release
-    apssh -i lab.toml -g nodes -s recipes/facts.sh
-    apssh push -i lab.toml -g nodes data.tar /tmp/
+    Examples:
+      apssh -i lab.toml -g nodes uptime
+      apssh -t node1,root@node2 -w 10 -- cat /etc/os-release
+      apssh -i lab.toml -g nodes -s recipes/facts.sh
+      apssh push -i lab.toml -g nodes data.tar /tmp/
 
     Coming from parmentelat's apssh: -g is a group pattern here (its gateway
     option is -G), -t @FILE reads targets from FILE, -s's includes go with

@@ -86,11 +86,12 @@ def recipe() -> None:
     """Run experiments written as TOML recipes: a DAG of steps over inventory hosts.
 
     \b
-    apssh recipe check recipes/sweep.toml -i .lab/inventory.toml
-    apssh recipe plan  recipes/sweep.toml -i .lab/inventory.toml
-    apssh recipe run   recipes/sweep.toml -i .lab/inventory.toml --var samples=5
-    apssh recipe run   recipes/sweep.toml -i .lab/inventory.toml --resume
-    apssh recipe graph recipes/sweep.toml --format mermaid
+    Examples:
+      apssh recipe check recipes/sweep.toml -i .lab/inventory.toml
+      apssh recipe plan  recipes/sweep.toml -i .lab/inventory.toml
+      apssh recipe run   recipes/sweep.toml -i .lab/inventory.toml --var samples=5
+      apssh recipe run   recipes/sweep.toml -i .lab/inventory.toml --resume
+      apssh recipe graph recipes/sweep.toml --format mermaid
 
     See docs/recipes.md for the format.
     """
@@ -157,6 +158,11 @@ def check(recipe_file: str, inventory: tuple[str, ...], **params: Any) -> int:
     """Check RECIPE (and its use with an inventory): never connects.
 
     Without -i, names that may be host variables and host patterns are not checked.
+
+    \b
+    Examples:
+      apssh recipe check recipes/sweep.toml
+      apssh recipe check recipes/sweep.toml -i .lab/inventory.toml --var samples=5
     """
     loaded, plan = _plan(recipe_file, inventory, params, need_inventory=False)
     what = f"{len(loaded.steps)} steps"
@@ -174,7 +180,13 @@ def check(recipe_file: str, inventory: tuple[str, ...], **params: Any) -> int:
 @_selection_options
 @click.option("--json", "as_json", is_flag=True, help="The plan as JSON.")
 def plan(recipe_file: str, inventory: tuple[str, ...], as_json: bool, **params: Any) -> int:
-    """Show what `run` would do: steps, hosts, tasks, rendered commands. Never connects."""
+    """Show what `run` would do: steps, hosts, tasks, rendered commands. Never connects.
+
+    \b
+    Examples:
+      apssh recipe plan recipes/sweep.toml -i .lab/inventory.toml
+      apssh recipe plan recipes/sweep.toml -i .lab/inventory.toml --only measure --json
+    """
     _, planned = _plan(recipe_file, inventory, params, need_inventory=True)
     if as_json:
         click.echo(json.dumps(planned.to_json(), indent=2))
@@ -196,7 +208,13 @@ def plan(recipe_file: str, inventory: tuple[str, ...], as_json: bool, **params: 
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file.")
 def graph(recipe_file: str, inventory: tuple[str, ...], fmt: str, output: str | None) -> int:
-    """Draw the step graph of RECIPE (with -i: the hosts of each step)."""
+    """Draw the step graph of RECIPE (with -i: the hosts of each step).
+
+    \b
+    Examples:
+      apssh recipe graph recipes/sweep.toml
+      apssh recipe graph recipes/sweep.toml -i .lab/inventory.toml --format svg -o sweep.svg
+    """
     from apssh_cli.recipe import graph as graphs
 
     loaded, planned = _plan(recipe_file, inventory, {}, need_inventory=False)
@@ -250,7 +268,14 @@ def run(
     quiet: bool,
     **params: Any,
 ) -> int:
-    """Run RECIPE on the inventory's hosts: one SSH connection per host for the whole run."""
+    """Run RECIPE on the inventory's hosts: one SSH connection per host for the whole run.
+
+    \b
+    Examples:
+      apssh recipe run recipes/sweep.toml -i .lab/inventory.toml
+      apssh recipe run recipes/sweep.toml -i .lab/inventory.toml --var samples=5 -q
+      apssh recipe run recipes/sweep.toml -i .lab/inventory.toml --resume
+    """
     from apssh_cli.cli.defaults import load_defaults
     from apssh_cli.recipe.journal import last_run
     from apssh_cli.recipe.loader import load_recipe

@@ -52,15 +52,15 @@ def run(
 ) -> int:
     """Run COMMAND on every selected host, at most -w hosts at a time.
 
-    \b
-    apssh -i lab.toml -g nodes uptime
-    apssh -t root@node1,node2 -w 10 -- cat /etc/os-release
-    apssh -i lab.toml -g nodes -s recipes/setup.sh --force
-    apssh -i lab.toml -g nodes --json hostname > out.jsonl
-
     The words of COMMAND are joined with spaces and run by the remote shell, as
     ssh does (quote what the local shell must not expand). A remote command
     named like an apssh subcommand goes after `--`.
+
+    \b
+    Examples:
+      apssh -i lab.toml -g nodes uptime
+      apssh -t root@node1,node2 -w 10 -- cat /etc/os-release
+      apssh -i lab.toml -g nodes -s recipes/setup.sh --force
     """
     _refuse_subcommand_name(ctx, command, script)
     if includes and not script:

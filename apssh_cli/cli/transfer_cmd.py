@@ -41,9 +41,10 @@ def push(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
     {port} and the host's inventory variables.
 
     \b
-    apssh push -i lab.toml -g nodes data.tar /tmp/
-    apssh push -i lab.toml -g nodes -r -p conf/ /etc/app/
-    apssh push -i lab.toml -g nodes 'keys/{host}.pub' .ssh/authorized_keys
+    Examples:
+      apssh push -i lab.toml -g nodes data.tar /tmp/
+      apssh push -i lab.toml -g nodes -r -p conf/ /etc/app/
+      apssh push -i lab.toml -g nodes 'keys/{host}.pub' .ssh/authorized_keys
     """
     if len(paths) < 2:
         raise click.UsageError("push needs LOCAL... and REMOTE")
@@ -73,8 +74,10 @@ def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
     <host> level is added.
 
     \b
-    apssh pull -i lab.toml -g nodes /tmp/apssh-measure.csv results/
-    apssh pull -i lab.toml -g nodes -r /var/log/app 'logs/{host}'
+    Examples:
+      apssh pull -i lab.toml -g nodes /tmp/apssh-measure.csv results/
+      apssh pull -i lab.toml -g nodes -r /var/log/app 'logs/{host}'
+      apssh pull -t root@node1 -t root@node2 /etc/os-release .
     """
     if len(paths) < 2:
         raise click.UsageError("pull needs REMOTE... and LOCALDIR")
