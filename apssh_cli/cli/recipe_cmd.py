@@ -155,6 +155,10 @@ def check(recipe_file: str, inventory: tuple[str, ...], **params: Any) -> int:
     else:
         what += " (give -i to check patterns and host variables too)"
     click.echo(f"{recipe_file}: ok: recipe {loaded.name}, {what}")
+    from apssh_cli.recipe.checks import raw_uses
+
+    for use in raw_uses(loaded):  # the opt-ins to running host values as code, said aloud
+        click.echo(f"note: {use}")
     return 0
 
 

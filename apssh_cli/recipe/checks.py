@@ -185,6 +185,30 @@ def check_templates(recipe: Recipe, extra_names: set[str] | None = None) -> list
     return unresolved
 
 
+_RAW_EFFECT = {
+    "run": "it runs as shell code on the host",
+    "string": "it runs as shell code on the host",
+    "local": "it runs as shell code on the controller",
+}
+
+
+def raw_uses(recipe: Recipe) -> list[str]:
+    """Where a value from hosts is spliced unquoted (``{cap.NAME:raw}``): one line each."""
+    uses: list[str] = []
+    for step in recipe.steps:
+        for key, text in step_templates(step):
+            for field in _safe_fields(text):
+                if field.raw:
+                    effect = _RAW_EFFECT.get(
+                        key, "no effect here: an argument or a path takes a value as it is"
+                    )
+                    message = (
+                        f"{key}: {field.source} inserts a value from hosts unquoted ({effect})"
+                    )
+                    uses.append(str(recipe.error(message, step, _action_line(step, key))))
+    return uses
+
+
 def _action_line(step: Step, key: str) -> int | None:
     if key in ("hosts", "enabled"):
         return step.line_of(key)

@@ -628,23 +628,31 @@ class RecipeRun:
             source = self._source_instance(inst, fld)
             if fld.kind in ("ok", "failed"):
                 wanted = (OK, RUNNING) if fld.kind == "ok" else BAD
-                return " ".join(
-                    t.host for t in source.tasks if self._by_task[id(t)].status in wanted
-                )
+                return [t.host for t in source.tasks if self._by_task[id(t)].status in wanted]
             combo = _combo(source)
             values = self.captures.get((fld.name, combo), {})
             if fld.joined:
-                return " ".join(
-                    values[t.host]
+                hosts = [
+                    t.host
                     for t in source.tasks
                     if t.host in values and self._by_task[id(t)].status == OK
-                )
-            host = fld.host
-            if host is None:
-                host = task.host if task.host in source.hosts else source.hosts[0]
-            if host not in values:
-                raise ApsshError(f"{fld.source}: no value captured on {host}")
-            return values[host]
+                ]
+            else:
+                host = fld.host
+                if host is None:
+                    host = task.host if task.host in source.hosts else source.hosts[0]
+                if host not in values:
+                    raise ApsshError(f"{fld.source}: no value captured on {host}")
+                hosts = [host]
+            for host in hosts:
+                # no command line can carry a NUL (sshd drops the connection on one)
+                if "\0" in values[host]:
+                    raise ApsshError(
+                        f"{fld.source}: the value captured on {host} holds a NUL byte, "
+                        "which no command can carry"
+                    )
+            found = [values[host] for host in hosts]
+            return found if fld.joined else found[0]
 
         return resolve
 
@@ -665,12 +673,12 @@ class RecipeRun:
                 todo.extend(current.requires)
         raise ApsshError(f"{fld.source}: step {step_id!r} is not an ancestor")  # checked before
 
-    def _final(self, parts: Parts, task: Task) -> str:
-        return text_of(render(parts, self._resolver(task)))
+    def _final(self, task: Task, parts: Parts, shell: bool) -> str:
+        return text_of(render(parts, self._resolver(task), shell=shell))
 
     def _commands(self, task: Task) -> tuple[list[Any], str]:
         """The task's commands, deferred references rendered; and their digest."""
-        return build_commands(task, functools.partial(self._final, task=task), self.plan.run_dir)
+        return build_commands(task, functools.partial(self._final, task), self.plan.run_dir)
 
     # ------------------------------------------------------------------ bookkeeping
 

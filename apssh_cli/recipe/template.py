@@ -10,6 +10,11 @@ and the *deferred* ones, known only when the task starts: ``cap`` (``{cap.NAME}`
 ``{cap.NAME@HOST}``, ``{cap.NAME[*]}``), ``ok`` and ``failed`` (``{ok.STEP}``).
 :func:`render` fills what a resolver knows and keeps the deferred fields, so that
 a plan can show them as written and the runner can finish the job later.
+
+The deferred values come from hosts (a capture is whatever a host printed): where
+they reach a shell they are shell-quoted, one word per value, unless the field
+says ``:raw``; the values a user wrote (variables, matrix, built-ins) are inserted
+as written, or quoted with ``:q``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ _FIELD = re.compile(
     rf"|group\.(?P<group>[A-Za-z0-9_.-]+)"
     rf"|cap\.(?P<cap>{_NAME})(?:@(?P<host>[^\s:{{}}\[\]]+)|(?P<all>\[\*\]))?"
     rf"|(?P<state>ok|failed)\.(?P<step>{_ID}))"
-    r"(?P<quote>:q)?"
+    r"(?P<modifier>:q|:raw)?"
 )
 
 
@@ -46,7 +51,9 @@ class Field:
         name: the variable, group, capture or step name.
         host: ``{cap.NAME@HOST}``'s host.
         joined: ``{cap.NAME[*]}``.
-        quote: ``:q``: insert the value shell-quoted.
+        quote: ``:q``: insert the value shell-quoted (a list: as one word).
+        raw: ``:raw``: a value from hosts inserted as it is, even into a shell
+            command (only for deferred fields).
         source: the field as written.
     """
 
@@ -56,6 +63,7 @@ class Field:
     joined: bool = False
     quote: bool = False
     source: str = ""
+    raw: bool = False
 
     @property
     def is_deferred(self) -> bool:
@@ -110,7 +118,13 @@ def parse(text: str) -> Parts:
 
 
 def _field(match: re.Match[str], source: str) -> Field:
-    quote = match["quote"] is not None
+    quote = match["modifier"] == ":q"
+    if match["modifier"] == ":raw" and match["cap"] is None and match["state"] is None:
+        raise TemplateError(
+            f"{source}: ':raw' is for values from hosts ({{cap.*}}, {{ok.*}}, {{failed.*}}); "
+            "a variable is inserted as written already"
+        )
+    raw = match["modifier"] == ":raw"
     if match["name"] is not None:
         return Field("name", match["name"], quote=quote, source=source)
     if match["group"] is not None:
@@ -123,8 +137,9 @@ def _field(match: re.Match[str], source: str) -> Field:
             joined=match["all"] is not None,
             quote=quote,
             source=source,
+            raw=raw,
         )
-    return Field(match["state"], match["step"], quote=quote, source=source)
+    return Field(match["state"], match["step"], quote=quote, source=source, raw=raw)
 
 
 def fields(text: str) -> list[Field]:
@@ -144,13 +159,19 @@ def format_value(value: Any) -> str:
 Resolver = Callable[[Field], Any]
 
 
-def render(parts: Sequence[Part], resolve: Resolver, *, keep_deferred: bool = False) -> Parts:
+def render(
+    parts: Sequence[Part], resolve: Resolver, *, keep_deferred: bool = False, shell: bool = True
+) -> Parts:
     """Fill the fields that ``resolve`` knows.
 
     Args:
         parts: a parsed template.
-        resolve: a field's value (a KeyError propagates: an unknown name).
+        resolve: a field's value (a KeyError propagates: an unknown name); a list
+            for the deferred fields that name several values (``[*]``, ``ok``).
         keep_deferred: keep deferred fields as they are instead of resolving them.
+        shell: the text is shell code: values from hosts are quoted, one word
+            each, unless ``:raw``. False for an argument (quoted whole later) or
+            a path (no shell reads it): they are inserted as they are.
 
     Returns:
         The parts, merged: one string when nothing was kept.
@@ -158,13 +179,23 @@ def render(parts: Sequence[Part], resolve: Resolver, *, keep_deferred: bool = Fa
     out: list[Part] = []
     for part in parts:
         if isinstance(part, Field) and not (keep_deferred and part.is_deferred):
-            value = format_value(resolve(part))
-            part = shlex.quote(value) if part.quote else value
+            part = _insert(part, resolve(part), shell)
         if isinstance(part, str) and out and isinstance(out[-1], str):
             out[-1] += part
         elif part != "":
             out.append(part)
     return tuple(out)
+
+
+def _insert(field: Field, value: Any, shell: bool) -> str:
+    if field.quote:
+        return shlex.quote(format_value(value))
+    if not (field.is_deferred and shell) or field.raw:
+        return format_value(value)
+    # a value from a host never runs as code: each one a single shell word
+    if isinstance(value, list | tuple):
+        return " ".join(shlex.quote(format_value(item)) for item in value)
+    return shlex.quote(format_value(value))
 
 
 def text_of(parts: Sequence[Part]) -> str:
