@@ -18,7 +18,6 @@ from apssh_cli.errors import ApsshError
 from apssh_cli.recipe.planner import RenderedAction, Task
 from apssh_cli.recipe.template import Parts
 
-
 # the actions whose text a shell reads: values from hosts are quoted there
 SHELL_TEXTS = frozenset({"run", "local", "string"})
 

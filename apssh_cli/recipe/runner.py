@@ -60,7 +60,7 @@ from apssh_cli.recipe.state import (
     UNREACHABLE,
     TaskState,
 )
-from apssh_cli.recipe.template import Field, Parts, render, text_of
+from apssh_cli.recipe.template import Field, Parts, TemplateError, render, text_of
 
 if TYPE_CHECKING:
     from apssh_cli.ssh.early import EarlyConnections
@@ -674,7 +674,10 @@ class RecipeRun:
         raise ApsshError(f"{fld.source}: step {step_id!r} is not an ancestor")  # checked before
 
     def _final(self, task: Task, parts: Parts, shell: bool) -> str:
-        return text_of(render(parts, self._resolver(task), shell=shell))
+        try:
+            return text_of(render(parts, self._resolver(task), shell=shell))
+        except TemplateError as exc:  # a user value moved a capture where no quote holds
+            raise ApsshError(str(exc)) from None
 
     def _commands(self, task: Task) -> tuple[list[Any], str]:
         """The task's commands, deferred references rendered; and their digest."""
