@@ -118,6 +118,7 @@ def _plan(
     *,
     need_inventory: bool,
     run_dir: Path | None = None,
+    claim: bool = False,
 ) -> Any:
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import Selection, make_plan
@@ -136,7 +137,7 @@ def _plan(
     )
     if inv is None and any(not step.is_local for step in loaded.steps):
         return loaded, None
-    return loaded, make_plan(loaded, inv, selection, run_dir=run_dir)
+    return loaded, make_plan(loaded, inv, selection, run_dir=run_dir, claim=claim)
 
 
 @recipe.command()
@@ -257,7 +258,10 @@ def run(
             directory = Path(resume)
         if not directory.is_dir():
             raise ConfigError(f"--resume: no run directory {directory}")
-    _, planned = _plan(recipe_file, inventory, params, need_inventory=True, run_dir=directory)
+    # a new run directory is created now, exclusively: two runs never share one
+    _, planned = _plan(
+        recipe_file, inventory, params, need_inventory=True, run_dir=directory, claim=True
+    )
     events_out: Any = None
     if events == "-":
         events_out = sys.stdout

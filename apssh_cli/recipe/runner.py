@@ -30,14 +30,18 @@ from apssh_cli.inventory.targets import NodeSettings, build_nodes
 from apssh_cli.recipe.actions import build_commands
 from apssh_cli.recipe.journal import (
     CAPTURES,
+    DIR_MODE,
     JOURNAL,
     SUMMARY,
     EventLog,
+    RunDirLock,
     captures_as_json,
+    create_run_dir,
     read_previous,
+    unreadable_message,
     write_json,
 )
-from apssh_cli.recipe.model import CAPTURE_LIMIT
+from apssh_cli.recipe.model import CAPTURE_LIMIT, RecipeError
 from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
 from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
@@ -304,15 +308,37 @@ class RecipeRun:
             return await self._co_run(handle_signals)
 
     async def _co_run(self, handle_signals: bool) -> int:
+        """Claim the run directory (a new one exclusively), lock it, run."""
         plan = self.plan
-        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        if plan.fresh and not plan.claimed:
+            if not create_run_dir(plan.run_dir):
+                raise RecipeError(
+                    f"run directory {plan.run_dir} exists already (another run took this "
+                    "id): plan again, or make_plan(..., claim=True)"
+                )
+            plan.claimed = True
+        else:
+            plan.run_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        lock = RunDirLock(plan.run_dir)
+        try:
+            return await self._co_run_locked(handle_signals)
+        finally:
+            lock.release()
+
+    async def _co_run_locked(self, handle_signals: bool) -> int:
+        plan = self.plan
         if plan.recipe.matrix:
             for combo in plan.combos:
-                (plan.run_dir / combo.slug).mkdir(exist_ok=True)
+                (plan.run_dir / combo.slug).mkdir(exist_ok=True, mode=DIR_MODE)
+        unreadable: list[int] = []
         if self.resume:
-            self.previous, captures = read_previous(plan.run_dir)
+            self.previous, captures, unreadable = read_previous(plan.run_dir)
             self._load_captures(captures)
         self.log = EventLog(plan.run_dir / JOURNAL, self._events, self._listener)
+        if unreadable:  # said once, before the run's own events
+            self.formatter.echo(
+                f"-- {unreadable_message(plan.run_dir / JOURNAL, unreadable)}", True
+            )
         scheduler = self.scheduler
         self.started = time.monotonic()
         self.log.emit(
