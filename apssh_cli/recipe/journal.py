@@ -153,12 +153,18 @@ def free_run_id(runs_dir: Path, base: str, taken: Collection[str] = ()) -> str:
 
 
 def create_run_dir(path: Path) -> bool:
-    """Create a run directory (0700) exclusively: False when it exists already."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create a run directory (0700) exclusively: False when it exists already.
+
+    Raises:
+        RecipeError: it cannot be created.
+    """
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(path, DIR_MODE)
     except FileExistsError:
         return False
+    except OSError as exc:
+        raise RecipeError(f"run directory {path}: {exc.strerror or exc}") from None
     return True
 
 
@@ -166,12 +172,16 @@ class RunDirLock:
     """The lock a run holds on its run directory (``.lock``, flock: a crash frees it).
 
     Raises:
-        RecipeError: another run holds it (the message names that run).
+        RecipeError: another run holds it (the message names that run), or the
+            directory cannot be made or written.
     """
 
     def __init__(self, run_dir: Path) -> None:
-        path = run_dir / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise RecipeError(f"run directory {run_dir}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -317,9 +317,7 @@ class RecipeRun:
                     "id): plan again, or make_plan(..., claim=True)"
                 )
             plan.claimed = True
-        else:
-            plan.run_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        lock = RunDirLock(plan.run_dir)
+        lock = RunDirLock(plan.run_dir)  # creates it when needed
         try:
             return await self._co_run_locked(handle_signals)
         finally:

@@ -199,3 +199,14 @@ def test_resume_reads_past_a_journal_a_crash_damaged(
     assert all(status == "ok" for status, _ in tasks.values())
     resumed = [json.loads(line) for line in journal.read_bytes().splitlines()[count + 2 :]]
     assert [e["resumed"] for e in resumed if e["event"] == "task_end"] == [True, True]
+
+
+def test_a_run_directory_that_cannot_be_made_is_one_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "t.toml"
+    recipe.write_text(RECIPE)
+    (tmp_path / "a-file").write_text("")
+    code, _, err = apssh(capsys, "recipe", "run", str(recipe), "--run-dir", f"{tmp_path}/a-file/x")
+    assert code == 1
+    assert err == f"apssh: run directory {tmp_path}/a-file/x: Not a directory\n"
