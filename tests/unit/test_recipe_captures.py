@@ -309,8 +309,13 @@ def test_any_shell_text_around_a_capture_never_runs_it(
         command = render_one(template, "$(touch pwned);touch pwned`touch pwned`\ntouch pwned'")
     except TemplateError:
         return  # refused: nothing runs
-    cwd = tmp_path_factory.mktemp("sh")
-    subprocess.run(
-        ["sh", "-c", command], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, timeout=10
-    )
-    assert not (cwd / "pwned").exists(), command
+    for shell in ("sh", "bash"):  # dash, and bash's quirks (it expands >& words twice)
+        cwd = tmp_path_factory.mktemp(shell)
+        subprocess.run(
+            [shell, "-c", command],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+        )
+        assert not (cwd / "pwned").exists(), (shell, command)
