@@ -99,6 +99,7 @@ def test_a_library_run_never_takes_a_directory_another_run_created(
     recipe = parse_recipe(RECIPE, tmp_path / "t.toml")
     first, second = make_plan(recipe, None), make_plan(recipe, None)  # same id: not created
     assert first.run_dir == second.run_dir
+    assert not first.run_dir.exists()  # planning (recipe plan, check) creates nothing
     assert RecipeRun(first, quiet=True).run() == 0
     with pytest.raises(RecipeError, match="exists already"):
         RecipeRun(second, quiet=True).run()
