@@ -125,6 +125,7 @@ def _plan(
     *,
     need_inventory: bool,
     run_dir: Path | None = None,
+    claim: bool = False,
 ) -> Any:
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import Selection, make_plan
@@ -147,7 +148,7 @@ def _plan(
             if params.get(key) is not None:  # never a pattern left unchecked
                 raise ConfigError(f"{flag} needs an inventory (-i FILE)", source=recipe_file)
         return loaded, None
-    return loaded, make_plan(loaded, inv, selection, run_dir=run_dir)
+    return loaded, make_plan(loaded, inv, selection, run_dir=run_dir, claim=claim)
 
 
 @recipe.command()
@@ -171,6 +172,10 @@ def check(recipe_file: str, inventory: tuple[str, ...], **params: Any) -> int:
     else:
         what += " (give -i to check patterns and host variables too)"
     click.echo(f"{recipe_file}: ok: recipe {loaded.name}, {what}")
+    from apssh_cli.recipe.checks import raw_uses
+
+    for use in raw_uses(loaded):  # the opt-ins to running host values as code, said aloud
+        click.echo(f"note: {use}")
     return 0
 
 
@@ -294,7 +299,10 @@ def run(
             directory = Path(resume)
         if not directory.is_dir():
             raise ConfigError(f"--resume: no run directory {directory}")
-    _, planned = _plan(recipe_file, inventory, params, need_inventory=True, run_dir=directory)
+    # a new run directory is created now, exclusively: two runs never share one
+    _, planned = _plan(
+        recipe_file, inventory, params, need_inventory=True, run_dir=directory, claim=True
+    )
     events_out: Any = None
     if events == "-":
         events_out = sys.stdout

@@ -14,30 +14,39 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from apssh_cli.errors import ApsshError
 from apssh_cli.recipe.planner import RenderedAction, Task
 from apssh_cli.recipe.template import Parts
 
+# the actions whose text a shell reads: values from hosts are quoted there
+SHELL_TEXTS = frozenset({"run", "local", "string"})
+
 
 def build_commands(
-    task: Task, final: Callable[[Parts], str], run_dir: Path
+    task: Task, final: Callable[[Parts, bool], str], run_dir: Path
 ) -> tuple[list[Any], str]:
     """The task's commands and their digest.
 
     Args:
         task: the planned task.
-        final: renders a template's deferred references (captures, host lists).
+        final: renders a template's deferred references (captures, host lists);
+            its second argument says whether the text is shell code.
         run_dir: where local steps run.
 
     Raises:
-        ApsshError: a deferred reference without a value.
+        ApsshError: a deferred reference without a value, or a NUL byte.
     """
     exits = [code for code in task.step.ok_exits if code != 0]
     commands: list[Any] = []
     digest = hashlib.sha256()
     for action in task.actions:
-        texts = [final(part) for part in action.text]
-        args = [final(arg) for arg in action.args]
-        to = final(action.to) if action.to is not None else None
+        shell = action.kind in SHELL_TEXTS
+        # an argument is quoted whole, a path read by no shell: both take values as they are
+        texts = [final(part, shell) for part in action.text]
+        args = [final(arg, False) for arg in action.args]
+        to = final(action.to, False) if action.to is not None else None
+        if any("\0" in text for text in (*texts, *args, to or "")):
+            raise ApsshError(f"{action.kind}: a NUL byte, which no command can carry")
         digest.update(json.dumps([action.kind, texts, args, to]).encode())
         commands.append(_command(action, texts, args, to, exits, digest, run_dir))
     return commands, digest.hexdigest()

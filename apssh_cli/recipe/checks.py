@@ -10,7 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from apssh_cli.recipe.model import ACTION_KINDS, Recipe, Step
-from apssh_cli.recipe.template import TemplateError, fields
+from apssh_cli.recipe.template import (
+    IN_DOUBLE,
+    IN_SINGLE,
+    WORD,
+    Field,
+    TemplateError,
+    fields,
+    parse,
+    refusal,
+    shell_places,
+)
 
 BUILTINS = (
     "host",
@@ -136,6 +146,7 @@ def check_templates(recipe: Recipe, extra_names: set[str] | None = None) -> list
                 found = fields(text)
             except TemplateError as exc:
                 raise recipe.error(f"{key}: {exc}", step, line) from None
+            _check_shell_places(recipe, step, key, text, line)
             for field in found:
                 where = f"{key}: {field.source}"
                 if field.kind == "name":
@@ -183,6 +194,43 @@ def check_templates(recipe: Recipe, extra_names: set[str] | None = None) -> list
                         line,
                     )
     return unresolved
+
+
+SHELL_KEYS = ("run", "local", "string")  # the texts a shell reads
+_RAW_EFFECT = {
+    "run": "it runs as shell code on the host",
+    "string": "it runs as shell code on the host",
+    "local": "it runs as shell code on the controller",
+}
+
+
+def _check_shell_places(recipe: Recipe, step: Step, key: str, text: str, line: int | None) -> None:
+    """A value from hosts where no quoting can hold it (a here-document...): an error now."""
+    if key not in SHELL_KEYS:
+        return
+    parts = parse(text)
+    for index, place in shell_places(parts).items():
+        field = parts[index]
+        assert isinstance(field, Field)
+        if field.is_deferred and not field.raw and place not in (WORD, IN_SINGLE, IN_DOUBLE):
+            raise recipe.error(f"{key}: {refusal(field, place)}", step, line)
+
+
+def raw_uses(recipe: Recipe) -> list[str]:
+    """Where a value from hosts is spliced unquoted (``{cap.NAME:raw}``): one line each."""
+    uses: list[str] = []
+    for step in recipe.steps:
+        for key, text in step_templates(step):
+            for field in _safe_fields(text):
+                if field.raw:
+                    effect = _RAW_EFFECT.get(
+                        key, "no effect here: an argument or a path takes a value as it is"
+                    )
+                    message = (
+                        f"{key}: {field.source} inserts a value from hosts unquoted ({effect})"
+                    )
+                    uses.append(str(recipe.error(message, step, _action_line(step, key))))
+    return uses
 
 
 def _action_line(step: Step, key: str) -> int | None:

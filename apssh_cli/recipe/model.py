@@ -87,7 +87,7 @@ class Action:
 
 @dataclass(frozen=True)
 class Step:
-    """A step of a recipe: actions run on the hosts a pattern names (see RECIPES.md)."""
+    """A step of a recipe: actions run on the hosts a pattern names (see docs/recipes.md)."""
 
     id: str
     actions: tuple[Action, ...]

@@ -32,6 +32,7 @@ from apssh_cli.recipe.checks import (
     check_templates,
     repeating_steps,
 )
+from apssh_cli.recipe.journal import create_run_dir, free_run_id
 from apssh_cli.recipe.model import DEFAULT_WINDOW, Action, Recipe, RecipeError, Step
 from apssh_cli.recipe.template import Field, Parts, TemplateError, parse, render, text_of
 
@@ -164,6 +165,8 @@ class Plan:
     run_id: str
     run_dir: Path
     repeating: set[str]
+    fresh: bool = False  # the run id was chosen here: a new directory, made exclusively
+    claimed: bool = False  # make_plan(claim=True) created it
 
     @property
     def tasks(self) -> list[Task]:
@@ -294,6 +297,7 @@ def make_plan(
     *,
     run_dir: str | Path | None = None,
     run_id: str | None = None,
+    claim: bool = False,
 ) -> Plan:
     """Resolve a recipe against an inventory (never connects).
 
@@ -302,18 +306,40 @@ def make_plan(
         inventory: where the step patterns are looked up (None: local steps only).
         selection: the command line's choices.
         run_dir: the run directory (default ``runs/<name>/<run_id>`` next to the recipe).
-        run_id: the run's name (default: the time, or run_dir's name).
+        run_id: the run's name (default: the time, or run_dir's name); the default is
+            unique: ``-2``, ``-3``... when a directory of that name exists already.
+        claim: with the default run directory, create it now, exclusively (a run
+            started at the same time gets another id). Without it, the run creates it.
 
     Raises:
         RecipeError: a pattern that names nothing, an unknown name, a bad
             ``enabled``, an unknown step in --from/--only, a script that is missing.
     """
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        run_id = run_id or run_dir.name
-    run_id = run_id or new_run_id()
-    run_dir = Path(run_dir) if run_dir is not None else default_runs_dir(recipe) / run_id
-    run_dir = run_dir.absolute()
+    if run_dir is not None or run_id is not None:
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            run_id = run_id or run_dir.name
+        assert run_id is not None
+        run_dir = Path(run_dir) if run_dir is not None else default_runs_dir(recipe) / run_id
+        return _make_plan(recipe, inventory, selection, run_dir.absolute(), run_id)
+    runs = default_runs_dir(recipe).absolute()
+    base = new_run_id()
+    taken: set[str] = set()
+    while True:  # planned first: a bad recipe leaves no empty directory behind
+        run_id = free_run_id(runs, base, taken)
+        plan = _make_plan(recipe, inventory, selection, runs / run_id, run_id)
+        plan.fresh = True
+        if not claim:
+            return plan
+        if create_run_dir(plan.run_dir):
+            plan.claimed = True
+            return plan
+        taken.add(run_id)  # another run took it meanwhile
+
+
+def _make_plan(
+    recipe: Recipe, inventory: Inventory | None, selection: Selection, run_dir: Path, run_id: str
+) -> Plan:
     variables = dict(selection.variables)
     unresolved = check_templates(recipe, set(variables))
     if unresolved and inventory is None:

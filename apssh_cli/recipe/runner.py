@@ -31,14 +31,18 @@ from apssh_cli.inventory.targets import NodeSettings, build_nodes
 from apssh_cli.recipe.actions import build_commands
 from apssh_cli.recipe.journal import (
     CAPTURES,
+    DIR_MODE,
     JOURNAL,
     SUMMARY,
     EventLog,
+    RunDirLock,
     captures_as_json,
+    create_run_dir,
     read_previous,
+    unreadable_message,
     write_json,
 )
-from apssh_cli.recipe.model import CAPTURE_LIMIT
+from apssh_cli.recipe.model import CAPTURE_LIMIT, RecipeError
 from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
 from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
@@ -61,7 +65,7 @@ from apssh_cli.recipe.state import (
     UNREACHABLE,
     TaskState,
 )
-from apssh_cli.recipe.template import Field, Parts, render, text_of
+from apssh_cli.recipe.template import Field, Parts, TemplateError, render, text_of
 
 if TYPE_CHECKING:
     from apssh_cli.ssh.early import EarlyConnections
@@ -307,17 +311,37 @@ class RecipeRun:
             return await self._co_run(handle_signals)
 
     async def _co_run(self, handle_signals: bool) -> int:
+        """Claim the run directory (a new one exclusively), lock it, run."""
         plan = self.plan
-        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        if plan.fresh and not plan.claimed:
+            if not create_run_dir(plan.run_dir):
+                raise RecipeError(
+                    f"run directory {plan.run_dir} exists already (another run took this "
+                    "id): plan again, or make_plan(..., claim=True)"
+                )
+            plan.claimed = True
+        lock = RunDirLock(plan.run_dir)  # creates it when needed
+        try:
+            return await self._co_run_locked(handle_signals)
+        finally:
+            lock.release()
+
+    async def _co_run_locked(self, handle_signals: bool) -> int:
+        plan = self.plan
         if plan.recipe.matrix:
             for combo in plan.combos:
-                (plan.run_dir / combo.slug).mkdir(exist_ok=True)
+                (plan.run_dir / combo.slug).mkdir(exist_ok=True, mode=DIR_MODE)
+        unreadable: list[int] = []
         if self.resume:
-            self.previous, captures = read_previous(plan.run_dir)
+            self.previous, captures, unreadable = read_previous(plan.run_dir)
             self._load_captures(captures)
         self.log = EventLog(
             plan.run_dir / JOURNAL, self._events, self._listener, mask=self.secrets.data
         )
+        if unreadable:  # said once, before the run's own events
+            self.formatter.echo(
+                f"-- {unreadable_message(plan.run_dir / JOURNAL, unreadable)}", True
+            )
         scheduler = self.scheduler
         self.started = time.monotonic()
         self.log.emit(
@@ -634,23 +658,31 @@ class RecipeRun:
             source = self._source_instance(inst, fld)
             if fld.kind in ("ok", "failed"):
                 wanted = (OK, RUNNING) if fld.kind == "ok" else BAD
-                return " ".join(
-                    t.host for t in source.tasks if self._by_task[id(t)].status in wanted
-                )
+                return [t.host for t in source.tasks if self._by_task[id(t)].status in wanted]
             combo = _combo(source)
             values = self.captures.get((fld.name, combo), {})
             if fld.joined:
-                return " ".join(
-                    values[t.host]
+                hosts = [
+                    t.host
                     for t in source.tasks
                     if t.host in values and self._by_task[id(t)].status == OK
-                )
-            host = fld.host
-            if host is None:
-                host = task.host if task.host in source.hosts else source.hosts[0]
-            if host not in values:
-                raise ApsshError(f"{fld.source}: no value captured on {host}")
-            return values[host]
+                ]
+            else:
+                host = fld.host
+                if host is None:
+                    host = task.host if task.host in source.hosts else source.hosts[0]
+                if host not in values:
+                    raise ApsshError(f"{fld.source}: no value captured on {host}")
+                hosts = [host]
+            for host in hosts:
+                # no command line can carry a NUL (sshd drops the connection on one)
+                if "\0" in values[host]:
+                    raise ApsshError(
+                        f"{fld.source}: the value captured on {host} holds a NUL byte, "
+                        "which no command can carry"
+                    )
+            found = [values[host] for host in hosts]
+            return found if fld.joined else found[0]
 
         return resolve
 
@@ -671,12 +703,15 @@ class RecipeRun:
                 todo.extend(current.requires)
         raise ApsshError(f"{fld.source}: step {step_id!r} is not an ancestor")  # checked before
 
-    def _final(self, parts: Parts, task: Task) -> str:
-        return text_of(render(parts, self._resolver(task)))
+    def _final(self, task: Task, parts: Parts, shell: bool) -> str:
+        try:
+            return text_of(render(parts, self._resolver(task), shell=shell))
+        except TemplateError as exc:  # a user value moved a capture where no quote holds
+            raise ApsshError(str(exc)) from None
 
     def _commands(self, task: Task) -> tuple[list[Any], str]:
         """The task's commands, deferred references rendered; and their digest."""
-        return build_commands(task, functools.partial(self._final, task=task), self.plan.run_dir)
+        return build_commands(task, functools.partial(self._final, task), self.plan.run_dir)
 
     # ------------------------------------------------------------------ bookkeeping
 

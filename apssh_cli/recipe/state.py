@@ -12,7 +12,7 @@ SKIPPED, CANCELLED, PENDING, RUNNING = "skipped", "cancelled", "pending", "runni
 BAD = (FAILED, TIMEOUT, UNREACHABLE)
 FINAL = (OK, *BAD, SKIPPED, CANCELLED)
 
-# exit statuses (RECIPES.md): the most severe wins
+# exit statuses (docs/recipes.md): the most severe wins
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1  # raised as RecipeError: the command line turns it into 1
 EXIT_FAILED = 2

@@ -8,6 +8,7 @@ bastion). Logins are counted from each container's sshd log ("Accepted publickey
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import socket
 import time
@@ -485,3 +486,91 @@ def test_a_second_ctrl_c_stops_the_always_steps_too(topology: Topology, tmp_path
     assert stopped_in < 30
     assert remote_count(topology, topology.direct[1], "recipe-first") == 0
     assert remote_count(topology, topology.direct[1], "recipe-second") == 0
+
+
+def pwned_files(topology: Topology) -> dict[str, str]:
+    """Any file named pwned on a host of the topology (the hosts share no file system)."""
+    found = {}
+    for endpoint in topology.endpoints:
+        _, out = topology.exec(endpoint, "find / -xdev -name 'pwned*' 2>/dev/null")
+        if out.strip():
+            found[endpoint.name] = out.strip()
+    return found
+
+
+@pytest.mark.parametrize("value", ["v;touch pwned", "$(touch pwned)", "`touch pwned` 'q\" *"])
+def test_a_hostile_capture_runs_nowhere_and_arrives_intact(
+    topology: Topology, tmp_path: Path, value: str
+) -> None:
+    """Issue 19: a captured value spliced into run, local, a string body, script args
+    and a pull path runs no command, on the controller or on another host."""
+    (tmp_path / "show.sh").write_text("#!/bin/sh\nprintf 'arg=[%s]\\n' \"$@\"\n")
+    quoted = json.dumps(shlex.quote(value))[1:-1]
+    body = f"""
+[[step]]
+id = "evil"
+hosts = "direct1"
+capture = "x"
+run = "printf data > /tmp/{quoted}; printf '%s\\\\n' {quoted}"
+[[step]]
+id = "use"
+hosts = "direct2"
+requires = ["evil"]
+[[step.do]]
+run = "printf 'run=[%s]\\\\n' {{cap.x@direct1}} {{cap.x[*]}}"
+[[step.do]]
+string = "printf 'body=[%s]\\\\n' {{cap.x@direct1}}"
+[[step.do]]
+script = "show.sh"
+args = ["{{cap.x@direct1}}"]
+[[step]]
+id = "fetch"
+hosts = "direct1"
+requires = ["evil"]
+pull = "/tmp/{{cap.x}}"
+[[step]]
+id = "here"
+requires = ["evil"]
+local = "printf 'local=[%s]\\\\n' {{cap.x}}"
+"""
+    assert not pwned_files(topology)
+    run, events = run_recipe(topology, tmp_path, body)
+    assert run.exit_status == 0, run.summary()
+    lines = sorted(e["line"] for e in events if e["event"] == "output" and e["step"] != "evil")
+    expected = ["run", "run", "body", "arg", "local"]
+    assert lines == sorted(f"{name}=[{value}]" for name in expected)
+    assert (tmp_path / "run" / "direct1" / value).read_text() == "data"  # the path, as it is
+    assert not pwned_files(topology)
+    assert not list(tmp_path.rglob("pwned*"))  # nothing on the controller
+
+
+def test_a_nul_byte_in_a_capture_fails_the_task_and_keeps_the_connection(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """Issue 20: sshd drops a connection whose exec request holds a NUL: the task that
+    would splice one fails, naming the capture, and no second login happens."""
+    body = """
+[[step]]
+id = "evil"
+hosts = "direct1"
+capture = "x"
+run = "printf 'v\\\\000w'"
+[[step]]
+id = "use"
+hosts = "direct2"
+requires = ["evil"]
+critical = false
+run = "echo {cap.x@direct1}"
+[[step]]
+id = "after"
+hosts = "direct2"
+requires = ["evil"]
+run = "echo still here"
+"""
+    before = all_logins(topology)
+    run, events = run_recipe(topology, tmp_path, body)
+    assert status(run) == {"evil/direct1": "ok", "use/direct2": "failed", "after/direct2": "ok"}
+    assert run.exit_status == 2
+    error = next(e for e in events if e["event"] == "task_end" and e["step"] == "use")["error"]
+    assert "{cap.x@direct1}" in error and "NUL" in error
+    assert delta(before, all_logins(topology)) == {"direct1": 1, "direct2": 1}
