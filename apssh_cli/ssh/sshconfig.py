@@ -1,16 +1,28 @@
-"""OpenSSH client configuration (``~/.ssh/config``), evaluated by asyncssh's own reader.
+"""OpenSSH client configuration (``~/.ssh/config``, ``-F FILE``, ``-O`` options), read by asyncssh.
 
 asyncssh implements OpenSSH's client config: ``Host`` and ``Match`` blocks
 (``host``, ``originalhost``, ``user``, ``localuser``, ``exec``, ``all``...),
-``Include``, ``%`` tokens, first value wins. :func:`lookup` asks it what a file
-says about one host *before* connecting, for what apssh itself must decide: the
-address, port and user, the ``IdentityFile`` keys, the ``ProxyJump`` chain (so
-that nodes behind the same jump host share one connection to it) and the
-keepalive settings. When connecting, the same file is also handed to asyncssh
-(its ``config=`` option), so every other option it knows (``Ciphers``,
-``IdentitiesOnly``, ``AddressFamily``, ``BindAddress``...) applies too.
-Explicit settings (SshNode arguments, hence the inventory, ``-l``, ``-k``, ``-G``)
-always win over the file.
+``Include``, ``%`` tokens, first value wins. :func:`lookup` asks it what the
+configuration says about one host *before* connecting, for what apssh itself
+decides: the address, port and user, the ``IdentityFile`` keys, the ``ProxyJump``
+chain (so that nodes behind the same jump host share one connection to it), the
+keepalive settings and the host key policy (``StrictHostKeyChecking``, the
+known_hosts files, ``HostKeyAlias``, ``HostKeyAlgorithms``), ``IdentitiesOnly``
+and ``IdentityAgent``. When connecting, the same files are also handed to asyncssh
+(its ``config=`` option), so every other option it knows (``KexAlgorithms``,
+``AddressFamily``, ``BindAddress``...) applies too.
+
+``-O Name=value`` options (:class:`SshOptions`) are config lines of the highest
+precedence, as ``ssh -o``: they are written, as given, to a private file read
+before the ssh_config file, so the first value wins as with ssh. Only the options
+of :data:`HONOURED` are accepted there: any other OpenSSH option is refused by name
+(:func:`parse_option`), never silently ignored. Explicit settings (SshNode
+arguments, hence the inventory, ``-l``, ``-k``, ``-G``, ``--port``,
+``--known-hosts``) always win over both.
+
+tests/unit/test_sshconfig_differential.py checks, for a corpus of files, that what
+:func:`lookup` resolves for every option of :data:`HONOURED` is what ``ssh -G``
+(OpenSSH's own resolution) prints.
 
 There is no cache: a lookup reads the file (small) once per node, when the node
 first connects. :class:`asyncssh.config.SSHClientConfig` is the class behind
@@ -21,9 +33,17 @@ checks that it still behaves.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import contextvars
 import getpass
 import os
 import pwd
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +53,83 @@ from asyncssh.config import ConfigParseError, SSHClientConfig
 from apssh_cli.errors import ConfigError
 from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
 
-__all__ = ["DEFAULT_SSH_CONFIG", "HostConfig", "JumpHost", "local_user", "lookup", "parse_jumps"]
+__all__ = [
+    "DEFAULT_SSH_CONFIG",
+    "HONOURED",
+    "HostConfig",
+    "JumpHost",
+    "SshOptions",
+    "current_settings",
+    "local_user",
+    "lookup",
+    "parse_jumps",
+    "parse_option",
+    "ssh_settings",
+]
+
+# the options apssh applies, and how (docs/cli.md has the same table); the
+# differential test compares each of them with `ssh -G`
+HONOURED: dict[str, str] = {
+    "Hostname": "the address connected to",
+    "User": "the remote user",
+    "Port": "the port",
+    "IdentityFile": "the keys offered (when no -k)",
+    "IdentitiesOnly": "yes: the agent offers only the IdentityFile keys",
+    "IdentityAgent": "the agent socket (none: no agent)",
+    "ProxyJump": "the gateways (shared nodes)",
+    "ServerAliveInterval": "seconds between keepalives",
+    "ServerAliveCountMax": "unanswered keepalives before a host is unreachable",
+    "Ciphers": "the ciphers offered",
+    "StrictHostKeyChecking": "the host key policy: yes and ask: strict, accept-new, no and off: off",
+    "UserKnownHostsFile": "the known_hosts files read (new keys go to the first)",
+    "GlobalKnownHostsFile": "more known_hosts files, only read",
+    "HostKeyAlias": "the name host keys are recorded and looked up under",
+    "HostKeyAlgorithms": "the host key types accepted, in order",
+}
+_HONOURED_LOWER = {name.lower(): name for name in HONOURED}
+
+# every ssh_config(5) client option of OpenSSH 9 (lower case): a `-o DIR` that
+# reads "Name=value" with one of these names is an ssh option given to the wrong letter
+OPENSSH_OPTIONS = frozenset(
+    """addkeystoagent addressfamily batchmode bindaddress bindinterface casignaturealgorithms
+    canonicaldomains canonicalizefallbacklocal canonicalizehostname canonicalizemaxdots
+    canonicalizepermittedcnames certificatefile checkhostip ciphers clearallforwardings
+    compression connecttimeout connectionattempts controlmaster controlpath controlpersist
+    dynamicforward enableescapecommandline enablesshkeysign escapechar exitonforwardfailure
+    fingerprinthash forkafterauthentication forwardagent forwardx11 forwardx11timeout
+    forwardx11trusted gssapiauthentication gssapiclientidentity gssapidelegatecredentials
+    gssapikexalgorithms gssapikeyexchange gssapirenewalforcesrekey gssapiserveridentity
+    gssapitrustdns gatewayports globalknownhostsfile hashknownhosts host hostkeyalgorithms
+    hostkeyalias hostbasedacceptedalgorithms hostbasedauthentication hostname ipqos
+    identitiesonly identityagent identityfile ignoreunknown include kbdinteractiveauthentication
+    kbdinteractivedevices kexalgorithms knownhostscommand localcommand localforward loglevel
+    logverbose macs match nohostauthenticationforlocalhost numberofpasswordprompts
+    pkcs11provider passwordauthentication permitlocalcommand permitremoteopen port
+    preferredauthentications proxycommand proxyjump proxyusefdpass pubkeyacceptedalgorithms
+    pubkeyauthentication rekeylimit remotecommand remoteforward requesttty requiredrsasize
+    revokedhostkeys securitykeyprovider sendenv serveralivecountmax serveraliveinterval
+    sessiontype setenv stdinnull streamlocalbindmask streamlocalbindunlink
+    stricthostkeychecking syslogfacility tcpkeepalive tunnel tunneldevice updatehostkeys user
+    userknownhostsfile verifyhostkeydns visualhostkey xauthlocation""".split()
+)
+# what apssh offers instead, for the options people reach for
+_INSTEAD = {
+    "connecttimeout": "use --connect-timeout",
+    "proxycommand": "use ProxyJump, -G or the inventory's gateway",
+    "batchmode": "apssh never prompts",
+}
+
+# StrictHostKeyChecking as `ssh -G` prints it, and apssh's policy for each value
+_STRICT_VALUES = {
+    "yes": "true",
+    "true": "true",
+    "ask": "ask",
+    "accept-new": "accept-new",
+    "no": "false",
+    "off": "false",
+    "false": "false",
+}
+_POLICY_OF = {"true": "strict", "ask": "strict", "accept-new": "accept-new", "false": "off"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +143,7 @@ class JumpHost:
 
 @dataclass(frozen=True)
 class HostConfig:
-    """What the ssh_config file says about one host (None: not set)."""
+    """What the ssh configuration says about one host (None: not set)."""
 
     hostname: str | None = None
     user: str | None = None
@@ -56,7 +152,49 @@ class HostConfig:
     proxy_jump: tuple[JumpHost, ...] | None = None  # () means "ProxyJump none"
     keepalive_interval: float | None = None  # ServerAliveInterval
     keepalive_count_max: int | None = None  # ServerAliveCountMax
-    ciphers: str | None = None  # Ciphers: when set, asyncssh applies it (ours is not used)
+    ciphers: str | None = None  # Ciphers
+    strict_host_key_checking: str | None = None  # as ssh -G prints it: true, ask, accept-new, false
+    user_known_hosts: tuple[str, ...] | None = None  # () means "UserKnownHostsFile none"
+    global_known_hosts: tuple[str, ...] | None = None
+    host_key_alias: str | None = None
+    host_key_algorithms: str | None = None
+    identities_only: bool | None = None
+    identity_agent: str | None = None  # a socket path, or "none"
+
+    @property
+    def host_key_policy(self) -> str | None:
+        """apssh's policy for ``StrictHostKeyChecking`` (ask is strict: apssh never prompts)."""
+        if self.strict_host_key_checking is None:
+            return None
+        return _POLICY_OF[self.strict_host_key_checking]
+
+
+class _ClientConfig(SSHClientConfig):
+    """asyncssh's client config, plus the options it leaves to its caller.
+
+    ``StrictHostKeyChecking`` (asyncssh has no prompt to make), and the ``%`` tokens
+    of ``UserKnownHostsFile`` (asyncssh reads the file names as they are).
+    """
+
+    _percent_expand = {*SSHClientConfig._percent_expand, "UserKnownHostsFile"}
+
+    def _set_strict(self, option: str, args: list[str]) -> None:
+        value = args.pop(0)
+        canonical = _STRICT_VALUES.get(value.lower())
+        if canonical is None:
+            self._error(f"Invalid {option} value: {value}")
+        if option not in self._options:
+            self._options[option] = canonical
+
+    def _set_tokens(self) -> None:
+        super()._set_tokens()
+        # %k: the host key alias, else the name given (as OpenSSH)
+        self._tokens["k"] = str(self._options.get("HostKeyAlias") or self._orig_host)
+
+    _handlers = {
+        **SSHClientConfig._handlers,
+        "stricthostkeychecking": ("StrictHostKeyChecking", _set_strict),
+    }
 
 
 def local_user() -> str:
@@ -70,27 +208,185 @@ def local_user() -> str:
             return str(os.getuid())
 
 
+# ---------------------------------------------------------------- -O options
+
+
+def parse_option(text: str) -> tuple[str, str]:
+    """Check one ``-O`` option (``Name=value`` or ``Name value``): (its name as
+    :data:`HONOURED` spells it, its value).
+
+    >>> parse_option("stricthostkeychecking=accept-new")
+    ('StrictHostKeyChecking', 'accept-new')
+
+    Raises:
+        ConfigError: not an OpenSSH option, one apssh does not honour, no value,
+            or a line break in it.
+    """
+    match = re.fullmatch(r"\s*([A-Za-z0-9]+)\s*(?:=|\s)\s*(.*?)\s*", text, re.DOTALL)
+    if "\n" in text or "\r" in text:
+        raise ConfigError(f"bad -O {text!r}: a line break in an ssh option")
+    name = match.group(1) if match else text.strip()
+    lower = name.lower()
+    if lower not in OPENSSH_OPTIONS:
+        raise ConfigError(f"bad -O {text!r}: {name!r} is not an OpenSSH option")
+    if lower not in _HONOURED_LOWER:
+        instead = f"; {_INSTEAD[lower]}" if lower in _INSTEAD else ""
+        raise ConfigError(
+            f"-O {name}: apssh does not honour this ssh option{instead} "
+            f"(it honours: {', '.join(HONOURED)})"
+        )
+    if match is None or not match.group(2):
+        raise ConfigError(f"bad -O {text!r}: no value (use -O {_HONOURED_LOWER[lower]}=VALUE)")
+    return _HONOURED_LOWER[lower], match.group(2)
+
+
+class SshOptions:
+    """``-O`` options, checked, in the order given (the first value of an option wins).
+
+    They are written to a private file (removed when the process exits) that
+    asyncssh reads as the first config file, before the ssh_config file.
+
+    Raises:
+        ConfigError: an option :func:`parse_option` refuses, or a value asyncssh
+            cannot parse (``Port=x``).
+    """
+
+    _lock = threading.Lock()
+    _files: dict[tuple[str, ...], Path] = {}
+    _directory: Path | None = None
+
+    def __init__(self, options: Iterable[str] = ()) -> None:
+        self.lines = tuple(options)
+        for line in self.lines:
+            parse_option(line)
+        if self.lines:
+            lookup_files(self.path, None, "localhost")  # values asyncssh refuses, now
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SshOptions) and other.lines == self.lines
+
+    def __hash__(self) -> int:
+        return hash(self.lines)
+
+    def __repr__(self) -> str:
+        return f"SshOptions({list(self.lines)!r})"
+
+    def names(self) -> set[str]:
+        """The options given, as :data:`HONOURED` spells them."""
+        return {parse_option(line)[0] for line in self.lines}
+
+    @property
+    def path(self) -> Path | None:
+        """The config file holding the options (None when there are none)."""
+        if not self.lines:
+            return None
+        with self._lock:
+            path = self._files.get(self.lines)
+            if path is None:
+                if SshOptions._directory is None:
+                    SshOptions._directory = Path(tempfile.mkdtemp(prefix="apssh-options-"))
+                    atexit.register(shutil.rmtree, SshOptions._directory, True)
+                path = SshOptions._directory / f"options-{len(self._files)}"
+                path.write_text("".join(f"{line}\n" for line in self.lines), encoding="utf-8")
+                self._files[self.lines] = path
+            return path
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """The ssh configuration of a run: ``-F FILE`` and ``-O`` options."""
+
+    config: str | Path | None = DEFAULT_SSH_CONFIG
+    options: SshOptions = SshOptions()
+
+
+_SETTINGS: contextvars.ContextVar[SshSettings] = contextvars.ContextVar(
+    "apssh_ssh_settings", default=SshSettings()
+)
+
+
+def current_settings() -> SshSettings:
+    """The settings nodes created now take by default (:func:`ssh_settings`)."""
+    return _SETTINGS.get()
+
+
+@contextlib.contextmanager
+def ssh_settings(
+    config: str | Path | None = DEFAULT_SSH_CONFIG, options: Iterable[str] = ()
+) -> Iterator[SshSettings]:
+    """Nodes created inside the block (also in tasks started there: an ``asyncio.run``)
+    honour ``config`` instead of ~/.ssh/config, and the ``-O`` ``options``.
+
+    Raises:
+        ConfigError: a bad option (see :class:`SshOptions`).
+    """
+    settings = SshSettings(config, options if isinstance(options, SshOptions) else SshOptions(options))
+    token = _SETTINGS.set(settings)
+    try:
+        yield settings
+    finally:
+        _SETTINGS.reset(token)
+
+
+# ---------------------------------------------------------------- lookup
+
+
+def config_files(options: SshOptions | None, path: str | Path | None) -> list[Path]:
+    """The config files asyncssh reads, highest precedence first: the ``-O`` file,
+    then the ssh_config file when it exists (a missing one says nothing, as with ssh)."""
+    files = []
+    if options:
+        assert options.path is not None
+        files.append(options.path)
+    if path is not None:
+        resolved = Path(path).expanduser()
+        if resolved.exists():
+            files.append(resolved)
+    return files
+
+
 def lookup(
-    path: str | Path, host: str, *, user: str | None = None, port: int | None = None
+    path: str | Path | None,
+    host: str,
+    *,
+    user: str | None = None,
+    port: int | None = None,
+    options: SshOptions | None = None,
 ) -> HostConfig:
-    """What the config file at ``path`` says about ``host`` (a missing file says nothing).
+    """What the ``-O`` options, then the config file at ``path``, say about ``host``.
 
     Args:
-        path: the ssh_config file.
+        path: the ssh_config file (None, or a missing file: none).
         host: the name the user gave (an alias works, as with ssh).
         user: the user when already known (``Match user``, ``%r``).
         port: the port when already known (``%p``).
+        options: the ``-O`` options, read first.
 
     Raises:
         ConfigError: the file (or a file it includes) cannot be read or parsed.
     """
-    resolved = Path(path).expanduser()
-    if not resolved.exists():
+    files = config_files(options, path)
+    if not files:
         return HostConfig()
+    return lookup_files(files[0], files[1] if len(files) > 1 else None, host, user, port)
+
+
+def lookup_files(
+    first: Path | None,
+    second: Path | None,
+    host: str,
+    user: str | None = None,
+    port: int | None = None,
+) -> HostConfig:
+    """:func:`lookup` on config files already chosen."""
+    files = [file for file in (first, second) if file is not None]
     try:
-        config = SSHClientConfig.load(
+        config = _ClientConfig.load(
             None,
-            [resolved],
+            files,
             False,
             False,
             False,
@@ -100,25 +396,65 @@ def lookup(
             port if port is not None else (),
         )
     except ConfigParseError as exc:
-        raise ConfigError(f"bad ssh config: {exc}", source=str(resolved)) from exc
+        raise _parse_error(exc, files) from exc
     except OSError as exc:
         raise ConfigError(
-            f"cannot read ssh config: {exc.strerror or exc}", source=str(exc.filename or resolved)
+            f"cannot read ssh config: {exc.strerror or exc}", source=str(exc.filename or files[-1])
         ) from exc
+    return _host_config(config, files[-1])
+
+
+def _parse_error(exc: ConfigParseError, files: Sequence[Path]) -> ConfigError:
+    options = SshOptions._files
+    text = str(exc)
+    for lines, path in options.items():
+        prefix = f"{path} line "
+        if text.startswith(prefix):  # a -O option: name it, not our private file
+            number, _, reason = text[len(prefix) :].partition(": ")
+            given = lines[int(number) - 1] if number.isdigit() else "?"
+            return ConfigError(f"bad -O {given!r}: {reason}")
+    return ConfigError(f"bad ssh config: {exc}", source=str(files[-1]))
+
+
+def _host_config(config: SSHClientConfig, source: Path) -> HostConfig:
     jump = config.get("ProxyJump", ())
     identity_files: Any = config.get("IdentityFile") or ()
+    agent = config.get("IdentityAgent", ())
     return HostConfig(
         hostname=_optional(config.get("Hostname"), str),
         user=_optional(config.get("User"), str),
         port=_optional(config.get("Port"), int),
         identity_files=tuple(os.path.expanduser(str(file)) for file in identity_files),
         proxy_jump=(
-            None if jump == () else () if jump is None else parse_jumps(str(jump), str(resolved))
+            None if jump == () else () if jump is None else parse_jumps(str(jump), str(source))
         ),
         keepalive_interval=_optional(config.get("ServerAliveInterval"), float),
         keepalive_count_max=_optional(config.get("ServerAliveCountMax"), int),
         ciphers=_optional(config.get("Ciphers"), str),
+        strict_host_key_checking=_optional(config.get("StrictHostKeyChecking"), str),
+        user_known_hosts=_paths(config.get("UserKnownHostsFile")),
+        global_known_hosts=_paths(config.get("GlobalKnownHostsFile")),
+        host_key_alias=_optional(config.get("HostKeyAlias"), str),
+        host_key_algorithms=_optional(config.get("HostKeyAlgorithms"), str),
+        identities_only=_optional(config.get("IdentitiesOnly"), bool),
+        # asyncssh reads "none" as None
+        identity_agent=(
+            None if agent == () else "none" if agent is None else _agent_path(str(agent))
+        ),
     )
+
+
+def _paths(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(os.path.expanduser(str(item)) for item in value)
+
+
+def _agent_path(value: str) -> str:
+    # OpenSSH's spelling for "the socket in $SSH_AUTH_SOCK"
+    if value == "SSH_AUTH_SOCK":
+        return os.environ.get("SSH_AUTH_SOCK", "") or "none"
+    return os.path.expanduser(value)
 
 
 def _optional(value: Any, kind: type[Any]) -> Any:
