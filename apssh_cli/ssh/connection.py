@@ -231,9 +231,7 @@ async def open_connection(
     if target.host_key_algorithms is not None:
         options["server_host_key_algs"] = target.host_key_algorithms
     elif credentials.policy != hostkeys.OFF:
-        options["server_host_key_algs"] = host_key_algorithms(
-            known.match(target.host, "", port)[0]
-        )
+        options["server_host_key_algs"] = host_key_algorithms(known.match(target.host, "", port)[0])
     where = f"{target.host}:{target.port}"
     if tunnel is not None:
         where += f" via {target.gateway.label if target.gateway else '?'}"

@@ -31,9 +31,9 @@ import enum
 import fcntl
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from apssh_cli.errors import ConfigError
@@ -246,7 +246,9 @@ class KnownHosts:
             return self.alias, "", None
         return host, addr, port
 
-    def match(self, host: str, addr: str, port: int | None) -> tuple[list[Any], list[Any], list[Any]]:
+    def match(
+        self, host: str, addr: str, port: int | None
+    ) -> tuple[list[Any], list[Any], list[Any]]:
         """(trusted keys, trusted CAs, revoked keys) over every file, for asyncssh."""
         host, addr, port = self._where(host, addr, port)
         keys: list[Any] = []
@@ -286,6 +288,4 @@ class KnownHosts:
         recorded = self.recorded_types(host, "", port) if key is not None else []
         host, _, port = self._where(host, "", port)
         offered = key.get_algorithm() if key is not None else None
-        return refusal_message(
-            decision, host, port, self.path, offered=offered, recorded=recorded
-        )
+        return refusal_message(decision, host, port, self.path, offered=offered, recorded=recorded)

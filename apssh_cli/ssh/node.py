@@ -292,7 +292,9 @@ class SshNode(UpstreamNodeMixin):
                 host_key_algorithms=config.host_key_algorithms,
                 identities_only=bool(config.identities_only),
                 identity_agent=config.identity_agent,
-                host_key_policy=self.known_hosts or config.host_key_policy or hostkeys.DEFAULT_POLICY,
+                host_key_policy=self.known_hosts
+                or config.host_key_policy
+                or hostkeys.DEFAULT_POLICY,
                 known_hosts=_known_hosts_files(self.known_hosts_file, config),
                 host_key_alias=config.host_key_alias,
             )
