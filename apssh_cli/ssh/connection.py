@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncssh
+from asyncssh.constants import MSG_KEXINIT
+from asyncssh.packet import SSHPacket
 
 from apssh_cli.errors import (
     AuthRefusedError,
@@ -131,7 +133,40 @@ class _Client(asyncssh.SSHClient):
         self._known = known
         self._on_lost = on_lost
         self._pending: tuple[str, int | None, asyncssh.SSHKey] | None = None
+        self._conn: asyncssh.SSHClientConnection | None = None
         self.refusal: str | None = None
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        self._conn = conn
+
+    def server_offer(self) -> list[str]:
+        """The host key algorithms the server offers in its key exchange ([] unknown).
+
+        asyncssh keeps the server's KEXINIT message but has no public accessor for it.
+        """
+        payload = getattr(self._conn, "_server_kexinit", b"")
+        if not isinstance(payload, bytes) or not payload:
+            return []
+        try:
+            packet = SSHPacket(payload[1:] if payload[0] == MSG_KEXINIT else payload)
+            packet.get_bytes(16)  # cookie
+            packet.get_namelist()  # key exchange algorithms
+            return [name.decode("ascii") for name in packet.get_namelist()]
+        except (asyncssh.Error, ValueError, UnicodeDecodeError):  # not what we expect
+            return []
+
+    def negotiation_refusal(self, host: str, port: int) -> str | None:
+        """Why the key exchange failed, when it did on the host key algorithms: the
+        server offers none of the ones apssh accepts (None: it does not say so)."""
+        ours = getattr(self._conn, "_server_host_key_algs", None)
+        theirs = self.server_offer()
+        if not ours or not theirs or set(theirs) & {alg.decode("ascii") for alg in ours}:
+            return None
+        accepted = ", ".join(alg.decode("ascii") for alg in ours)
+        return (
+            f"host key for {hostkeys.host_pattern(host, port)}: the server offers "
+            f"{', '.join(theirs)}, none of the types accepted ({accepted}; see HostKeyAlgorithms)"
+        )
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
@@ -147,7 +182,7 @@ class _Client(asyncssh.SSHClient):
         if decision is hostkeys.Decision.RECORD:
             self._pending = (host, port, key)
             return True
-        self.refusal = self._known.refusal(decision, host, port, key)
+        self.refusal = self._known.refusal(decision, host, port, key, self.server_offer())
         return False
 
     def _warn_if_changed(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> None:
@@ -267,6 +302,10 @@ async def open_connection(
             label, f"the gateway could not reach {target.host}:{target.port}: {exc.reason}"
         ) from exc
     except asyncssh.Error as exc:
+        # a server offering no host key type we accept hangs up: not an unreachable host
+        refusal = client.negotiation_refusal(target.host, target.port)
+        if refusal is not None:
+            raise HostKeyRefusedError(label, refusal) from exc
         raise UnreachableError(label, f"{where}: {exc.reason}") from exc
     except OSError as exc:  # TimeoutError included
         raise connect_error(label, target, connect_timeout, exc, where=where) from exc

@@ -96,23 +96,27 @@ def refusal_message(
     port: int | None,
     path: Path,
     *,
-    offered: str | None = None,
+    presented: str | None = None,
+    offered: Sequence[str] = (),
     recorded: Sequence[str] = (),
 ) -> str:
     """An actionable message for a refused key.
 
     Args:
-        offered: the type of the key the server presented.
-        recorded: the types recorded for the host: when ``offered`` is none of
-            them, the message says the server offers no key of a known type.
+        presented: the type of the key the server presented.
+        offered: the host key algorithms the server offers (its key exchange),
+            when known; else ``presented`` is what it offered.
+        recorded: the types recorded for the host: when ``presented`` is none of
+            them, the message says the server offers no key of a recorded type.
     """
     name = host_pattern(host, port)
     if decision is Decision.REFUSE_CHANGED:
-        if offered is not None and recorded and offered not in recorded:
+        if presented is not None and recorded and presented not in recorded:
+            types = ", ".join(offered) if offered else presented
             return (
-                f"host key for {name}: the server offers {offered}, but only "
-                f"{', '.join(sorted(set(recorded)))} is recorded in {path} (refused as a "
-                f"changed key; if the host was reinstalled: ssh-keygen -R '{name}' -f {path})"
+                f"host key for {name}: the server offers {types}, but only "
+                f"{', '.join(recorded)} is recorded in {path} (refused as a changed key; "
+                f"if the host was reinstalled: ssh-keygen -R '{name}' -f {path})"
             )
         return (
             f"host key for {name} differs from the one recorded in {path} "
@@ -282,10 +286,22 @@ class KnownHosts:
         return self.files[0].record(host, port, key)
 
     def refusal(
-        self, decision: Decision, host: str, port: int | None, key: asyncssh.SSHKey | None = None
+        self,
+        decision: Decision,
+        host: str,
+        port: int | None,
+        key: asyncssh.SSHKey | None = None,
+        offered: Sequence[str] = (),
     ) -> str:
         """The message for a refused ``key`` (see :func:`refusal_message`)."""
         recorded = self.recorded_types(host, "", port) if key is not None else []
         host, _, port = self._where(host, "", port)
-        offered = key.get_algorithm() if key is not None else None
-        return refusal_message(decision, host, port, self.path, offered=offered, recorded=recorded)
+        return refusal_message(
+            decision,
+            host,
+            port,
+            self.path,
+            presented=key.get_algorithm() if key is not None else None,
+            offered=offered,
+            recorded=recorded,
+        )

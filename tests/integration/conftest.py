@@ -188,9 +188,10 @@ class SshdFactory:
         return endpoint
 
     @staticmethod
-    def new_host_key() -> HostKey:
-        """A fresh ed25519 host key (``.public_line`` goes into known_hosts)."""
-        return lab.generate_host_key()
+    def new_host_key(kind: str = "ed25519") -> HostKey:
+        """A fresh host key, ed25519 or rsa: the server's only one (``.public_line``
+        goes into known_hosts)."""
+        return lab.generate_host_key(kind)
 
     @staticmethod
     def known_hosts_line(endpoint: Endpoint) -> str:
