@@ -138,7 +138,8 @@ _TARGET_OPTIONS = [
     click.option(
         "--known-hosts",
         type=click.Choice(KNOWN_HOSTS_POLICIES),
-        help="Host key policy of every hop (default: the inventory's, else accept-new).",
+        help="Host key policy of every hop (default: the inventory's, else "
+        "StrictHostKeyChecking, else accept-new).",
     ),
     files_option(
         "-k", "--key", "keys", help="Private key to try first, on every hop (repeatable)."

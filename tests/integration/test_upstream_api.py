@@ -79,12 +79,13 @@ def test_known_hosts_given_as_a_file_path_is_that_file(
         port=endpoint.port,
         username="root",
         keys=load_private_keys([ssh_keypair.private_path]),
-        known_hosts=str(known_hosts),  # upstream: a file; the policy stays accept-new
+        known_hosts=str(known_hosts),  # upstream: a file; the policy: accept-new (no config)
         ssh_config=None,
         timeout=30,
         formatter=CaptureFormatter(),
     )
-    assert node.known_hosts == "accept-new" and node.known_hosts_file == known_hosts
+    assert node.known_hosts is None and node.known_hosts_file == known_hosts  # none given
+    assert node.resolve().host_key_policy == "accept-new"
     assert node.connect_timeout == 30
 
     async def scenario() -> int:
