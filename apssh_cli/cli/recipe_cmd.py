@@ -296,18 +296,19 @@ def run(
 
         # stdout carries the events or the JSON summary when asked: people's lines go to stderr
         human = sys.stderr if (events == "-" or as_json) else sys.stdout
-        runner = RecipeRun(
-            planned,
-            keep_going=keep_going,
-            fail_fast=fail_fast,
-            window=window,
-            resume=resume is not None,
-            events=events_out,
-            stdout=human,
-            quiet=quiet,
-            early_connections=early,
-        )
+        # the nodes are made inside: they take -F and -O
         with ssh_settings(config, options), library_warnings(shown=True):
+            runner = RecipeRun(
+                planned,
+                keep_going=keep_going,
+                fail_fast=fail_fast,
+                window=window,
+                resume=resume is not None,
+                events=events_out,
+                stdout=human,
+                quiet=quiet,
+                early_connections=early,
+            )
             status = runner.run(handle_signals=True)
     finally:
         if early is not None:

@@ -41,11 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 from asyncssh.config import ConfigParseError, SSHClientConfig
 
 from apssh_cli.errors import ConfigError
 from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
-from apssh_cli.ssh.sshoptions import HONOURED, SshOptions, current_settings, ssh_settings
+from apssh_cli.ssh.sshoptions import (
+    HONOURED,
+    SshOptions,
+    current_settings,
+    parse_option,
+    ssh_settings,
+)
 
 __all__ = [
     "DEFAULT_SSH_CONFIG",
@@ -159,8 +166,23 @@ def check_options(options: SshOptions) -> None:
     Raises:
         ConfigError: naming the option.
     """
-    if options:
-        lookup_files(options.path, None, "localhost")
+    if not options:
+        return
+    config = lookup_files(options.path, None, "localhost")
+    # algorithm names: asyncssh refuses unknown ones only when connecting
+    for name, value, keyword in (
+        ("HostKeyAlgorithms", config.host_key_algorithms, "server_host_key_algs"),
+        ("Ciphers", config.ciphers, "encryption_algs"),
+    ):
+        if value is None:
+            continue
+        try:
+            asyncssh.SSHClientConnectionOptions(
+                config=None, known_hosts=None, client_keys=None, agent_path=None, **{keyword: value}
+            )
+        except ValueError as exc:
+            given = next(line for line in options.lines if parse_option(line)[0] == name)
+            raise ConfigError(f"bad -O {given!r}: {exc}") from None
 
 
 def config_files(options: SshOptions | None, path: str | Path | None) -> list[Path]:

@@ -244,3 +244,32 @@ def test_f_and_port_reach_a_host_by_its_alias(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "myserver: byalias"
+
+
+def test_recipe_run_takes_o_f_and_port(
+    sshd_factory: Any, ssh_keypair: KeyPair, home: Path, tmp_path: Path
+) -> None:
+    server = sshd_factory(name="recipe")
+    inventory = tmp_path / "inv.toml"
+    inventory.write_text(
+        '[g]\nhosts = { srv = { hostname = "127.0.0.1", port = 1, user = "root", '
+        f'identity_file = "{ssh_keypair.private_path}" }} }}\n'
+    )
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[recipe]\nname = "t"\nformat = 1\n[[step]]\nid = "name"\nhosts = "g"\nrun = "hostname"\n'
+    )
+    known = tmp_path / "kh"
+    config = write_config(tmp_path / "config", f"Host *\n  UserKnownHostsFile {known}\n")
+    base = ["recipe", "run", str(recipe), "-i", str(inventory), "-F", str(config)]
+    base += ["--port", str(server.port)]  # wins over the inventory's port 1
+    strict = apssh(*base, "--run-dir", str(tmp_path / "r1"), "-O", "StrictHostKeyChecking=yes",
+                   home=home)  # fmt: skip
+    # a critical step failed: the recipe aborts (exit 5), naming the host key refusal
+    assert strict.returncode == 5, strict.stdout + strict.stderr
+    assert "is unknown and the policy is strict" in strict.stdout + strict.stderr
+    assert not known.exists()
+    done = apssh(*base, "--run-dir", str(tmp_path / "r2"), home=home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "recipe" in done.stdout  # the server's host name
+    assert [line.split()[0] for line in recorded(known)] == [server.known_hosts_name]

@@ -75,6 +75,11 @@ def test_values_asyncssh_refuses_are_one_message_naming_the_option() -> None:
         check_options(SshOptions(["User=bob", "Port=x"]))
     with pytest.raises(ConfigError, match=r"bad -O 'StrictHostKeyChecking=maybe'"):
         check_options(SshOptions(["StrictHostKeyChecking=maybe"]))
+    with pytest.raises(ConfigError, match=r"bad -O 'HostKeyAlgorithms=bogus': .*matches no valid"):
+        check_options(SshOptions(["Port=22", "HostKeyAlgorithms=bogus"]))
+    with pytest.raises(ConfigError, match=r"bad -O 'ciphers nope': .*matches no valid"):
+        check_options(SshOptions(["ciphers nope"]))
+    check_options(SshOptions(["HostKeyAlgorithms=+ssh-rsa", "Ciphers=aes128-ctr"]))
 
 
 def test_ssh_option_lookalikes() -> None:
