@@ -273,3 +273,27 @@ def test_recipe_run_takes_o_f_and_port(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "recipe" in done.stdout  # the server's host name
     assert [line.split()[0] for line in recorded(known)] == [server.known_hosts_name]
+
+
+def test_identity_agent_and_identities_only(
+    sshd_factory: Any, ssh_keypair: KeyPair, ssh_agent: str, home: Path, tmp_path: Path
+) -> None:
+    """The agent (holding the good key) is the one IdentityAgent names; IdentitiesOnly
+    restricts it to the IdentityFile keys (here another key: refused)."""
+    server = sshd_factory(name="agent")
+    wrong = tmp_path / "wrong_key"
+    wrong.write_text(sshd_factory.new_host_key().private_pem)  # a key the server does not know
+    wrong.chmod(0o600)
+    config = write_config(
+        tmp_path / "config",
+        f"Host *\n  IdentityAgent {ssh_agent}\n  IdentityFile {wrong}\n"
+        f"  StrictHostKeyChecking no\n",
+    )
+    base = ["-F", str(config), "-t", target(server)]
+    through_agent = apssh(*base, "hostname", home=home)  # SSH_AUTH_SOCK is unset
+    assert through_agent.returncode == 0, through_agent.stderr
+    assert through_agent.stdout.strip().endswith("agent")
+    no_agent = apssh(*base, "-O", "IdentityAgent=none", "true", home=home)
+    assert no_agent.returncode == 4 and "authentication refused" in no_agent.stderr
+    only = apssh(*base, "-O", "IdentitiesOnly=yes", "true", home=home)
+    assert only.returncode == 4 and "authentication refused" in only.stderr, only.stderr
