@@ -276,6 +276,7 @@ def run(
         recipe_file, inventory, params, need_inventory=True, run_dir=directory, port=port
     )
     options = SshOptions(ssh_options)
+    check_ssh_values(options)  # before any connect, even an early one
     config = ssh_config if ssh_config is not None else DEFAULT_SSH_CONFIG
     events_out: Any = None
     if events == "-":
@@ -291,7 +292,6 @@ def run(
         else None
     )
     try:
-        check_ssh_values(options)
         from apssh_cli.recipe.runner import RecipeRun
 
         # stdout carries the events or the JSON summary when asked: people's lines go to stderr

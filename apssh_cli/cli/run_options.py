@@ -377,8 +377,8 @@ def run_plan(
 
     options = SshOptions(plan.ssh_options)
     ssh_config = plan.ssh_config if plan.ssh_config is not None else DEFAULT_SSH_CONFIG
+    check_ssh_values(options)  # before any connect, even an early one
     if plan.dry_run:
-        check_ssh_values(options)
         for target in plan.targets:
             click.echo(target.describe())
         click.echo(f"apssh: dry run: {description} on {len(plan.targets)} host(s)", err=True)
@@ -400,7 +400,6 @@ def run_plan(
         check_key_files(
             file for target in plan.targets for hop in target.route for file in hop.identity_files
         )
-        check_ssh_values(options)
 
         renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
         try:

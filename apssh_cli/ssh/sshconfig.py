@@ -12,11 +12,12 @@ and ``IdentityAgent``. When connecting, the same files are also handed to asyncs
 (its ``config=`` option), so every other option it knows (``KexAlgorithms``,
 ``AddressFamily``, ``BindAddress``...) applies too.
 
-``-O Name=value`` options (:class:`SshOptions`) are config lines of the highest
-precedence, as ``ssh -o``: they are written, as given, to a private file read
-before the ssh_config file, so the first value wins as with ssh. Only the options
-of :data:`HONOURED` are accepted there: any other OpenSSH option is refused by name
-(:func:`parse_option`), never silently ignored. Explicit settings (SshNode
+``-O Name=value`` options (:class:`~apssh_cli.ssh.sshoptions.SshOptions`, checked
+there) are config lines of the highest precedence, as ``ssh -o``: their private
+file is read before the ssh_config file, so the first value wins as with ssh;
+:func:`check_options` checks their values. ``StrictHostKeyChecking`` (which
+asyncssh does not read) and the ``%`` tokens of ``UserKnownHostsFile`` are added
+to asyncssh's reader here (:class:`_ClientConfig`). Explicit settings (SshNode
 arguments, hence the inventory, ``-l``, ``-k``, ``-G``, ``--port``,
 ``--known-hosts``) always win over both.
 
