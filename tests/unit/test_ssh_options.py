@@ -8,6 +8,7 @@ files of a host, and the host names ssh would refuse.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
@@ -324,3 +325,40 @@ def test_recipe_run_takes_the_ssh_options(capsys: pytest.CaptureFixture[str]) ->
     )
     assert status == 1
     assert "-O ControlPath: apssh does not honour this ssh option" in err
+
+
+# ---------------------------------------------------------------- the server's offer
+
+
+class _Conn:
+    """What _Client reads of a connection after the server's KEXINIT came."""
+
+    def __init__(self, offer: list[bytes], ours: list[bytes]) -> None:
+        from asyncssh.constants import MSG_KEXINIT
+        from asyncssh.packet import Byte, NameList
+
+        self._server_kexinit = (
+            Byte(MSG_KEXINIT) + bytes(16) + NameList([b"curve25519-sha256"]) + NameList(offer)
+        )
+        self._server_host_key_algs = ours
+
+
+def _client(conn: object) -> Any:
+    from apssh_cli.ssh.connection import _Client
+
+    client = _Client("strict", hostkeys.KnownHosts([]), lambda: None, "h")
+    client.connection_made(conn)  # type: ignore[arg-type]
+    return client
+
+
+def test_a_server_offering_none_of_our_types_is_a_host_key_refusal() -> None:
+    client = _client(_Conn([b"rsa-sha2-512", b"rsa-sha2-256"], [b"ssh-ed25519"]))
+    assert client.server_offer() == ["rsa-sha2-512", "rsa-sha2-256"]
+    assert client.negotiation_refusal("h", 2222) == (
+        "host key for [h]:2222: the server offers rsa-sha2-512, rsa-sha2-256, none of the "
+        "types accepted (ssh-ed25519; see HostKeyAlgorithms)"
+    )
+    # a common type: the failure was something else
+    assert _client(_Conn([b"ssh-ed25519"], [b"ssh-ed25519"])).negotiation_refusal("h", 22) is None
+    # nothing received from the server (it hung up first): unknown, not a host key problem
+    assert _client(object()).negotiation_refusal("h", 22) is None
