@@ -131,7 +131,7 @@ class SshNode(UpstreamNodeMixin):
         keys: private key paths or loaded keys; None: agent + IdentityFile or default files.
         known_hosts: host key policy: ``strict``, ``accept-new`` or ``off``; None:
             the ssh configuration's ``StrictHostKeyChecking``, else accept-new. A
-            file path (as upstream apssh takes it) means that file, with that policy.
+            file path (as upstream apssh takes it) means that file, the policy as for None.
         known_hosts_file: the known_hosts file (new keys are written there);
             None: the ssh configuration's ``UserKnownHostsFile``, else
             ~/.ssh/known_hosts (and ~/.ssh/known_hosts2, only read). The
