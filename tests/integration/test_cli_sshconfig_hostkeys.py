@@ -215,7 +215,7 @@ def test_known_hosts_off_with_a_changed_key_connects_with_one_warning(
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1, done.stderr
-    assert warnings[0].startswith(f"apssh: warning: {server.host}: --known-hosts off")
+    assert warnings[0].startswith(f"apssh: warning: {server.host}: host key policy off,")
     assert "differs from the one recorded" in warnings[0]
     assert known.read_text() == stale  # off writes nothing
     quiet = apssh(

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncssh
 import pytest
+from hypothesis import given, strategies as st
 
 from apssh_cli.cli.main import main
 from apssh_cli.errors import ConfigError
@@ -362,3 +363,19 @@ def test_a_server_offering_none_of_our_types_is_a_host_key_refusal() -> None:
     assert _client(_Conn([b"ssh-ed25519"], [b"ssh-ed25519"])).negotiation_refusal("h", 22) is None
     # nothing received from the server (it hung up first): unknown, not a host key problem
     assert _client(object()).negotiation_refusal("h", 22) is None
+
+
+@given(
+    name=st.sampled_from(sorted(HONOURED)),
+    upper=st.lists(st.booleans(), min_size=30, max_size=30),
+    separator=st.sampled_from(["=", " ", " = ", "\t"]),
+    value=st.text(
+        alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1
+    ).filter(lambda text: text.strip() != ""),
+)
+def test_any_spelling_of_an_honoured_option_parses(
+    name: str, upper: list[bool], separator: str, value: str
+) -> None:
+    spelled = "".join(c.upper() if up else c.lower() for c, up in zip(name, upper, strict=False))
+    assert parse_option(f"{spelled}{separator}{value}") == (name, value.strip())
+    assert looks_like_ssh_option(f"{spelled}={value}") == spelled
