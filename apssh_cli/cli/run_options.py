@@ -95,7 +95,8 @@ def _check_out_dir(_ctx: click.Context, _param: click.Parameter, value: Path | N
     if value is not None and looks_like_ssh_option(str(value)):
         raise click.BadParameter(
             f"{str(value)!r} is an ssh option: apssh takes ssh options as -O {value} "
-            f"(-o is the output directory, as in pssh)",
+            f"(-o is the output directory, as in pssh; for a directory of that name: "
+            f"-o ./{value})",
             param_hint="-o",
         )
     return value

@@ -88,6 +88,7 @@ def test_ssh_option_lookalikes() -> None:
     assert looks_like_ssh_option("StrictHostKeyChecking=no") == "StrictHostKeyChecking"
     assert looks_like_ssh_option("controlmaster=auto") == "controlmaster"
     assert looks_like_ssh_option("results") is None
+    assert looks_like_ssh_option("./User=x") is None  # how to name such a directory
     assert looks_like_ssh_option("out=2024") is None
 
 
@@ -286,6 +287,7 @@ def test_o_with_an_ssh_option_is_refused_with_a_hint(
     assert "'StrictHostKeyChecking=no' is an ssh option" in err
     assert "-O StrictHostKeyChecking=no" in err
     assert list(tmp_path.iterdir()) == []  # no directory of that name
+    assert "-o ./StrictHostKeyChecking=no" in err
 
 
 @pytest.mark.parametrize("command", [[], ["push", "a", "b"], ["pull", "a", "b"]])
