@@ -193,7 +193,9 @@ class _Client(asyncssh.SSHClient):
             return
         if decision is hostkeys.Decision.REFUSE_CHANGED:
             message = self._known.refusal(decision, host, port, key)
-            logger.warning("host=%s host key policy off, connecting anyway: %s", self._label, message)
+            logger.warning(
+                "host=%s host key policy off, connecting anyway: %s", self._label, message
+            )
 
     def begin_auth(self, username: str) -> None:
         # the key exchange succeeded: the new host key has proven itself, record it
