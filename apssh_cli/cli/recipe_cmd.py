@@ -258,6 +258,7 @@ def run(
 ) -> int:
     """Run RECIPE on the inventory's hosts: one SSH connection per host for the whole run."""
     from apssh_cli.cli.run_options import check_ssh_values, library_warnings
+    from apssh_cli.inventory.targets import check_hostnames
     from apssh_cli.recipe.journal import last_run
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import default_runs_dir
@@ -277,6 +278,8 @@ def run(
     )
     options = SshOptions(ssh_options)
     check_ssh_values(options)  # before any connect, even an early one
+    for target in planned.targets:
+        check_hostnames(target)
     config = ssh_config if ssh_config is not None else DEFAULT_SSH_CONFIG
     events_out: Any = None
     if events == "-":

@@ -427,11 +427,15 @@ def build_nodes(
     Returns:
         The node of each target, by target name; and every node created
         (gateways included), in creation order.
+
+    Raises:
+        ConfigError: a host name ssh would refuse (:func:`check_hostnames`).
     """
     by_key: dict[tuple[Any, ...], Any] = {}
     created: list[Any] = []
     result: dict[str, Any] = {}
     for target in targets:
+        check_hostnames(target)  # every way to nodes (a recipe, the library) comes here
         if target.is_local:
             node = local_node(
                 formatter=settings.formatter, label=target.name, verbose=settings.verbose

@@ -265,6 +265,17 @@ def test_a_bad_target_is_refused_before_anything_runs(
         parse_hop("root@a;b")
 
 
+def test_nodes_are_never_built_for_a_bad_host_name() -> None:
+    from apssh_cli.inventory.targets import build_nodes
+
+    good = Target("ok", (Host.adhoc("ok"),))
+    bad = Target("web", (Host.adhoc("gw;id"), Host.adhoc("web")))
+    made: list[str] = []
+    with pytest.raises(ConfigError, match=r"gateway 'gw;id': hostname contains invalid"):
+        build_nodes([good, bad], ssh_node=lambda name, **_: made.append(name), local_node=dict)
+    assert "gw;id" not in made
+
+
 def test_a_bad_inventory_host_name_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -273,6 +284,16 @@ def test_a_bad_inventory_host_name_is_refused(
     status, _, err = apssh(["-i", str(inventory), "-g", "g", "-n", "true"], capsys)
     assert status == 1
     assert "apssh: host 'web': hostname contains invalid characters ('$', '(', ')')" in err
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[recipe]\nname = "t"\nformat = 1\n[[step]]\nid = "s"\nhosts = "g"\nrun = "true"\n'
+    )
+    status, _, err = apssh(
+        ["recipe", "run", str(recipe), "-i", str(inventory), "--run-dir", str(tmp_path / "run")],
+        capsys,
+    )
+    assert status == 1
+    assert "apssh: host 'web': hostname contains invalid characters" in err
 
 
 # ---------------------------------------------------------------- the command line
