@@ -9,10 +9,12 @@ when something really runs.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +32,7 @@ from apssh_cli.inventory.targets import (
     resolve_gateway,
     resolve_targets,
 )
+from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +75,61 @@ def files_option(*decls: str, help: str) -> Callable[[F], F]:
     )
 
 
+def _check_ssh_options(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from apssh_cli.ssh.sshoptions import parse_option
+
+    for value in values:
+        try:
+            parse_option(value)
+        except ConfigError as exc:
+            raise click.BadParameter(exc.message, param_hint="-O") from None
+    return values
+
+
+def _check_out_dir(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Any:
+    # ssh and clush users type `-o StrictHostKeyChecking=no`: never a directory of that name
+    from apssh_cli.ssh.sshoptions import looks_like_ssh_option
+
+    if value is not None and looks_like_ssh_option(str(value)):
+        raise click.BadParameter(
+            f"{str(value)!r} is an ssh option: apssh takes ssh options as -O {value} "
+            f"(-o is the output directory, as in pssh; for a directory of that name: "
+            f"-o ./{value})",
+            param_hint="-o",
+        )
+    return value
+
+
+SSH_OPTIONS = [
+    click.option(
+        "-O",
+        "--ssh-option",
+        "ssh_options",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_check_ssh_options,
+        help="An ssh_config option, as ssh -o (repeatable; the first value wins; "
+        "the options apssh honours: docs/cli.md).",
+    ),
+    click.option(
+        "-F",
+        "--ssh-config",
+        type=click.Path(dir_okay=False, exists=True),
+        metavar="FILE",
+        help="The ssh_config file to read instead of ~/.ssh/config.",
+    ),
+    click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        metavar="PORT",
+        help="The port of every host (a host:port in -t wins; gateways keep theirs).",
+    ),
+]
+
 _TARGET_OPTIONS = [
+    *SSH_OPTIONS,
     click.option(
         "-n", "--dry-run", is_flag=True, help="Print the hosts and their routes; run nothing."
     ),
@@ -82,7 +139,8 @@ _TARGET_OPTIONS = [
     click.option(
         "--known-hosts",
         type=click.Choice(KNOWN_HOSTS_POLICIES),
-        help="Host key policy of every hop (default: the inventory's, else accept-new).",
+        help="Host key policy of every hop (default: the inventory's, else "
+        "StrictHostKeyChecking, else accept-new).",
     ),
     files_option(
         "-k", "--key", "keys", help="Private key to try first, on every hop (repeatable)."
@@ -159,6 +217,7 @@ _OUTPUT_OPTIONS = [
         "--out-dir",
         type=click.Path(file_okay=False, path_type=Path),
         metavar="DIR",
+        callback=_check_out_dir,
         help="Write each host's output to DIR/<host>.out and DIR/<host>.err, not stdout.",
     ),
     click.option(
@@ -195,6 +254,8 @@ class Plan:
     dry_run: bool
     keepalive: float | None = None
     settings: tuple[str, ...] = ()  # -v: where window, timeout, user... came from
+    ssh_config: str | None = None  # -F
+    ssh_options: tuple[str, ...] = ()  # -O
 
 
 def make_plan(params: Mapping[str, Any]) -> Plan:
@@ -252,6 +313,8 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         raise
     if not targets:
         raise ConfigError("no hosts left to run on (check -g, -x and -t)")
+    if params.get("port") is not None:
+        targets = [with_port(target, params["port"]) for target in targets]
     return Plan(
         targets=targets,
         output=output,
@@ -262,7 +325,17 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         dry_run=params["dry_run"],
         keepalive=params.get("keepalive"),
         settings=tuple(settings),
+        ssh_config=params.get("ssh_config"),
+        ssh_options=tuple(params.get("ssh_options") or ()),
     )
+
+
+def with_port(target: Target, port: int) -> Target:
+    """``--port``: the host's port, unless written in ``-t`` (``host:port``) or local."""
+    host = target.host
+    if target.is_local or (host.port is not None and not target.from_inventory):
+        return target
+    return replace(target, route=(*target.gateways, replace(host, port=port)))
 
 
 def _output_options(params: Mapping[str, Any]) -> OutputOptions:
@@ -318,6 +391,11 @@ def run_plan(
         commands: the library commands of each host, by target name.
         description: what runs, for ``--dry-run``.
     """
+    from apssh_cli.ssh.sshoptions import SshOptions, ssh_settings
+
+    options = SshOptions(plan.ssh_options)
+    ssh_config = plan.ssh_config if plan.ssh_config is not None else DEFAULT_SSH_CONFIG
+    check_ssh_values(options)  # before any connect, even an early one
     if plan.dry_run:
         for target in plan.targets:
             click.echo(target.describe())
@@ -330,8 +408,10 @@ def run_plan(
             click.echo(f"apssh: {line}", err=True)
     window = plan.window or default_window()
     # the first hosts' TCP connects go out now: importing asyncio and asyncssh (below)
-    # takes longer than their round trips
-    early = start_early_connections(plan.targets, window)
+    # takes longer than their round trips; not where -O could send a host elsewhere
+    early = start_early_connections(
+        [] if options.redirects() else plan.targets, window, ssh_config=ssh_config
+    )
     try:
         from apssh_cli.cli.execution import ExecutionOptions, execute
         from apssh_cli.cli.render import Renderer
@@ -344,22 +424,62 @@ def run_plan(
 
         renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
         try:
-            return execute(
-                plan.targets,
-                lambda target: commands[target.name],
-                renderer,
-                ExecutionOptions(
-                    window=window,
-                    connect_retries=plan.connect_retries,
-                    verbose=plan.verbose,
-                    keepalive=plan.keepalive,
-                    early_connections=early,
-                ),
-            )
+            with ssh_settings(ssh_config, options), library_warnings(shown=not plan.verbose):
+                return execute(
+                    plan.targets,
+                    lambda target: commands[target.name],
+                    renderer,
+                    ExecutionOptions(
+                        window=window,
+                        connect_retries=plan.connect_retries,
+                        verbose=plan.verbose,
+                        keepalive=plan.keepalive,
+                        early_connections=early,
+                    ),
+                )
         finally:
             renderer.close()
     finally:
         early.close()
+
+
+def check_ssh_values(options: Any) -> None:
+    """The values of ``-O`` options, as asyncssh reads them (imports it: only with -O)."""
+    if options:
+        from apssh_cli.ssh.sshconfig import check_options
+
+        check_options(options)
+
+
+class _WarningLine(logging.Handler):
+    """A library warning (``host=NAME text``) as one line: ``apssh: warning: NAME: text``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        head, _, text = record.getMessage().partition(" ")
+        if head.startswith("host="):
+            text = f"{head.removeprefix('host=')}: {text}"
+        else:
+            text = f"{head} {text}".strip()
+        click.echo(f"apssh: warning: {text}", err=True)
+
+
+@contextlib.contextmanager
+def library_warnings(*, shown: bool) -> Iterator[None]:
+    """Show the library's warnings (a host key that differs under ``--known-hosts off``)
+    on stderr; with ``-v`` (``shown`` False) the verbose log shows them already."""
+    if not shown:
+        yield
+        return
+    logger = logging.getLogger("apssh_cli")
+    handler = _WarningLine()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def host_fields(target: Target) -> dict[str, Any]:
