@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,9 @@ def test_a_pulled_file_keeps_its_remote_mode(
     assert {n: mode(got / n) for n in names} == {n: int(n[1:], 8) & ~umask for n in names}
     assert (got / "f600").read_text() == "600\n"
     # a recursive pull: files and directories alike (a directory stays writable to us)
-    done = apssh("pull", *target_args(node, ssh_keypair), "-r", "/m", str(tmp_path / "r"), home=home)
+    done = apssh(
+        "pull", *target_args(node, ssh_keypair), "-r", "/m", str(tmp_path / "r"), home=home
+    )
     assert done.returncode == 0, done.stderr
     tree = tmp_path / "r" / node.host / "m"
     assert mode(tree / "private") == 0o700
@@ -115,7 +118,7 @@ def test_a_recursive_pull_skips_special_files_with_one_line_each(
     exec_ok(
         node,
         "mkdir -p /t/sub && echo a > /t/a && echo b > /t/sub/b && mkfifo /t/fifo && "
-        "ln -s /dev/zero /t/zero && ln -s fifo /t/sub/fifolink && mknod /t/null c 1 3 && "
+        "ln -s /dev/zero /t/zero && ln -s ../fifo /t/sub/fifolink && mknod /t/null c 1 3 && "
         "ssh-agent -a /t/sock",
     )
     out = tmp_path / "out"
@@ -150,18 +153,20 @@ def test_a_deep_tree_is_pulled_and_pushed(
     deep = deep_path(DEPTH)
     exec_ok(node, f"mkdir -p /deep/{deep} && echo leaf > /deep/{deep}/leaf")
     out = tmp_path / "o"
-    done = apssh("pull", *target_args(node, ssh_keypair), "-r", "/deep", str(out), home=home)
-    clean(done)
-    assert done.returncode == 0, done.stderr
-    assert (out / node.host / "deep" / deep / "leaf").read_text() == "leaf\n"
-    # and back: the pulled tree pushed to another place
-    done = apssh(
-        "push", *target_args(node, ssh_keypair), "-r", str(out / node.host / "deep"), "/back",
-        home=home,
-    )
-    clean(done)
-    assert done.returncode == 0, done.stderr
-    assert exec_ok(node, f"cat /back/{deep}/leaf") == "leaf\n"
+    try:
+        done = apssh("pull", *target_args(node, ssh_keypair), "-r", "/deep", str(out), home=home)
+        clean(done)
+        assert done.returncode == 0, done.stderr
+        assert (out / node.host / "deep" / deep / "leaf").read_text() == "leaf\n"
+        # and back: the pulled tree pushed to another place
+        pushed = str(out / node.host / "deep")
+        done = apssh("push", *target_args(node, ssh_keypair), "-r", pushed, "/back", home=home)
+        clean(done)
+        assert done.returncode == 0, done.stderr
+        assert exec_ok(node, f"cat /back/{deep}/leaf") == "leaf\n"
+    finally:
+        # pytest's own clean-up (shutil.rmtree) recurses: it would fail on this tree
+        subprocess.run(["rm", "-rf", str(out)], check=True)
 
 
 def test_remote_names_are_written_as_they_are_and_quoted_escaped(
@@ -220,7 +225,13 @@ def test_two_hosts_pulling_into_one_local_directory_are_refused_before_anything_
     assert not results.exists()  # nothing ran, nothing was made
     # one host each: fine
     done = apssh(
-        "pull", "-i", str(inventory), "-g", "g", "/etc/hostname", f"{results}/{{site}}/{{host}}",
+        "pull",
+        "-i",
+        str(inventory),
+        "-g",
+        "g",
+        "/etc/hostname",
+        f"{results}/{{site}}/{{host}}",
         home=home,
     )
     assert done.returncode == 0, done.stderr
