@@ -223,7 +223,8 @@ def shown(name: str | bytes) -> str:
 
     Names are data (the node's, the user's): a newline or an escape sequence in one
     must not start a line or drive the terminal. ``\\n``, ``\\x1b``, ``\\u200b``
-    as Python writes them; a byte that is not UTF-8 as ``\\xff``; a backslash doubled.
+    as Python writes them (``\\u0085`` for ``\\x85``); a byte that is not UTF-8 as
+    ``\\xff``; a backslash doubled. Two names are never shown alike.
     """
     if isinstance(name, bytes):
         name = name.decode("utf-8", "surrogateescape")
@@ -235,6 +236,8 @@ def _shown_char(char: str) -> str:
         return char
     if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8
         return f"\\x{ord(char) - 0xDC00:02x}"
+    if "\x80" <= char <= "\xff":  # not \\x80..\\xff: those are bytes that were not UTF-8
+        return f"\\u{ord(char):04x}"
     return char.encode("unicode_escape").decode("ascii")
 
 
