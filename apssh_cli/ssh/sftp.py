@@ -149,7 +149,7 @@ async def push(
                     await _push_file(spread, local, target, preserve)
                 elif local.exists():
                     kind = _local_kind(local.stat().st_mode)
-                    raise TransferError(f"{shown(str(local))}: not a regular file ({kind})")
+                    raise TransferError(f"{shown(str(local))}: {kind}, not a regular file")
                 else:
                     raise TransferError(f"{shown(str(local))}: no such file")
 
@@ -219,26 +219,34 @@ def _safe_name(name: str) -> str:
 
 
 def shown(name: str | bytes) -> str:
-    """A file name or path as a line may quote it: what is not printable escaped.
+    """A file name or path as a line may quote it: nothing in it can drive a terminal.
 
     Names are data (the node's, the user's): a newline or an escape sequence in one
-    must not start a line or drive the terminal. ``\\n``, ``\\x1b``, ``\\u200b``
-    as Python writes them (``\\u0085`` for ``\\x85``); a byte that is not UTF-8 as
-    ``\\xff``; a backslash doubled. Two names are never shown alike.
+    must not start a line or move the cursor. Printable characters and tabs are
+    left as they are, so is the backslash; ``\\n`` and ``\\r``, other controls as
+    ``\\xHH`` (C0, DEL) or ``\\uHHHH`` (C1, format controls such as U+202E), a
+    byte that is not UTF-8 as ``\\xHH`` (``\\x80``-``\\xff``) - the escaping of
+    remote output (``apssh_cli.output``), which this can be swapped for.
     """
     if isinstance(name, bytes):
         name = name.decode("utf-8", "surrogateescape")
+    if name.isprintable():
+        return name
     return "".join(_shown_char(char) for char in name)
 
 
+_NAMED = {"\t": "\t", "\n": "\\n", "\r": "\\r"}
+
+
 def _shown_char(char: str) -> str:
-    if char.isprintable() and char != "\\":
-        return char
-    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8
-        return f"\\x{ord(char) - 0xDC00:02x}"
-    if "\x80" <= char <= "\xff":  # not \\x80..\\xff: those are bytes that were not UTF-8
-        return f"\\u{ord(char):04x}"
-    return char.encode("unicode_escape").decode("ascii")
+    if char.isprintable() or char in _NAMED:
+        return _NAMED.get(char, char)
+    code = ord(char)
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 # ------------------------------------------------------------------ pipelining
@@ -465,7 +473,7 @@ def walk_files(root: Path, warn: Warn | None = None) -> Iterator[tuple[Path, lis
                     if entry.is_dir():
                         warn(f"not following {path}: a link to a directory")
                     else:
-                        warn(f"skipped {path}: not a regular file ({_local_kind(entry)})")
+                        warn(f"skipped {path}: {_local_kind(entry)}, not a file or a directory")
         yield directory, sorted(files)
         pending.extend(directory / name for name in sorted(subdirectories, reverse=True))
 
@@ -484,8 +492,18 @@ def _attrs(info: os.stat_result) -> asyncssh.SFTPAttrs:
     )
 
 
+# a file name's bytes, at most, on Linux and on the BSDs (NAME_MAX)
+_NAME_MAX = 255
+
+
 def _temp_name(name: str) -> str:
-    return f".{name}.apssh-{secrets.token_hex(6)}"
+    """A new name next to ``name``, that a file system takes whenever it takes ``name``."""
+    suffix = f".apssh-{secrets.token_hex(6)}"
+    stem = name
+    # cut a long name (never inside a character): the temporary name must fit too
+    while len(os.fsencode(f".{stem}{suffix}")) > _NAME_MAX:
+        stem = stem[:-1]
+    return f".{stem}{suffix}"
 
 
 async def _push_file(sessions: _Sessions, local: Path, target: str, preserve: bool) -> None:
@@ -579,7 +597,7 @@ async def _pull_one(
     elif kind is None:
         await _pull_file(sftp, remote, target, attrs, preserve)
     else:
-        return f"{shown(remote)}: not a regular file ({kind})"
+        return f"{shown(remote)}: {kind}, not a regular file"
     return None
 
 
@@ -647,7 +665,7 @@ async def _download(
     async with sftp.open(remote, "rb", block_size=0) as handle:
         attrs = await handle.stat()
         if (kind := _kind(attrs)) is not None:  # it changed since its stat
-            raise TransferError(f"{shown(remote)}: not a regular file ({kind})")
+            raise TransferError(f"{shown(remote)}: {kind}, not a regular file")
         size = attrs.size or 0
         # the remote mode bits (less our umask), as sftp and scp do: a 0600 file stays
         # private; O_EXCL: the temporary name is new, never a link planted there
@@ -721,7 +739,7 @@ async def _pull_tree(
             elif kind is None:
                 await _pull_file(sftp, source, local, entry_attrs, preserve)
             else:
-                warn(f"skipped {shown(source)}: not a regular file ({kind})")
+                warn(f"skipped {shown(source)}: {kind}, not a file or a directory")
     if preserve:
         # the deepest first: a directory's times are final once its entries are in,
         # and a parent made read-only last still lets us reach its children

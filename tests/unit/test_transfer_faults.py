@@ -1,8 +1,10 @@
-"""Transfers against an in-process asyncssh SFTP server that misbehaves (no Docker).
+"""Transfers against an in-process asyncssh SFTP server (no Docker): faults of the
+server, and local files a push must not read.
 
 OpenSSH's sftp-server does not lose writes or read a byte at a time: these faults
 (a server that acknowledges writes it did not make, reads far shorter than asked)
-need a server of our own. The SSH and SFTP protocols are asyncssh's, real.
+need a server of our own. The SSH and SFTP protocols are asyncssh's, real. A push's
+local FIFO is local business: any server shows it.
 """
 
 from __future__ import annotations
@@ -98,3 +100,34 @@ def test_push_and_pull_of_a_lossless_server_pass_the_size_check(tmp_path: Path) 
 
     assert asyncio.run(asyncio.wait_for(scenario(), 60)) == [0, 0]
     assert (tmp_path / "pulled.bin").read_bytes() == data
+
+
+def test_a_push_never_reads_a_local_fifo(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "a").write_text("a")
+    os.mkfifo(tree / "fifo")
+    (tree / "up").symlink_to("..")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+
+    async def scenario() -> tuple[list[int], str]:
+        async with ssh_server() as server:
+            node = make(server, tmp_path / "kh")
+            try:
+                by_name = await Push(tree / "fifo", str(remote / "fifo")).co_run(node)
+                in_tree = await Push(tree, str(remote / "tree"), recurse=True).co_run(node)
+            finally:
+                await node.close()
+            capture = node.formatter
+            assert isinstance(capture, CaptureFormatter)
+            return [by_name.rc, in_tree.rc], capture.stderr(node.label)
+
+    # without the check, open() of the FIFO waits for a writer: the time bound fails
+    rcs, stderr = run(scenario)
+    assert rcs == [1, 0]
+    assert f"{tree}/fifo: a FIFO, not a regular file" in stderr
+    assert f"skipped {tree}/fifo: a FIFO, not a file or a directory" in stderr
+    assert f"not following {tree}/up: a link to a directory" in stderr
+    assert (remote / "tree" / "sub" / "a").read_text() == "a"
+    assert sorted(p.name for p in (remote / "tree").iterdir()) == ["sub"]
