@@ -520,7 +520,7 @@ async def _push_file(sessions: _Sessions, local: Path, target: str, preserve: bo
         # takes requests larger than it writes, a filesystem that loses data): the
         # file never gets its name unless it holds every byte
         size = (await sftp.stat(temporary)).size
-        if size != written:
+        if size is not None and size != written:  # None: a server that keeps it to itself
             raise TransferError(
                 f"{shown(target)}: the node has {size} bytes of the {written} written"
             )
