@@ -131,3 +131,49 @@ def test_a_push_never_reads_a_local_fifo(tmp_path: Path) -> None:
     assert f"not following {tree}/up: a link to a directory" in stderr
     assert (remote / "tree" / "sub" / "a").read_text() == "a"
     assert sorted(p.name for p in (remote / "tree").iterdir()) == ["sub"]
+
+
+def test_a_pull_replaces_a_link_at_its_target_never_writes_through_it(tmp_path: Path) -> None:
+    (tmp_path / "remote.txt").write_text("new")
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "remote.txt").symlink_to(victim)
+
+    async def scenario() -> int:
+        async with ssh_server() as server:
+            node = make(server, tmp_path / "kh")
+            try:
+                return (await Pull(str(tmp_path / "remote.txt"), f"{out}/").co_run(node)).rc
+            finally:
+                await node.close()
+
+    assert run(scenario) == 0
+    assert victim.read_text() == "untouched"
+    assert not (out / "remote.txt").is_symlink()
+    assert (out / "remote.txt").read_text() == "new"
+
+
+def test_two_remote_paths_of_one_name_are_refused_before_any_copy(tmp_path: Path) -> None:
+    for directory in ("a", "b"):
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "x").write_text(directory)
+    out = tmp_path / "out"
+
+    async def scenario() -> tuple[int, str]:
+        async with ssh_server() as server:
+            node = make(server, tmp_path / "kh")
+            try:
+                pull = Pull([str(tmp_path / "a" / "x"), str(tmp_path / "b" / "x")], out)
+                result = await pull.co_run(node)
+            finally:
+                await node.close()
+            capture = node.formatter
+            assert isinstance(capture, CaptureFormatter)
+            return result.rc, capture.stderr(node.label)
+
+    rc, stderr = run(scenario)
+    assert rc == 1
+    assert "two remote paths would be copied to x" in stderr
+    assert not out.exists()  # the second would have replaced the first
