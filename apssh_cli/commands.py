@@ -591,6 +591,7 @@ class _Transfer(Command):
             recurse=self.recurse,
             preserve=self.preserve,
             host=node.label,
+            warn=functools.partial(_skipped, node),
         )
 
 
@@ -600,6 +601,12 @@ def _size(path: str | Path) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
+
+
+def _skipped(node: NodeLike, message: str) -> None:
+    # what a transfer leaves out (a FIFO in a tree) reads like a command's warning: a
+    # line on the host's stderr, seen without -v
+    node.formatter.output(OutputEvent(node.label, STDERR, message, current_step()))
 
 
 def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:
@@ -654,11 +661,13 @@ class Push(_Transfer):
 
     def largest_file(self) -> int:
         """The size of the largest local file this push moves (0 if none is there)."""
+        from apssh_cli.ssh.sftp import walk_files
+
         sizes = [0]
         for path in self.localpaths:
             if path.is_dir() and self.recurse:
-                for directory, _dirs, files in os.walk(path):
-                    sizes += (_size(os.path.join(directory, name)) for name in files)
+                for directory, files in walk_files(path):
+                    sizes += (_size(directory / name) for name in files)
             elif path.is_file():
                 sizes.append(_size(path))
         return max(sizes)
@@ -671,6 +680,10 @@ class Pull(_Transfer):
     """Copy files from the node to the local machine over SFTP (binary-safe).
 
     Each file is written under a temporary name next to its target, then renamed.
+    A copy gets the remote file's mode bits, less the umask (a 0600 file stays
+    private). Only regular files are read: a FIFO, a socket or a device met in a
+    tree is skipped with a line on the host's stderr; one named in ``remotepaths``
+    fails the transfer (rc 1).
 
     Args:
         remotepaths: one path or several (then ``localpath`` is a directory).

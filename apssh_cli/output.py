@@ -33,6 +33,7 @@ without a newline is flushed at the end.
 from __future__ import annotations
 
 import codecs
+import os
 import sys
 import threading
 import time
@@ -471,10 +472,13 @@ class SubdirFormatter(VerboseFormatter):
         key = (host, stream)
         handle = self._files.get(key)
         if handle is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # private to the user: the files hold remote output
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             # the first open of a run starts the file afresh; later ones append
             mode = "a" if key in self._opened else "w"
-            handle = self.path(host, stream).open(mode, encoding="utf-8")
+            path = self.path(host, stream)
+            # kept open across lines, closed by close_host: no context manager
+            handle = open(path, mode, encoding="utf-8", opener=_private)  # noqa: SIM115
             self._files[key] = handle
             self._opened.add(key)
         return handle
@@ -502,6 +506,10 @@ class SubdirFormatter(VerboseFormatter):
         for handle in self._files.values():
             handle.close()
         self._files.clear()
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 class _Kept:
