@@ -174,6 +174,12 @@ _OUTPUT_OPTIONS = [
         metavar="TEMPLATE",
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
+    click.option(
+        "--raw-output",
+        is_flag=True,
+        help="Print remote output unescaped (risky: a host can then drive your "
+        "terminal and forge other hosts' lines; docs/cli.md).",
+    ),
 ]
 
 
@@ -270,6 +276,7 @@ def _output_options(params: Mapping[str, Any]) -> OutputOptions:
         progress = _is_terminal(sys.stderr)
     return OutputOptions(
         raw=params["raw"],
+        raw_output=params["raw_output"],
         fmt=params["fmt"],
         gather=params["gather"],
         json=params["as_json"],
@@ -314,7 +321,7 @@ def run_plan(
     early = start_early_connections(plan.targets, window)
     try:
         from apssh_cli.cli.execution import ExecutionOptions, execute
-        from apssh_cli.cli.render import Renderer
+        from apssh_cli.cli.render import Renderer, escape_library_log
         from apssh_cli.ssh.keys import check_key_files
 
         # a key that cannot be used is one message before anything runs, not a failure per host
@@ -322,6 +329,7 @@ def run_plan(
             file for target in plan.targets for hop in target.route for file in hop.identity_files
         )
 
+        escape_library_log()  # its warnings may quote remote file names
         renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
         try:
             return execute(
