@@ -347,8 +347,8 @@ class Formatter:
 
     def shown(self, text: str, cut: bool = False) -> str:
         """Remote text as printed: escaped (unless ``escape`` is off), cuts marked."""
-        if self.escape:
-            text = escape_text(text)
+        # unescaped, the bytes that were not UTF-8 are replaced: a strict stream takes the rest
+        text = escape_text(text) if self.escape else printable_text(text)
         return text + CUT_MARK if cut else text
 
     def format_line(self, line: str, hostname: str | None = None, user: str | None = None) -> str:

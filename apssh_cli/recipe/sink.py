@@ -76,7 +76,7 @@ class RecipeFormatter(Formatter):
             **({"cut": True} if event.cut else {}),
         )
         if not self.quiet:
-            text = escape_text(event.line) if self.escape else event.line
+            text = escape_text(event.line) if self.escape else printable_text(event.line)
             if event.cut:
                 text += CUT_MARK
             self.echo(f"{label} {event.host}: {text}", event.stream == STDERR)
