@@ -80,12 +80,27 @@ CUT_MARK = " [apssh: line cut]"
 # separators U+2028/U+2029, and lone surrogates (bytes that were not UTF-8). The Cf
 # list is Unicode 14's (Python 3.11) plus the format controls Unicode 15 added;
 # tests/unit/test_escape.py checks it against the running Python's unicodedata.
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
-    "\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
-    "\ufff9-\ufffb\ud800-\udfff\U000110bd\U000110cd\U00013430-\U0001343f"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
-)
+_UNSAFE_RANGES = (
+    (0x00, 0x08), (0x0A, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C),
+    (0x6DD, 0x6DD), (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0xD800, 0xDFFF), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)  # fmt: skip
+
+
+def _char_class(top: int) -> re.Pattern[str]:
+    """The unsafe characters up to ``top``: small classes are much faster to match."""
+    ranges = [(low, min(high, top)) for low, high in _UNSAFE_RANGES if low <= top]
+    spans = (f"{re.escape(chr(low))}-{re.escape(chr(high))}" for low, high in ranges)
+    return re.compile("[" + "".join(spans) + "]")
+
+
+_UNSAFE = _char_class(0x10FFFF)
+_UNSAFE_BMP = _char_class(0xFFFF)
+_UNSAFE_ASCII = _char_class(0x7F)
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r"}
 # bytes that were not UTF-8, as the splitter decodes them (surrogateescape)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -134,7 +149,15 @@ def escape_text(text: str) -> str:
     >>> escape_text("ok\\tbenign\\rnode2: FAKE \\x1b]52;c;eA==\\x07 \\u202e \\udcff")
     'ok\\tbenign\\\\rnode2: FAKE \\\\x1b]52;c;eA==\\\\x07 \\\\u202e \\\\xff'
     """
-    return _UNSAFE.sub(_escaped_char, text)
+    # fast paths, at C speed: isprintable() is false for every character escaped (and
+    # for a few more, such as U+00A0); a regular expression costs about 10 ns a character
+    if text.isprintable() or ("\t" in text and text.replace("\t", " ").isprintable()):
+        return text
+    if text.isascii():
+        pattern = _UNSAFE_ASCII
+    else:
+        pattern = _UNSAFE if _ASTRAL.search(text) else _UNSAFE_BMP
+    return pattern.sub(_escaped_char, text)
 
 
 def _escaped_char(match: re.Match[str]) -> str:
@@ -201,11 +224,11 @@ class LineSplitter:
 
     >>> splitter = LineSplitter(max_line=4)
     >>> splitter.split(b"a\\r\\nbc")
-    [Piece(text='a', end='\\r\\n', cut=False)]
+    [('a', '\\r\\n', False)]
     >>> splitter.split(b"defg\\n\\xff")
-    [Piece(text='bcde', end='', cut=True), Piece(text='fg', end='\\n', cut=False)]
+    [('bcde', '', True), ('fg', '\\n', False)]
     >>> splitter.flush()
-    [Piece(text='\\udcff', end='', cut=False)]
+    [('\\udcff', '', False)]
 
     Args:
         max_line: the longest line kept whole, in bytes (:data:`MAX_LINE_BYTES`).
@@ -220,20 +243,39 @@ class LineSplitter:
     def split(self, data: bytes) -> list[Piece]:
         """Add a chunk; return the pieces it completes (lines, and pieces of long lines)."""
         pieces: list[Piece] = []
-        *lines, rest = data.split(b"\n")
-        for line in lines:
-            # only the first line can continue a pending one (it is empty after that)
-            if self._pending or len(line) > self.max_line:
-                self._add(line, pieces)
-                line = bytes(self._pending)
-                self._pending.clear()
-            pieces.append(_piece(line, ended=True))
-        self._add(rest, pieces)
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._add(data, pieces)
+            return pieces
+        start = 0
+        if self._pending:  # the chunk's first line ends the pending one
+            first = data.find(b"\n")
+            self._add(data[:first], pieces)
+            pieces.append(_piece(bytes(self._pending)))
+            self._pending.clear()
+            start = first + 1
+        if start <= last:
+            block = data[start:last]  # whole lines, the last newline left out
+            # a chunk holds many short lines: decode and split them in one go (C speed)
+            if len(block) <= self.max_line or max(map(len, block.split(b"\n"))) <= self.max_line:
+                text = _decode(block)
+                if "\r" in text:
+                    pieces += [_text_piece(line) for line in text.split("\n")]
+                else:
+                    pieces += [(line, "\n", False) for line in text.split("\n")]
+            else:
+                for line in block.split(b"\n"):
+                    if len(line) > self.max_line:
+                        self._add(line, pieces)
+                        line = bytes(self._pending)
+                        self._pending.clear()
+                    pieces.append(_piece(line))
+        self._add(data[last + 1 :], pieces)
         return pieces
 
     def feed(self, data: bytes) -> list[str]:
         """Add a chunk; return the texts of the pieces it completes (without newlines)."""
-        return [piece.text for piece in self.split(data)]
+        return [text for text, _, _ in self.split(data)]
 
     def flush(self) -> list[Piece]:
         """End of stream: the last line without a newline, if any."""
@@ -241,7 +283,7 @@ class LineSplitter:
             return []
         line = bytes(self._pending)
         self._pending.clear()
-        return [_piece(line, ended=False)]
+        return [(_decode(line), "", False)]
 
     def _add(self, data: bytes, pieces: list[Piece]) -> None:
         # the unfinished line grows by at most one chunk before it is cut down again
@@ -249,25 +291,23 @@ class LineSplitter:
         pending += data
         while len(pending) > self.max_line:
             cut = _char_boundary(pending, self.max_line)
-            pieces.append(Piece(_decode(bytes(pending[:cut])), "", True))
+            pieces.append((_decode(bytes(pending[:cut])), "", True))
             del pending[:cut]
 
 
-class Piece(NamedTuple):
-    """A line (or a piece of a cut line) as :class:`LineSplitter` returns it (see OutputEvent)."""
-
-    text: str
-    end: str
-    cut: bool
+# what LineSplitter returns for each line or piece: (text, end, cut), as in OutputEvent
+Piece = tuple[str, str, bool]
 
 
-def _piece(line: bytes, *, ended: bool) -> Piece:
-    if not ended:
-        return Piece(_decode(line), "", False)
+def _piece(line: bytes) -> Piece:
+    return _text_piece(_decode(line))
+
+
+def _text_piece(line: str) -> Piece:
     # CRLF output (Windows tools, some pagers) shows as plain lines
-    if line.endswith(b"\r"):
-        return Piece(_decode(line[:-1]), "\r\n", False)
-    return Piece(_decode(line), "\n", False)
+    if line.endswith("\r"):
+        return (line[:-1], "\r\n", False)
+    return (line, "\n", False)
 
 
 def _decode(data: bytes) -> str:

@@ -53,7 +53,7 @@ def test_line_splitter(chunks: list[bytes], lines: list[str], rest: list[str]) -
     splitter = LineSplitter()
     got = [line for chunk in chunks for line in splitter.feed(chunk)]
     assert got == lines
-    assert [piece.text for piece in splitter.flush()] == rest
+    assert [text for text, _, _ in splitter.flush()] == rest
     assert splitter.flush() == []
 
 

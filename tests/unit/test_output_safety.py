@@ -61,7 +61,7 @@ def events(data: bytes, host: str = "n1", stream: Any = "stdout") -> list[Output
     """The events a node sends for ``data`` (one stream), through the real splitter."""
     splitter = LineSplitter()
     pieces = splitter.split(data) + splitter.flush()
-    return [OutputEvent(host, stream, p.text, None, p.end, p.cut) for p in pieces]
+    return [OutputEvent(host, stream, text, None, end, cut) for text, end, cut in pieces]
 
 
 # ---------------------------------------------------------------- escape_text
@@ -130,18 +130,18 @@ def test_splitter_pieces_give_the_exact_bytes_back_and_stay_bounded(
         pieces += splitter.split(data[offset : offset + size])
         offset += size
     pieces += splitter.split(data[offset:]) + splitter.flush()
-    rebuilt = b"".join((p.text + p.end).encode("utf-8", "surrogateescape") for p in pieces)
+    rebuilt = b"".join((text + end).encode("utf-8", "surrogateescape") for text, end, _ in pieces)
     assert rebuilt == data
-    for piece in pieces:
-        assert len(piece.text.encode("utf-8", "surrogateescape")) <= max_line
-        assert piece.end == "" if piece.cut else piece.end in ("\n", "\r\n", "")
-    assert all(not p.cut for p in pieces[-1:])  # the last piece always ends its line
+    for text, end, cut in pieces:
+        assert len(text.encode("utf-8", "surrogateescape")) <= max_line
+        assert end == "" if cut else end in ("\n", "\r\n", "")
+    assert all(not cut for _, _, cut in pieces[-1:])  # the last piece always ends its line
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
         return
     # valid UTF-8 is never cut inside a character
-    assert not any("\udc80" <= char <= "\udcff" for p in pieces for char in p.text)
+    assert not any("\udc80" <= char <= "\udcff" for text, _, _ in pieces for char in text)
 
 
 def test_splitter_long_line_without_newline_is_linear_and_bounded() -> None:
@@ -154,7 +154,7 @@ def test_splitter_long_line_without_newline_is_linear_and_bounded() -> None:
     for _ in range(50 * 1024 * 1024 // len(chunk)):
         for piece in splitter.split(chunk):
             count += 1
-            cut += piece.cut
+            cut += piece[2]
     count += len(splitter.flush())
     elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
