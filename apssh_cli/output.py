@@ -154,9 +154,8 @@ def escape_text(text: str) -> str:
     if text.isprintable() or ("\t" in text and text.replace("\t", " ").isprintable()):
         return text
     if text.isascii():
-        pattern = _UNSAFE_ASCII
-    else:
-        pattern = _UNSAFE if _ASTRAL.search(text) else _UNSAFE_BMP
+        return _UNSAFE_ASCII.sub(_escaped_char, text)
+    pattern = _UNSAFE if _ASTRAL.search(text) else _UNSAFE_BMP
     return pattern.sub(_escaped_char, text)
 
 
