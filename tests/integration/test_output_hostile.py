@@ -215,3 +215,26 @@ def test_recipe_output_is_escaped(topology: Topology, tmp_path: Path) -> None:
     records = [json.loads(row) for row in journal]
     lines = [record["line"] for record in records if record["event"] == "output"]
     assert "\x1b]52;c;cm0gLXJmIH4K\x07" in lines and "bad \udcff\udcfe utf-8" in lines
+
+
+def test_a_warning_quoting_a_remote_file_name_is_escaped(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """A pull skips a FIFO whose name holds OSC 0 and a carriage return: the warning is escaped."""
+    inventory = str(topology.inventory)
+    name = direct(topology)[0]
+    made = apssh_bytes(
+        "-i", inventory, "-g", name,
+        "rm -rf /tmp/hostile-names && mkdir /tmp/hostile-names && "
+        "mkfifo \"/tmp/hostile-names/$(printf 'f\\033]0;owned\\a\\rnode2: FAKE')\" && "
+        "echo ok > /tmp/hostile-names/plain",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    done = apssh_bytes(
+        "pull", "-i", inventory, "-g", name, "-r", "/tmp/hostile-names", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    err = done.stderr.decode()
+    assert terminal_safe(err)
+    assert "f\\x1b]0;owned\\x07\\rnode2: FAKE" in err and "not a file or a directory" in err
+    assert (tmp_path / name / "hostile-names" / "plain").read_text() == "ok\n"

@@ -465,3 +465,23 @@ def test_recipe_summary_escapes_errors() -> None:
     }
     text = "\n".join(summary_lines(summary))
     assert "rc 1: \\x1b]0;x\\x07" in text and "(a\\rb)" in text and "\x1b" not in text
+
+
+def test_the_command_line_escapes_the_library_log(caplog: pytest.LogCaptureFixture) -> None:
+    from apssh_cli.cli.render import escape_library_log
+    from apssh_cli.log import host_logger
+
+    logger = logging.getLogger("apssh_cli")
+    before = list(logger.filters)
+    try:
+        escape_library_log()
+        escape_library_log()  # once only
+        added = [item for item in logger.filters if item not in before]
+        assert len(added) == 1
+        host_logger("n1").warning("skipping %s: not a file", "a\x1b]0;x\x07\rn2: FAKE")
+        message = caplog.records[-1].getMessage()
+        assert message == "host=n1 skipping a\\x1b]0;x\\x07\\rn2: FAKE: not a file"
+    finally:
+        for item in list(logger.filters):
+            if item not in before:
+                logger.removeFilter(item)
