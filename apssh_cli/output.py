@@ -22,8 +22,9 @@ Sinks (all are :class:`Formatter` subclasses; all accept ``verbose=``):
 Custom formatters written for upstream apssh override ``line(line, datatype,
 hostname)``: ``line`` ends with its newline, ``datatype`` is
 :data:`EXTENDED_DATA_STDERR` for stderr and None for stdout. That still works:
-the default :meth:`Formatter.output` calls it. A sink that needs the context (the
-step) overrides :meth:`Formatter.output` instead.
+the default :meth:`Formatter.output` calls it (each piece of a cut line comes as a
+line of its own). A sink that needs the context (the step, the exact line end)
+overrides :meth:`Formatter.output` instead.
 
 :class:`LineSplitter` turns the byte chunks a channel delivers into lines, in
 linear time and bounded memory: a line longer than :data:`MAX_LINE_BYTES` is cut
@@ -79,7 +80,7 @@ CUT_MARK = " [apssh: line cut]"
 # U+2066-U+2069, zero-width characters, soft hyphen, ...), the line and paragraph
 # separators U+2028/U+2029, and lone surrogates (bytes that were not UTF-8). The Cf
 # list is Unicode 14's (Python 3.11) plus the format controls Unicode 15 added;
-# tests/unit/test_escape.py checks it against the running Python's unicodedata.
+# tests/unit/test_output_safety.py checks it against the running Python's unicodedata.
 _UNSAFE_RANGES = (
     (0x00, 0x08), (0x0A, 0x1F), (0x7F, 0x9F), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C),
     (0x6DD, 0x6DD), (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x180E, 0x180E),
