@@ -102,6 +102,7 @@ _UNSAFE = _char_class(0x10FFFF)
 _UNSAFE_BMP = _char_class(0xFFFF)
 _UNSAFE_ASCII = _char_class(0x7F)
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_ASCII_SAFE = bytes(range(0x20, 0x7F)) + b"\t"
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r"}
 # bytes that were not UTF-8, as the splitter decodes them (surrogateescape)
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -150,9 +151,14 @@ def escape_text(text: str) -> str:
     >>> escape_text("ok\\tbenign\\rnode2: FAKE \\x1b]52;c;eA==\\x07 \\u202e \\udcff")
     'ok\\tbenign\\\\rnode2: FAKE \\\\x1b]52;c;eA==\\\\x07 \\\\u202e \\\\xff'
     """
-    # fast paths, at C speed: isprintable() is false for every character escaped (and
-    # for a few more, such as U+00A0); a regular expression costs about 10 ns a character
-    if text.isprintable() or ("\t" in text and text.replace("\t", " ").isprintable()):
+    # fast paths, at C speed (a regular expression costs about 10 ns a character):
+    # deleting the safe bytes of a long ASCII line leaves nothing (about 0.4 ns a
+    # byte); isprintable() is false for every character escaped (and for a few more,
+    # such as U+00A0), about 1.3 ns a character
+    if len(text) > 256 and text.isascii():
+        if not text.encode("ascii").translate(None, _ASCII_SAFE):
+            return text
+    elif text.isprintable() or ("\t" in text and text.replace("\t", " ").isprintable()):
         return text
     if text.isascii():
         return _UNSAFE_ASCII.sub(_escaped_char, text)

@@ -97,6 +97,13 @@ def test_escape_text_leaves_nothing_a_terminal_acts_on(text: str) -> None:
         assert shown == text  # safe text is left alone
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), min_size=250, max_size=600))
+def test_escape_text_long_ascii_lines_take_the_same_rules(text: str) -> None:
+    shown = escape_text(text)
+    assert not any(unsafe(char) for char in shown)
+    assert shown == "".join(escape_text(char) for char in text)  # char by char, short path
+
+
 def test_every_format_control_of_this_python_is_escaped() -> None:
     """The hard-coded list covers the running Python's Unicode (checked, not trusted)."""
     missed = [
