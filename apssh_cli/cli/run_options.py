@@ -48,7 +48,9 @@ def transfer_options(function: F) -> F:
 
 
 def _with_options(function: F, raw_flags: tuple[str, ...]) -> F:
-    raw = click.option(*raw_flags, "raw", is_flag=True, help="Print lines without the host prefix.")
+    raw = click.option(
+        *raw_flags, "raw", is_flag=True, help="Print lines without the host prefix (escaped)."
+    )
     options: list[Callable[[F], F]] = [
         *_OUTPUT_OPTIONS,
         raw,
