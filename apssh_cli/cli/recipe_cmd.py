@@ -273,6 +273,11 @@ def graph(recipe_file: str, inventory: tuple[str, ...], fmt: str, output: str | 
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary: no streamed lines.")
 @_ssh_options
+@click.option(
+    "--raw-output",
+    is_flag=True,
+    help="Print remote output unescaped (risky: a host can then drive your terminal; docs/cli.md).",
+)
 def run(
     recipe_file: str,
     inventory: tuple[str, ...],
@@ -287,6 +292,7 @@ def run(
     ssh_options: tuple[str, ...],
     ssh_config: str | None,
     port: int | None,
+    raw_output: bool,
     **params: Any,
 ) -> int:
     """Run RECIPE on the inventory's hosts: one SSH connection per host for the whole run.
@@ -348,6 +354,7 @@ def run(
         else None
     )
     try:
+        from apssh_cli.cli.render import escape_library_log
         from apssh_cli.recipe.runner import RecipeRun
 
         # stdout carries the events or the JSON summary when asked: people's lines go to stderr
@@ -365,6 +372,8 @@ def run(
                 quiet=quiet,
                 early_connections=early,
             )
+            runner.formatter.escape = not raw_output
+            escape_library_log()  # its warnings may quote remote file names
             status = runner.run(handle_signals=True)
     finally:
         if early is not None:

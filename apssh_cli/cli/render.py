@@ -10,6 +10,12 @@ host is done) and writes to the sinks chosen on the command line:
 - a live progress line on stderr (terminals only) that never tears output lines;
 - the final summary on stderr, and the exit status.
 
+Remote text is untrusted: every line for a person (streamed, ``--format``, ``-b``,
+notes and error lines) goes through :func:`~apssh_cli.output.escape_text`, and a
+``-b`` block indents its hosts' lines (:data:`GATHER_INDENT`), so that no host can
+print a header of its own; ``--raw-output`` passes the lines through unescaped.
+``--json`` and ``--out-dir`` keep the exact text (JSON escapes it, see `json_line`).
+
 It is built on the library's sinks (:mod:`apssh_cli.output`); only ``--json`` and
 ``--gather`` keep output, bounded per host (:data:`~apssh_cli.output.DEFAULT_CAPTURE_BYTES`).
 This module is pure Python (no asyncssh): the fleet engine drives it, and tests
@@ -20,6 +26,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
+import re
 import shutil
 import string
 import time
@@ -34,19 +42,35 @@ from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.secrets import SecretMask
 from apssh_cli.inventory.targets import Target
 from apssh_cli.output import (
+    CUT_MARK,
     DEFAULT_CAPTURE_BYTES,
+    MAX_LINE_BYTES,
     STDERR,
     CaptureFormatter,
+    EscapeLogFilter,
     Formatter,
     HostFormatter,
     OutputEvent,
     SubdirFormatter,
     TeeFormatter,
+    escape_text,
 )
 from apssh_cli.results import HostResult, Status
 
 FORMAT_FIELDS = ("host", "fqdn", "user", "line", "time", "step")
 JSON_SCHEMA_VERSION = 1
+
+# every line of a -b block starts with this: a host's own line can never start at
+# the first column, where the rules and the header of a block are
+GATHER_INDENT = "  "
+
+# what JSON output escapes although json.dumps(ensure_ascii=False) would not: C1
+# controls, Unicode format controls and separators (a terminal that shows the JSON
+# cannot be driven by them) and lone surrogates, the bytes that were not UTF-8
+# (\udc80-\udcff: Python's json.loads and "surrogateescape" give the bytes back)
+_JSON_UNSAFE = re.compile(
+    "[\x7f-\x9f\xad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+)
 
 # severity of each status, for the exit status: the most severe present wins
 STATUS_EXIT: dict[Status, ExitCode] = {
@@ -122,6 +146,8 @@ class OutputOptions:
 
     Args:
         raw: ``--raw``: lines without the host prefix.
+        raw_output: ``--raw-output``: remote text printed unescaped (control
+            characters reach the terminal; see docs/cli.md for the risk).
         fmt: ``--format``: a template with {host} {fqdn} {user} {line} {time} and strftime codes.
         gather: ``--gather``: identical outputs printed once, at the end.
         json: ``--json``: JSON lines on stdout instead of text.
@@ -133,6 +159,7 @@ class OutputOptions:
     """
 
     raw: bool = False
+    raw_output: bool = False
     fmt: str | None = None
     gather: bool = False
     json: bool = False
@@ -287,7 +314,9 @@ class Renderer(Formatter):
                     f"cannot create --out-dir: {exc.strerror or exc}", source=str(options.out_dir)
                 ) from exc
         self._stream_sink = self._streamer(targets)
-        self._capture = CaptureFormatter(max_bytes=capture_bytes) if options.captures else None
+        self._capture = (
+            CaptureFormatter(max_bytes=capture_bytes, exact=True) if options.captures else None
+        )
         self._files = (
             SubdirFormatter(options.out_dir, out_suffix=".out", err_suffix=".err")
             if options.out_dir is not None
@@ -322,6 +351,7 @@ class Renderer(Formatter):
             stderr=self._err,  # type: ignore[arg-type]
             fields=fields,
             localtime=self._localtime,
+            escape=not options.raw_output,
         )
         if options.gather:  # gathered stdout is printed at the end; stderr as it comes
             return _StderrOnly(streamer)
@@ -348,7 +378,8 @@ class Renderer(Formatter):
         """A verbose event (connected, command started or done): one line on stderr."""
         state = self._hosts.get(name)
         label = self._label(state) if state is not None else f"{name}:"  # a gateway
-        self._err.write(f"{label} -- {self._secrets.text(text)}\n")
+        # notes quote errors and the library's log, which may quote remote names
+        self._err.write(f"{label} -- {escape_text(self._secrets.text(text))}\n")
 
     # the events below come only from verbose (-v) nodes; "connected" is left to
     # the library's log ("connected to ADDR via GATEWAY")
@@ -386,11 +417,12 @@ class Renderer(Formatter):
         if self._files is not None:
             self._files.close_host(result.host, create=result.status is not Status.SKIPPED)
         if self.options.json:
-            self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._out.write(json_line(record) + "\n")
         elif self.stdout_broken:  # stopping quietly: `apssh ... | head`
             pass
         elif result.status is not Status.OK and result.error and not self.options.gather:
-            self._err.write(f"{self._label(state)} [{result.status}] {result.error}\n")
+            error = escape_text(result.error)
+            self._err.write(f"{self._label(state)} [{result.status}] {error}\n")
         else:
             self._redraw()
 
@@ -453,11 +485,27 @@ class Renderer(Formatter):
             if rc not in (None, 0):
                 header += f" rc={rc}"
             if error:
-                header += f": {error}"
+                header += f": {escape_text(error)}"
             rule = "-" * min(max(len(header), 15), 79)
             self._out.write(f"{rule}\n{header}\n{rule}\n")
             if stdout:
-                self._out.write(stdout if stdout.endswith("\n") else stdout + "\n")
+                self._out.write(self._block(stdout))
+
+    def _block(self, text: str) -> str:
+        """A gathered output as printed: each line indented, escaped, long ones cut."""
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        shown = []
+        escape = not self.options.raw_output
+        for line in lines:
+            line = line.removesuffix("\r")
+            # the capture joined the pieces of long lines again: cut them as streaming does
+            while len(line) > MAX_LINE_BYTES:
+                piece, line = line[:MAX_LINE_BYTES], line[MAX_LINE_BYTES:]
+                shown.append(GATHER_INDENT + (escape_text(piece) if escape else piece) + CUT_MARK)
+            shown.append(GATHER_INDENT + (escape_text(line) if escape else line))
+        return "".join(line + "\n" for line in shown)
 
     def _write_lists(self, results: Sequence[HostResult]) -> None:
         failed = [r for r in results if r.status is not Status.OK]
@@ -529,6 +577,25 @@ class _StderrOnly(Formatter):
 
 
 # ---------------------------------------------------------------- records
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """``record`` as one line of JSON: UTF-8 text kept, control characters escaped.
+
+    json.dumps escapes C0 controls; C1 and format controls are escaped too, and
+    the bytes that were not UTF-8 (surrogate escapes) become ``\\udc80``-``\\udcff``
+    (``json.loads(line)["stdout"].encode("utf-8", "surrogateescape")`` is the
+    exact output).
+    """
+    text = json.dumps(record, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def escape_library_log() -> None:
+    """Escape the library's log messages (they may quote remote file names), once."""
+    logger = logging.getLogger("apssh_cli")
+    if not any(isinstance(item, EscapeLogFilter) for item in logger.filters):
+        logger.addFilter(EscapeLogFilter())
 
 
 def host_record(result: HostResult) -> dict[str, Any]:

@@ -51,7 +51,9 @@ def transfer_options(function: F) -> F:
 
 
 def _with_options(function: F, raw_flags: tuple[str, ...]) -> F:
-    raw = click.option(*raw_flags, "raw", is_flag=True, help="Print lines without the host prefix.")
+    raw = click.option(
+        *raw_flags, "raw", is_flag=True, help="Print lines without the host prefix (escaped)."
+    )
     options: list[Callable[[F], F]] = [
         *_OUTPUT_OPTIONS,
         raw,
@@ -238,6 +240,12 @@ _OUTPUT_OPTIONS = [
         metavar="TEMPLATE",
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
+    click.option(
+        "--raw-output",
+        is_flag=True,
+        help="Print remote output unescaped (risky: a host can then drive your "
+        "terminal and forge other hosts' lines; docs/cli.md).",
+    ),
 ]
 
 
@@ -360,6 +368,7 @@ def _output_options(params: Mapping[str, Any]) -> OutputOptions:
         progress = _is_terminal(sys.stderr)
     return OutputOptions(
         raw=params["raw"],
+        raw_output=params["raw_output"],
         fmt=params["fmt"],
         gather=params["gather"],
         json=params["as_json"],
@@ -414,7 +423,7 @@ def run_plan(
     )
     try:
         from apssh_cli.cli.execution import ExecutionOptions, execute
-        from apssh_cli.cli.render import Renderer
+        from apssh_cli.cli.render import Renderer, escape_library_log
         from apssh_cli.ssh.keys import check_key_files
 
         # a key that cannot be used is one message before anything runs, not a failure per host
@@ -422,6 +431,7 @@ def run_plan(
             file for target in plan.targets for hop in target.route for file in hop.identity_files
         )
 
+        escape_library_log()  # its warnings may quote remote file names
         renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
         try:
             with ssh_settings(ssh_config, options), library_warnings(shown=not plan.verbose):

@@ -56,6 +56,7 @@ import asyncssh
 
 from apssh_cli.errors import UnreachableError
 from apssh_cli.log import host_logger
+from apssh_cli.output import escape_text
 from apssh_cli.ssh.process import shielded_cleanup
 
 # one request's payload, at most (OpenSSH's sftp-server takes 255 KiB per request)
@@ -221,32 +222,12 @@ def _safe_name(name: str) -> str:
 def shown(name: str | bytes) -> str:
     """A file name or path as a line may quote it: nothing in it can drive a terminal.
 
-    Names are data (the node's, the user's): a newline or an escape sequence in one
-    must not start a line or move the cursor. Printable characters and tabs are
-    left as they are, so is the backslash; ``\\n`` and ``\\r``, other controls as
-    ``\\xHH`` (C0, DEL) or ``\\uHHHH`` (C1, format controls such as U+202E), a
-    byte that is not UTF-8 as ``\\xHH`` (``\\x80``-``\\xff``) - the escaping of
-    remote output (``apssh_cli.output``), which this can be swapped for.
+    Names are data (the node's, the user's): escaped as remote output is
+    (:func:`apssh_cli.output.escape_text`); bytes that are not UTF-8 as ``\\xHH``.
     """
     if isinstance(name, bytes):
         name = name.decode("utf-8", "surrogateescape")
-    if name.isprintable():
-        return name
-    return "".join(_shown_char(char) for char in name)
-
-
-_NAMED = {"\t": "\t", "\n": "\\n", "\r": "\\r"}
-
-
-def _shown_char(char: str) -> str:
-    if char.isprintable() or char in _NAMED:
-        return _NAMED.get(char, char)
-    code = ord(char)
-    if code < 0x80:
-        return f"\\x{code:02x}"
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return escape_text(name)
 
 
 # ------------------------------------------------------------------ pipelining

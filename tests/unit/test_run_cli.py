@@ -110,7 +110,7 @@ def test_json_schema(inventory: str, capsys: pytest.CaptureFixture[str]) -> None
 def test_gather(inventory: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = apssh(["-i", inventory, "-b", "echo same"], capsys)
     assert status == 0
-    assert out == "---------------\nloc[1-3] (3)\n---------------\nsame\n"
+    assert out == "---------------\nloc[1-3] (3)\n---------------\n  same\n"
 
 
 def test_script_with_arguments_and_include(
