@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import unicodedata
 import subprocess
+import unicodedata
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
