@@ -297,3 +297,33 @@ def test_identity_agent_and_identities_only(
     assert no_agent.returncode == 4 and "authentication refused" in no_agent.stderr
     only = apssh(*base, "-O", "IdentitiesOnly=yes", "true", home=home)
     assert only.returncode == 4 and "authentication refused" in only.stderr, only.stderr
+
+
+def test_a_recipe_task_refused_by_its_host_key_is_not_unreachable_nor_retried(
+    sshd_factory: Any, ssh_keypair: KeyPair, home: Path, tmp_path: Path
+) -> None:
+    server = sshd_factory(name="rsarecipe", host_key=sshd_factory.new_host_key("rsa"))
+    known = tmp_path / "kh"
+    recorded_line = f"{server.known_hosts_name} {sshd_factory.new_host_key().public_line}"
+    known.write_text(recorded_line + "\n")
+    inventory = tmp_path / "inv.toml"
+    inventory.write_text(
+        f'[nodes.hosts.n1]\nhostname = "{server.host}"\nport = {server.port}\nuser = "root"\n'
+        f'identity_file = "{ssh_keypair.private_path}"\n'
+        f'known_hosts = {{ file = "{known}", policy = "strict" }}\n'
+    )
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[recipe]\nname = "r"\nformat = 1\n\n[[step]]\nid = "a"\nhosts = "nodes"\n'
+        'run = "true"\nretries = 3\n'
+    )
+    done = apssh(
+        "recipe", "run", str(recipe), "-i", str(inventory), "--run-dir", str(tmp_path / "run"),
+        "--json", home=home,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert '"status": "hostkey-refused"' in done.stdout, done.stdout
+    assert "unreachable" not in done.stdout
+    journal = (tmp_path / "run" / "journal.jsonl").read_text()
+    assert journal.count('"task_start"') == 1  # one attempt: never retried
+    assert recorded(known) == [recorded_line]
