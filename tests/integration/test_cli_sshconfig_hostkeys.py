@@ -315,7 +315,7 @@ def test_a_recipe_task_refused_by_its_host_key_is_not_unreachable_nor_retried(
     recipe = tmp_path / "r.toml"
     recipe.write_text(
         '[recipe]\nname = "r"\nformat = 1\n\n[[step]]\nid = "a"\nhosts = "nodes"\n'
-        'run = "true"\nretries = 3\n'
+        'run = "true"\nretries = 3\ncritical = false\n'
     )
     done = apssh(
         "recipe", "run", str(recipe), "-i", str(inventory), "--run-dir", str(tmp_path / "run"),

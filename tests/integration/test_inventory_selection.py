@@ -36,9 +36,15 @@ def marked(topology: Topology, marker: str) -> list[str]:
     ]
 
 
+def remove(topology: Topology, marker: str) -> None:
+    """The topology is shared by the session's tests: leave nothing on its nodes."""
+    for endpoint in topology.direct:
+        topology.exec(endpoint, f"rm -f {marker}")
+
+
 def test_run_with_a_typo_in_x_runs_nowhere(topology: Topology) -> None:
     first, second, *_ = (endpoint.name for endpoint in topology.direct)
-    marker = f"/tmp/apssh-x-{secrets.token_hex(4)}"
+    marker = f"/tmp/xsel-{secrets.token_hex(4)}"  # not apssh-*: other tests count those
     typo = second[:-1] + "9"  # direct9: no such host
     done = apssh("-i", str(topology.inventory), "-g", "direct", "-x", typo, f"touch {marker}")
     assert done.returncode == 1
@@ -48,10 +54,11 @@ def test_run_with_a_typo_in_x_runs_nowhere(topology: Topology) -> None:
     done = apssh("-i", str(topology.inventory), "-g", "direct", "-x", second, f"touch {marker}")
     assert done.returncode == 0, done.stderr
     assert second not in marked(topology, marker) and first in marked(topology, marker)
+    remove(topology, marker)
 
 
 def test_recipe_run_with_a_typo_in_x_runs_nowhere(topology: Topology, tmp_path: Path) -> None:
-    marker = f"/tmp/apssh-x-{secrets.token_hex(4)}"
+    marker = f"/tmp/xsel-{secrets.token_hex(4)}"  # not apssh-*: other tests count those
     recipe = tmp_path / "r.toml"
     recipe.write_text(
         f'[recipe]\nname = "x"\nformat = 1\n[[step]]\nid = "mark"\nhosts = "direct"\n'
@@ -67,3 +74,4 @@ def test_recipe_run_with_a_typo_in_x_runs_nowhere(topology: Topology, tmp_path: 
     done = apssh("recipe", "run", str(recipe), "-i", inventory, "-x", excluded, "-q")
     assert done.returncode == 0, done.stderr
     assert sorted(marked(topology, marker)) == sorted(e.name for e in topology.direct[1:])
+    remove(topology, marker)
