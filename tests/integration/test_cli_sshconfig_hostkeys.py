@@ -9,9 +9,7 @@ host key refusal (exit 4, never retried), not an unreachable host.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from apssh_cli.errors import HostKeyRefusedError
 from apssh_cli.lab import Endpoint, KeyPair
 from apssh_cli.ssh.node import SshNode
+from tests.integration.command import run_apssh
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +26,7 @@ GUARD = 120  # a guard against a hang, not a timing assertion
 
 
 def apssh(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(home)}
-    env.pop("SSH_AUTH_SOCK", None)
-    return subprocess.run(
-        [sys.executable, "-m", "apssh_cli.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=GUARD,
-        env=env,
-    )
+    return run_apssh(*args, home=home, timeout=GUARD)
 
 
 def target(endpoint: Endpoint) -> str:

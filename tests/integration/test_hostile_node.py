@@ -10,9 +10,7 @@ nor run code on the controller or on the honest node, nor hang or fill a pull.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 
 from apssh_cli.lab import Endpoint, KeyPair
+from tests.integration.command import run_apssh
 
 pytestmark = pytest.mark.integration
 
@@ -82,17 +81,7 @@ def fleet(sshd_factory: Any, ssh_keypair: KeyPair, tmp_path: Path) -> Iterator[F
 
 
 def apssh(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(cwd)}
-    env.pop("SSH_AUTH_SOCK", None)
-    return subprocess.run(
-        [sys.executable, "-m", "apssh_cli.cli.main", *args],
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",
-        timeout=GUARD,
-        env=env,
-        cwd=cwd,
-    )
+    return run_apssh(*args, home=cwd, cwd=cwd, timeout=GUARD)
 
 
 def acting(text: str) -> list[str]:

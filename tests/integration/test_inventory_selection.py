@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from apssh_cli.lab import Topology
+from tests.integration.command import run_apssh
 
 pytestmark = pytest.mark.integration
 
 
 def apssh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apssh_cli.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_apssh(*args)
 
 
 def marked(topology: Topology, marker: str) -> list[str]:
