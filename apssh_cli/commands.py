@@ -224,6 +224,11 @@ class _ShellCommand(Command):
         self.is_quoted = quoted
         self.stdin = _stdin_content(stdin)
 
+    def failure_message(self, result: CommandResult) -> str | None:
+        if isinstance(result, _FailedBeforeRunning):  # it never ran: the reason is ours
+            return f"could not start: {result.stderr_tail}"
+        return None
+
     def _stdin_files(self) -> list[tuple[str, bytes | Path, int]]:
         """The stdin file to install next to the command, if any."""
         if self.stdin is None:
@@ -696,10 +701,15 @@ def _skipped(node: NodeLike, message: str) -> None:
 
 
 def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:
-    # a failed transfer reads like a failed command: a line on stderr, rc 1
+    # a failed transfer reads like a failed command: rc 1, and the reason once (by
+    # default a line on stderr; the command line says it in its [failed] line)
     message = f"{display}: {exc}"
-    node.formatter.output(OutputEvent(node.label, STDERR, message, current_step()))
-    return CommandResult(display, 1, message)
+    node.formatter.command_failed(node.label, display, message)
+    return _FailedBeforeRunning(display, 1, message)
+
+
+class _FailedBeforeRunning(CommandResult):
+    """The result of a transfer that failed (a push, a pull, a script's install)."""
 
 
 class Push(_Transfer):

@@ -53,6 +53,7 @@ from apssh_cli.output import (
     OutputEvent,
     SubdirFormatter,
     TeeFormatter,
+    current_step,
     escape_text,
 )
 from apssh_cli.results import HostResult, Status
@@ -395,6 +396,20 @@ class Renderer(Formatter):
 
     def command_done(self, host: str, command: str, rc: int | None) -> None:
         self.note(host, f"done: {command} (rc={rc})")
+
+    def command_failed(self, host: str, command: str, message: str) -> None:
+        """A transfer failed: its host's ``[failed]`` line says why, so the terminal
+        gets no stderr line of it too; files and captures (``-o``, ``--json``) do."""
+        event = OutputEvent(host, STDERR, message, current_step())
+        if self.options.gather:  # -b shows no error for a failed host: its stderr says it
+            self.output(event)
+            return
+        if host not in self._hosts:
+            return
+        event = event._replace(line=self._secrets.text(event.line))
+        for sink in (self._capture, self._files):
+            if sink is not None:
+                sink.output(event)
 
     def host_done(self, result: HostResult) -> None:
         """A host finished (any status): JSON object, error line, files closed."""
