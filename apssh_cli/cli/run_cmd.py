@@ -71,9 +71,8 @@ def run(
     \b
     Examples:
       apssh -i lab.toml -g nodes uptime
-      apssh -t root@node1,node2 -w 10 -- cat /etc/os-release
+      apssh -t root@node1,node2 -w 10 'cat > /tmp/motd' < motd.txt
       apssh -i lab.toml -g nodes -s recipes/setup.sh --force
-      apssh -i lab.toml -g nodes 'cat > /tmp/motd' < motd.txt
     """
     _refuse_subcommand_name(ctx, command, script)
     if includes and not script:

@@ -46,9 +46,8 @@ def _is_terminal(stream: object | None) -> bool | None:
         return None
     try:
         descriptor = stream.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, ValueError, OSError):  # not a real file (a test's input)
-        isatty = getattr(stream, "isatty", None)
-        return bool(isatty()) if callable(isatty) else None
+    except (AttributeError, ValueError, OSError):  # not a file (pytest's captured stdin)
+        return None
     try:
         os.fstat(descriptor)
     except OSError:  # descriptor 0 closed by the caller (`apssh ... <&-`)
