@@ -23,7 +23,7 @@ import click
 from apssh_cli.cli import upstream_hints
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.options import MAX_RETRIES, Count, Seconds, inventory_options, load_inventory
-from apssh_cli.cli.render import OutputOptions, check_format
+from apssh_cli.cli.render import COLOR_CHOICES, OutputOptions, check_format, colour_wanted
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.targets import (
     Overrides,
@@ -241,6 +241,16 @@ _OUTPUT_OPTIONS = [
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
     click.option(
+        "--color",
+        "--colour",
+        "color",
+        type=click.Choice(COLOR_CHOICES),
+        default="auto",
+        show_default=True,
+        help="Colour host names and statuses: auto (on a terminal, unless NO_COLOR is "
+        "set), always, never.",
+    ),
+    click.option(
         "--raw-output",
         is_flag=True,
         help="Print remote output unescaped (risky: a host can then drive your "
@@ -377,6 +387,8 @@ def _output_options(params: Mapping[str, Any]) -> OutputOptions:
         failed_to=params["failed_to"],
         progress=bool(progress) and not params["quiet"],
         summary=not params["quiet"],
+        color_stdout=colour_wanted(params.get("color") or "auto", sys.stdout),
+        color_stderr=colour_wanted(params.get("color") or "auto", sys.stderr),
     )
 
 
