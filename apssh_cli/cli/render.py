@@ -119,9 +119,7 @@ STATUS_COLOURS: dict[Status, str] = {
 }
 
 
-def colour_wanted(
-    choice: str, stream: Any, environ: Mapping[str, str] | None = None
-) -> bool:
+def colour_wanted(choice: str, stream: Any, environ: Mapping[str, str] | None = None) -> bool:
     """Whether to colour what goes to ``stream``: ``--color always|never``, or for
     ``auto`` a terminal (not ``TERM=dumb``) when ``NO_COLOR`` is unset or empty."""
     if choice == "always":

@@ -160,7 +160,7 @@ def test_the_private_directory_goes_after_a_failure_and_a_timeout(topology: Topo
     assert timed_out.returncode == 3, timed_out.stderr  # timeout
     for endpoint in topology.direct:
         assert private_dirs(topology, endpoint) == []
-        rc, output = topology.exec(endpoint, "ps -eo args | grep '[s]leep 4271'; true")
+        _, output = topology.exec(endpoint, "ps -eo args | grep '[s]leep 4271'; true")
         assert output.strip() == ""
 
 
