@@ -173,7 +173,13 @@ _TARGET_OPTIONS = [
 ]
 
 _EXECUTION_OPTIONS = [
-    click.option("-v", "--verbose", is_flag=True, help="Show connections and commands as they go."),
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="Show connections and commands as they go, and what was resolved (route, user, "
+        "keys, known_hosts, ssh_config); -vv: authentication; -vvv: asyncssh's debug log.",
+    ),
     click.option(
         "--retries",
         type=Count(minimum=0, maximum=MAX_RETRIES),
@@ -268,7 +274,7 @@ class Plan:
     window: int | None
     timeout: float | None
     connect_retries: int
-    verbose: bool
+    verbose: int  # -v: 1, -vv: 2, -vvv: 3 (0: quiet)
     dry_run: bool
     keepalive: float | None = None
     settings: tuple[str, ...] = ()  # -v: where window, timeout, user... came from
@@ -339,7 +345,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         window=params["window"],
         timeout=params["timeout"],
         connect_retries=params["retries"],
-        verbose=params["verbose"],
+        verbose=int(params["verbose"] or 0),
         dry_run=params["dry_run"],
         keepalive=params.get("keepalive"),
         settings=tuple(settings),
@@ -454,7 +460,8 @@ def run_plan(
                     ExecutionOptions(
                         window=window,
                         connect_retries=plan.connect_retries,
-                        verbose=plan.verbose,
+                        verbose=bool(plan.verbose),
+                        verbosity=plan.verbose,
                         keepalive=plan.keepalive,
                         early_connections=early,
                     ),
