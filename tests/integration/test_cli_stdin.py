@@ -86,7 +86,8 @@ def direct(topology: Topology) -> list[str]:
     "data",
     [
         pytest.param(b"hello\nworld, with a last line but no newline", id="text"),
-        pytest.param(os.urandom(BIG), id="20MiB-random"),
+        pytest.param(os.urandom(8 * 1024 * 1024), id="8MiB-random-in-memory"),
+        pytest.param(os.urandom(BIG), id="20MiB-random-spilled"),
     ],
 )
 def test_the_same_input_through_clush_and_apssh_gives_the_same_remote_result(
