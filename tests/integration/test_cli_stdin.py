@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +204,29 @@ def test_the_library_takes_bytes_text_or_a_file(
         "3",
     ]
     assert private_dirs(topology, endpoint) == []
+
+
+def test_ctrl_c_removes_the_private_directory(topology: Topology) -> None:
+    endpoint = topology.direct[0]
+    inventory = ["-i", str(topology.inventory), "-g", endpoint.name]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apssh_cli.cli.main", *inventory, "cat >/dev/null; sleep 4272"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    process.stdin.write(b"data\n")
+    process.stdin.close()
+    deadline = time.monotonic() + GUARD
+    assert process.stderr is not None
+    while "sleep 4272" not in topology.exec(endpoint, "ps -eo args")[1]:
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert private_dirs(topology, endpoint) != []  # the input is there while it runs
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=GUARD) == 130, process.stderr.read()
+    process.stderr.close()
+    assert private_dirs(topology, endpoint) == []
+    assert "sleep 4272" not in topology.exec(endpoint, "ps -eo args")[1]
