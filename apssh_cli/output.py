@@ -432,6 +432,13 @@ class Formatter:
         """A command ended on ``host``; ``rc`` is None when it timed out or was cancelled."""
         self.session_stop(host, command)
 
+    def command_failed(self, host: str, command: str, message: str) -> None:
+        """A transfer (or the install of a script) failed, for ``message``: apssh's
+        words, not the host's output. By default a line on the host's stderr; a sink
+        that reports failures itself (the command line's ``[failed]`` line) may say
+        it there instead, once."""
+        self.output(OutputEvent(host, STDERR, message, current_step()))
+
     # ------------------------------------------------------------ events (upstream's names)
 
     def connection_made(self, hostname: str, username: str | None, direct: bool) -> None:
@@ -955,6 +962,10 @@ class TeeFormatter(Formatter):
     def command_done(self, host: str, command: str, rc: int | None) -> None:
         for sink in self.sinks:
             sink.command_done(host, command, rc)
+
+    def command_failed(self, host: str, command: str, message: str) -> None:
+        for sink in self.sinks:
+            sink.command_failed(host, command, message)
 
     def close(self) -> None:
         for sink in self.sinks:

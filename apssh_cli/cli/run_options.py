@@ -23,7 +23,7 @@ import click
 from apssh_cli.cli import upstream_hints
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.options import MAX_RETRIES, Count, Seconds, inventory_options, load_inventory
-from apssh_cli.cli.render import OutputOptions, check_format
+from apssh_cli.cli.render import COLOR_CHOICES, OutputOptions, check_format, colour_wanted
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.targets import (
     Overrides,
@@ -173,7 +173,13 @@ _TARGET_OPTIONS = [
 ]
 
 _EXECUTION_OPTIONS = [
-    click.option("-v", "--verbose", is_flag=True, help="Show connections and commands as they go."),
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="Show connections and commands as they go, and what was resolved (route, user, "
+        "keys, known_hosts, ssh_config); -vv: authentication; -vvv: asyncssh's debug log.",
+    ),
     click.option(
         "--retries",
         type=Count(minimum=0, maximum=MAX_RETRIES),
@@ -241,6 +247,16 @@ _OUTPUT_OPTIONS = [
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
     click.option(
+        "--color",
+        "--colour",
+        "color",
+        type=click.Choice(COLOR_CHOICES),
+        default="auto",
+        show_default=True,
+        help="Colour host names and statuses: auto (on a terminal, unless NO_COLOR is "
+        "set), always, never.",
+    ),
+    click.option(
         "--raw-output",
         is_flag=True,
         help="Print remote output unescaped (risky: a host can then drive your "
@@ -258,7 +274,7 @@ class Plan:
     window: int | None
     timeout: float | None
     connect_retries: int
-    verbose: bool
+    verbose: int  # -v: 1, -vv: 2, -vvv: 3 (0: quiet)
     dry_run: bool
     keepalive: float | None = None
     settings: tuple[str, ...] = ()  # -v: where window, timeout, user... came from
@@ -329,7 +345,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         window=params["window"],
         timeout=params["timeout"],
         connect_retries=params["retries"],
-        verbose=params["verbose"],
+        verbose=int(params["verbose"] or 0),
         dry_run=params["dry_run"],
         keepalive=params.get("keepalive"),
         settings=tuple(settings),
@@ -377,6 +393,8 @@ def _output_options(params: Mapping[str, Any]) -> OutputOptions:
         failed_to=params["failed_to"],
         progress=bool(progress) and not params["quiet"],
         summary=not params["quiet"],
+        color_stdout=colour_wanted(params.get("color") or "auto", sys.stdout),
+        color_stderr=colour_wanted(params.get("color") or "auto", sys.stderr),
     )
 
 
@@ -442,7 +460,8 @@ def run_plan(
                     ExecutionOptions(
                         window=window,
                         connect_retries=plan.connect_retries,
-                        verbose=plan.verbose,
+                        verbose=bool(plan.verbose),
+                        verbosity=plan.verbose,
                         keepalive=plan.keepalive,
                         early_connections=early,
                     ),

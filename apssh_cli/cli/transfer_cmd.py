@@ -10,6 +10,7 @@ Same targets, window, output options, summary and exit status as `run`.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
     variables. When LOCALDIR uses one, it is each host's own directory and no
     <host> level is added; two hosts may not share one (refused before anything
     runs). A copy keeps the remote mode bits (less the umask); FIFOs, sockets and
-    devices are not read.
+    devices are not read. A host whose pull fails leaves no empty directory.
 
     \b
     Examples:
@@ -97,15 +98,36 @@ def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
             directory = Path(local_dir) / target.name.replace("/", "_")
         commands[target.name] = [remotes, directory]
     _refuse_shared_directories({name: directory for name, (_, directory) in commands.items()})
-    if not plan.dry_run:
+    description = f"pull {' '.join(paths)}"
+    if plan.dry_run:
+        return _run_transfers(plan, commands, "pull", recurse, preserve, description)
+    created: list[Path] = []
+    try:
         for _, directory in commands.values():
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot create local directory: {exc.strerror or exc}", source=str(directory)
-                ) from exc
-    return _run_transfers(plan, commands, "pull", recurse, preserve, f"pull {' '.join(paths)}")
+            _make_directory(directory, created)
+        return _run_transfers(plan, commands, "pull", recurse, preserve, description)
+    finally:
+        _remove_empty(created)
+
+
+def _make_directory(directory: Path, created: list[Path]) -> None:
+    """Create ``directory`` and its missing parents; note each one created, parents first."""
+    missing = [path for path in (directory, *directory.parents) if not path.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create local directory: {exc.strerror or exc}", source=str(directory)
+        ) from exc
+    created.extend(reversed(missing))
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the directories this pull created and left empty (a host that failed),
+    deepest first; one that holds anything stays."""
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def _refuse_shared_directories(directories: dict[str, Path]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -38,9 +39,9 @@ from apssh_cli.errors import (
     UnreachableError,
 )
 from apssh_cli.log import HostAdapter, logger
-from apssh_cli.ssh import hostkeys
+from apssh_cli.ssh import debuglog, hostkeys
 from apssh_cli.ssh.early import DEFAULT_PORT
-from apssh_cli.ssh.keys import KeySpec, resolve_keys
+from apssh_cli.ssh.keys import ClientKeys, KeySpec, resolve_keys
 
 if TYPE_CHECKING:
     from apssh_cli.ssh.node import SshNode
@@ -107,6 +108,7 @@ class Target:
     host_key_policy: str = hostkeys.DEFAULT_POLICY
     known_hosts: tuple[str, ...] = ()  # the file new keys go to first
     host_key_alias: str | None = None
+    config_entries: tuple[str, ...] = ()  # what ssh_config set, for -v
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class _Client(asyncssh.SSHClient):
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
         self._conn = conn
+        debuglog.register(conn, self._label)  # -vv: asyncssh's lines name the host
 
     def server_offer(self) -> list[str]:
         """The host key algorithms the server offers in its key exchange ([] unknown).
@@ -273,6 +276,8 @@ async def open_connection(
     if tunnel is not None:
         where += f" via {target.gateway.label if target.gateway else '?'}"
     early = " (on its early TCP connection)" if sock is not None else ""
+    keys_offered = _keys_offered(client_keys, options, target)
+    log.info("resolved: %s", _resolution(target, where, keys_offered, credentials.policy))
     log.debug("connecting to %s%s", where, early)
     try:
         conn = await asyncssh.connect(
@@ -298,7 +303,10 @@ async def open_connection(
         raise HostKeyRefusedError(label, client.refusal or exc.reason) from exc
     except asyncssh.PermissionDenied as exc:
         user = target.username or "the local user name"
-        raise AuthRefusedError(label, f"authentication refused for {user} ({exc.reason})") from exc
+        tried = f"keys tried: {keys_offered}" if keys_offered else "no key to offer"
+        raise AuthRefusedError(
+            label, f"authentication refused for {user} ({exc.reason}); {tried}"
+        ) from exc
     except asyncssh.ChannelOpenError as exc:
         raise UnreachableError(
             label, f"the gateway could not reach {target.host}:{target.port}: {exc.reason}"
@@ -317,6 +325,29 @@ async def open_connection(
         raise ConfigError(f"{label}: cannot connect: {exc}") from exc
     log.info("connected to %s%s", where, early)
     return conn
+
+
+def _keys_offered(client_keys: ClientKeys, options: dict[str, Any], target: Target) -> str:
+    """The keys a connection offers, as a person knows them ("" when none)."""
+    offered = list(client_keys.sources)
+    agent = options.get("agent_path", ())
+    if agent == ():
+        agent = target.identity_agent or os.environ.get("SSH_AUTH_SOCK") or None
+    if agent and (client_keys.keys or client_keys.use_agent):
+        offered.append(f"the keys of the ssh-agent at {agent}")
+    return ", ".join(offered)
+
+
+def _resolution(target: Target, where: str, keys: str, policy: str) -> str:
+    """What -v says before a connection: route, user, keys, known_hosts, ssh_config."""
+    user = target.username or "(the local user)"
+    known = " ".join(target.known_hosts) or "none"
+    configs = " ".join(str(path) for path in target.configs) or "none"
+    entries = f" ({'; '.join(target.config_entries)})" if target.config_entries else ""
+    return (
+        f"{user}@{where}; keys: {keys or 'none'}; known_hosts: {known} (policy {policy}); "
+        f"ssh_config: {configs}{entries}"
+    )
 
 
 def _trust_nothing(host: str, addr: str, port: int | None) -> tuple[list[Any], ...]:

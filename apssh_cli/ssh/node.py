@@ -301,6 +301,7 @@ class SshNode(UpstreamNodeMixin):
                 or hostkeys.DEFAULT_POLICY,
                 known_hosts=_known_hosts_files(self.known_hosts_file, config),
                 host_key_alias=config.host_key_alias,
+                config_entries=tuple(config.entries()),
             )
         return self._target
 

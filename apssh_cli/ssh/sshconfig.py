@@ -111,12 +111,51 @@ class HostConfig:
     identities_only: bool | None = None
     identity_agent: str | None = None  # a socket path, or "none"
 
+    def entries(self) -> list[str]:
+        """The options the configuration set, in OpenSSH's names (what ``-v`` shows)."""
+        shown = []
+        for name, value in (
+            ("HostName", self.hostname),
+            ("User", self.user),
+            ("Port", self.port),
+            ("IdentityFile", " ".join(self.identity_files) or None),
+            ("ProxyJump", _jumps_text(self.proxy_jump)),
+            ("ServerAliveInterval", self.keepalive_interval),
+            ("ServerAliveCountMax", self.keepalive_count_max),
+            ("Ciphers", self.ciphers),
+            ("StrictHostKeyChecking", self.strict_host_key_checking),
+            ("UserKnownHostsFile", _files_text(self.user_known_hosts)),
+            ("GlobalKnownHostsFile", _files_text(self.global_known_hosts)),
+            ("HostKeyAlias", self.host_key_alias),
+            ("HostKeyAlgorithms", self.host_key_algorithms),
+            ("IdentitiesOnly", None if self.identities_only is None else str(self.identities_only)),
+            ("IdentityAgent", self.identity_agent),
+        ):
+            if value is not None:
+                shown.append(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}")
+        return shown
+
     @property
     def host_key_policy(self) -> str | None:
         """apssh's policy for ``StrictHostKeyChecking`` (ask is strict: apssh never prompts)."""
         if self.strict_host_key_checking is None:
             return None
         return _POLICY_OF[self.strict_host_key_checking]
+
+
+def _jumps_text(jumps: tuple[JumpHost, ...] | None) -> str | None:
+    if jumps is None:
+        return None
+    if not jumps:
+        return "none"
+    return ",".join(
+        (f"{hop.user}@" if hop.user else "") + hop.host + (f":{hop.port}" if hop.port else "")
+        for hop in jumps
+    )
+
+
+def _files_text(files: tuple[str, ...] | None) -> str | None:
+    return None if files is None else " ".join(files) or "none"
 
 
 class _ClientConfig(SSHClientConfig):

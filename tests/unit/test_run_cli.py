@@ -234,7 +234,7 @@ def test_transfers_on_a_local_host_fail_per_host(
     status, out, _ = apssh(argv, capsys)
     record = json.loads(out.splitlines()[0])
     assert status == 2 and record["status"] == "failed" and "SshNode" in record["error"]
-    assert (tmp_path / "loc1").is_dir()  # LOCALDIR/<host>/
+    assert not (tmp_path / "loc1").exists()  # a failed pull leaves no empty LOCALDIR/<host>/
 
 
 def test_default_window() -> None:
