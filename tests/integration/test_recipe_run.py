@@ -446,6 +446,50 @@ def test_ctrl_c_aborts_runs_always_steps_and_exits_130(topology: Topology, tmp_p
     assert last["event"] == "recipe_end" and last["exit"] == 130
 
 
+def test_sighup_stops_the_recipe_as_ctrl_c_does_and_exits_129(
+    topology: Topology, tmp_path: Path
+) -> None:
+    # the fleet stops on SIGINT, SIGTERM and SIGHUP: a recipe run on the same engine too
+    import signal
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "hup.toml"
+    recipe.write_text(
+        HEAD
+        + '[[step]]\nid = "long"\nhosts = "direct1"\nrun = "sleep 120 # recipe-sighup"\n'
+        + '[[step]]\nid = "cleanup"\nhosts = "direct1"\nrequires = ["long"]\nalways = true\n'
+        + 'run = "echo cleanup ran"\n'
+    )
+    events = tmp_path / "events.jsonl"
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "apssh_cli.cli.main", "recipe", "run", str(recipe),
+               "-i", str(topology.inventory), "--events", str(events),
+               "--run-dir", str(run_dir)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if events.exists() and '"task_start"' in events.read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # the remote sleep is running
+        process.send_signal(signal.SIGHUP)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGHUP, err
+    assert "Traceback" not in err
+    assert "cleanup direct1: cleanup ran" in out
+    assert "long: cancelled direct1" in out
+    assert remote_count(topology, topology.direct[0], "recipe-sighup") == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["exit"] == 129 and summary["status"] == "aborted"
+    assert summary["abort_reason"] == "SIGHUP"
+    last = json.loads(events.read_text().splitlines()[-1])
+    assert last["event"] == "recipe_end" and last["exit"] == 129
+
+
 def test_a_second_ctrl_c_stops_the_always_steps_too(topology: Topology, tmp_path: Path) -> None:
     import signal
     import subprocess

@@ -292,3 +292,36 @@ def test_plan_and_check_do_not_import_asyncssh(tmp_path: Path) -> None:
     code = code.replace(repr(str(path)) + "])", repr(str(inventory)) + "])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_cancelling_the_awaiting_task_re_raises_and_says_cancelled(tmp_path: Path) -> None:
+    # as FleetRun: the cleanup is done, then the cancellation goes on (never exit 0, "ok")
+    body = '[[step]]\nid = "a"\nlocal = "sleep 30"\n[[step]]\nid = "b"\nrequires = ["a"]\n'
+    body += 'local = "true"\n'
+    recipe = parse_recipe(HEAD + body, tmp_path / "r.toml")
+    plan = make_plan(recipe, None, run_dir=tmp_path / "run")
+    events: list[dict[str, Any]] = []
+    run = RecipeRun(plan, quiet=True, listener=events.append)
+
+    async def main() -> str:
+        task = asyncio.ensure_future(run.co_run())
+        for _ in range(200):  # the task runs: its sleep started
+            if any(e["event"] == "task_start" for e in events):
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "returned"
+
+    started = time.monotonic()
+    assert asyncio.run(main()) == "cancelled"
+    assert time.monotonic() - started < 20
+    assert status(run) == {"a/local": "cancelled", "b/local": "cancelled"}
+    assert run.exit_status == 130
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "cancelled" and summary["exit"] == 130
+    last = json.loads((tmp_path / "run" / "journal.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "recipe_end" and last["status"] == "cancelled"
