@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from apssh_cli.deferred import Capture
 from apssh_cli.errors import CommandTimeoutError, ConfigError
-from apssh_cli.output import STDERR, STDOUT, Formatter, OutputEvent, current_step
+from apssh_cli.output import STDERR, STDOUT, BoundedText, Formatter, OutputEvent, current_step
 from apssh_cli.results import CommandResult
 from apssh_cli.ssh.local_node import LocalNode
 from apssh_cli.ssh.process import shielded_cleanup
@@ -171,20 +171,17 @@ class Command(abc.ABC):
 
 
 class _CaptureSink(Formatter):
-    """Keeps stdout for a Capture; stderr still goes to the node's formatter."""
+    """Keeps stdout for a Capture, bounded (BoundedText); stderr goes to the node's formatter."""
 
-    def __init__(self, forward: Formatter) -> None:
+    def __init__(self, forward: Formatter, max_bytes: int | None) -> None:
         self.forward = forward
-        self.lines: list[str] = []
+        self.kept = BoundedText(max_bytes)
 
     def output(self, event: OutputEvent) -> None:
         if event.stream == STDOUT:
-            self.lines.append(event.line)
+            self.kept.add(event.line + ("" if event.cut else "\n"), event.cut)
         else:
             self.forward.output(event)
-
-    def text(self) -> str:
-        return "".join(line + "\n" for line in self.lines)
 
     # the command's events still reach the node's formatter
     def command_started(self, host: str, command: str) -> None:
@@ -293,7 +290,7 @@ class _ShellCommand(Command):
         extra: dict[str, Any] = {}
         sink: _CaptureSink | None = None
         if self.capture is not None:
-            sink = _CaptureSink(node.formatter)
+            sink = _CaptureSink(node.formatter, self.capture.max_bytes)
             extra["formatter"] = sink
         if self.x11 and not isinstance(node, LocalNode):
             if not os.environ.get("DISPLAY"):
@@ -303,7 +300,7 @@ class _ShellCommand(Command):
             line, display=display, timeout=timeout, verbose=verbose or self.verbose, **extra
         )
         if sink is not None and self.capture is not None:
-            self.capture.store(sink.text())
+            self.capture.store(sink.kept.text(), truncated=sink.kept.full)
         return result
 
 

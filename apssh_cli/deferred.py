@@ -5,7 +5,9 @@ with a value that an earlier command will print (a pod name, an address...).
 Instead:
 
 - ``Run("hostname", capture=Capture("name", env))`` stores the command's stdout
-  (one trailing newline removed) in ``env["name"]`` once it has run;
+  (one trailing newline removed) in ``env["name"]`` once it has run; at most
+  ``max_bytes`` bytes of it (1 MiB by default, the bound of every capture: whole
+  lines, a prefix of the output), and ``truncated`` says whether lines were left out;
 - ``Run(Deferred("ping -c1 {{name}}", env))`` is rendered just before it runs,
   with the Jinja2 template syntax, from what ``env`` holds at that time.
 
@@ -93,11 +95,19 @@ class Capture:
     Args:
         varname: the variable's name.
         variables: the Variables (or dict) that receives it.
+        max_bytes: what is kept, in bytes (None: everything); past it, the value is
+            the lines that fit (a prefix of the output) and ``truncated`` is True.
+
+    Attributes:
+        truncated: the last stored value left lines out (past ``max_bytes``).
     """
 
     varname: str
     variables: Variables | dict[str, Any]
+    max_bytes: int | None = 1 << 20  # output.DEFAULT_CAPTURE_BYTES (a unit test ties them)
+    truncated: bool = False
 
-    def store(self, text: str) -> None:
+    def store(self, text: str, *, truncated: bool = False) -> None:
         """Record ``text`` without its trailing newline (as ``$(...)`` in a shell)."""
+        self.truncated = truncated
         self.variables[self.varname] = text[:-1] if text.endswith("\n") else text

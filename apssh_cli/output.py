@@ -64,8 +64,9 @@ STDERR: Stream = "stderr"
 # line() receives as ``datatype`` for stderr (stdout is None)
 EXTENDED_DATA_STDERR = 1
 
-# what a capturing sink keeps per host and stream, in characters of text (newlines
-# included); past it, lines are counted but not kept, and the text says so
+# what a capture keeps (per host and stream; per Capture; per recipe task), in bytes of
+# UTF-8 (newlines included; a byte that was not UTF-8 counts one): the one bound of every
+# capture (BoundedText); past it, lines are counted but not kept
 DEFAULT_CAPTURE_BYTES = 1 << 20
 
 # a line longer than this (in bytes, its newline excluded) is cut into pieces of at
@@ -776,23 +777,70 @@ def _private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-class _Kept:
-    """The text kept for one host and stream, up to a size; the rest only counted."""
+def byte_size(text: str) -> int:
+    """The size of ``text`` in bytes as a host sent it: UTF-8, and a byte that was not
+    UTF-8 (kept as a surrogate escape) counts one.
 
-    __slots__ = ("dropped", "full", "parts", "size")
+    >>> byte_size("é\\n"), byte_size("\\udcff")
+    (3, 1)
+    """
+    try:
+        return len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a lone surrogate that no byte gave
+        return len(text.encode("utf-8", "surrogatepass"))
 
-    def __init__(self) -> None:
-        self.parts: list[str] = []  # each line (or piece of a cut line) with its end
+
+class BoundedText:
+    """Text kept up to ``max_bytes`` bytes (:func:`byte_size`): every capture's contract.
+
+    Pieces (lines with their end, or pieces of a cut line) are kept while they fit;
+    from the first one that does not, nothing more is kept, and lines are counted
+    instead (:attr:`dropped`): what is kept is a prefix of the output, at most
+    ``max_bytes`` bytes. ``max_bytes=None``: no bound.
+
+    >>> kept = BoundedText(4)
+    >>> [kept.add(line) for line in ("ab\\n", "cd\\n", "e\\n")], kept.text(), kept.dropped
+    ([True, False, False], 'ab\\n', 2)
+    """
+
+    __slots__ = ("dropped", "full", "max_bytes", "parts", "size")
+
+    def __init__(self, max_bytes: int | None = DEFAULT_CAPTURE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.parts: list[str] = []
         self.size = 0
         self.dropped = 0  # lines not kept
-        self.full = False
+        self.full = False  # something was not kept
+
+    def add(self, text: str, cut: bool = False) -> bool:
+        """Keep ``text`` if it fits (``cut``: a piece of a line that goes on); say whether."""
+        size = byte_size(text)
+        if not self.full and (self.max_bytes is None or self.size + size <= self.max_bytes):
+            self.parts.append(text)
+            self.size += size
+            return True
+        self.full = True  # once full, nothing more: the text kept is a prefix of the output
+        if not cut:  # a line is counted once, with its last piece
+            self.dropped += 1
+        return False
+
+    def text(self) -> str:
+        """What was kept."""
+        return "".join(self.parts)
+
+    def notice(self) -> str:
+        """The line that says what was not kept ("" when everything was)."""
+        if not self.dropped:
+            return ""
+        plural = "s" if self.dropped != 1 else ""
+        return f"[apssh: {self.dropped} more line{plural} not kept: past {self.max_bytes} bytes]\n"
 
 
 class CaptureFormatter(Formatter):
     """Keep output in memory per host and stream, up to a bound (nothing is printed).
 
-    What is kept per host and stream is at most ``max_bytes`` characters
-    (newlines included); past that, lines are counted, not kept, and the text
+    What is kept per host and stream is at most ``max_bytes`` bytes
+    (:class:`BoundedText`, newlines included); past that, lines are counted, not kept, and the text
     returned by :meth:`stdout` / :meth:`stderr` ends with a line saying how many
     were dropped. :meth:`forget` frees a host's lines.
 
@@ -829,9 +877,9 @@ class CaptureFormatter(Formatter):
         super().__init__(custom_format, verbose)
         self.max_bytes = max_bytes
         self.exact = exact
-        self._kept: dict[tuple[str, Stream], _Kept] = {}
+        self._kept: dict[tuple[str, Stream], BoundedText] = {}
         self._lock = threading.Lock()
-        self._capture = _Kept()
+        self._capture = BoundedText(max_bytes)
 
     def output(self, event: OutputEvent) -> None:
         if _overrides_line(self, CaptureFormatter):
@@ -847,19 +895,10 @@ class CaptureFormatter(Formatter):
         with self._lock:
             kept = self._kept.get((host, stream))
             if kept is None:
-                kept = self._kept[(host, stream)] = _Kept()
-            self._add(kept, text, cut)
+                kept = self._kept[(host, stream)] = BoundedText(self.max_bytes)
+            kept.add(text, cut)
             if stream == STDOUT:
-                self._add(self._capture, text, cut)
-
-    def _add(self, kept: _Kept, text: str, cut: bool) -> None:
-        if not kept.full and (self.max_bytes is None or kept.size + len(text) <= self.max_bytes):
-            kept.parts.append(text)
-            kept.size += len(text)
-            return
-        kept.full = True  # once full, nothing more: the text kept is a prefix of the output
-        if not cut:  # a line is counted once, with its last piece
-            kept.dropped += 1
+                self._capture.add(text, cut)
 
     def lines(self, host: str, stream: Stream = STDOUT) -> list[str]:
         """The lines kept for ``host`` on ``stream``, in order (without the drop notice)."""
@@ -881,19 +920,14 @@ class CaptureFormatter(Formatter):
     def _shown(self, text: str) -> str:
         return text if self.exact else printable_text(text)
 
-    def _text(self, kept: _Kept | None) -> str:
+    def _text(self, kept: BoundedText | None) -> str:
         if kept is None:
             return ""
-        text = self._shown("".join(kept.parts))
-        dropped = kept.dropped
-        if dropped:
-            if not text.endswith("\n") and text:
-                text += "\n"
-            text += (
-                f"[apssh: {dropped} more line{'s' if dropped != 1 else ''} "
-                f"not kept: past {self.max_bytes} characters]\n"
-            )
-        return text
+        text = self._shown(kept.text())
+        notice = kept.notice()
+        if notice and text and not text.endswith("\n"):
+            text += "\n"
+        return text + notice
 
     def stdout(self, host: str) -> str:
         """What ``host`` wrote on stdout (bounded, see the class)."""
@@ -919,7 +953,7 @@ class CaptureFormatter(Formatter):
     def start_capture(self) -> None:
         """Upstream's API: start an empty capture (of every host's stdout)."""
         with self._lock:
-            self._capture = _Kept()
+            self._capture = BoundedText(self.max_bytes)
 
     def get_capture(self) -> str:
         """Upstream's API: the stdout lines received since :meth:`start_capture`."""

@@ -1,23 +1,10 @@
-"""Exit statuses of `apssh`: one table, documented in --help and the README."""
+"""Exit statuses of `apssh`, as documented in --help and the README (the values: results.py)."""
 
 from __future__ import annotations
 
-import enum
+from apssh_cli.results import ExitCode  # the one table, in the library
 
-
-class ExitCode(enum.IntEnum):
-    """What `apssh` returns; when several apply, the most severe (highest) wins, 130 aside."""
-
-    OK = 0  # every host succeeded
-    USAGE = 1  # usage, inventory or local error: nothing was run
-    REMOTE_FAILED = 2  # some host returned non-zero
-    TIMEOUT = 3  # some host timed out
-    UNREACHABLE = 4  # some host unreachable, or refused (auth, host key)
-    # `apssh recipe run` only: the library's apssh_cli.recipe.state.EXIT_ABORTED (the
-    # library never imports cli/, so the value is written twice; a unit test ties them)
-    RECIPE_ABORTED = 5  # a critical step failed, or the recipe's timeout
-    INTERRUPTED = 130  # Ctrl-C
-    BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`apssh ... | head`)
+__all__ = ["EXIT_STATUS_HELP", "ExitCode"]
 
 
 EXIT_STATUS_HELP = """\b

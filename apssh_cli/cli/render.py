@@ -64,7 +64,7 @@ from apssh_cli.output import (
     current_step,
     escape_text,
 )
-from apssh_cli.results import HostResult, Status
+from apssh_cli.results import HostResult, Status, exit_code
 
 FORMAT_FIELDS = ("host", "fqdn", "user", "line", "time", "step")
 JSON_SCHEMA_VERSION = 1
@@ -80,18 +80,6 @@ GATHER_INDENT = "  "
 _JSON_UNSAFE = re.compile(
     "[\x7f-\x9f\xad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
 )
-
-# severity of each status, for the exit status: the most severe present wins
-STATUS_EXIT: dict[Status, ExitCode] = {
-    Status.OK: ExitCode.OK,
-    Status.FAILED: ExitCode.REMOTE_FAILED,
-    Status.SKIPPED: ExitCode.REMOTE_FAILED,
-    Status.INTERRUPTED: ExitCode.REMOTE_FAILED,
-    Status.TIMEOUT: ExitCode.TIMEOUT,
-    Status.UNREACHABLE: ExitCode.UNREACHABLE,
-    Status.AUTH_REFUSED: ExitCode.UNREACHABLE,
-    Status.HOSTKEY_REFUSED: ExitCode.UNREACHABLE,
-}
 
 # summary lines, in this order: (label, statuses)
 SUMMARY_ROWS: tuple[tuple[str, tuple[Status, ...]], ...] = (
@@ -144,9 +132,7 @@ def paint(text: str, colour: str | None, on: bool, *, bold: bool = False) -> str
 
 def exit_status(results: Iterable[HostResult], *, interrupted: bool = False) -> ExitCode:
     """The exit status of a run: 130 after Ctrl-C, else the most severe status present."""
-    if interrupted:
-        return ExitCode.INTERRUPTED
-    return max((STATUS_EXIT[result.status] for result in results), default=ExitCode.OK)
+    return exit_code((result.status for result in results), interrupted=interrupted)
 
 
 def check_format(template: str) -> None:

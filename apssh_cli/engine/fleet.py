@@ -1,7 +1,9 @@
 """The fleet engine: per-host work over many hosts, with a window, shared gateways, release.
 
 :class:`FleetNodes` holds the nodes of a set of targets: one node per host, one
-per distinct gateway hop (N hosts behind one bastion make one connection to it).
+per distinct gateway hop (N hosts behind one bastion make one connection to it). A
+host that is also another host's gateway (a step run on the bastion itself) is one
+node and one connection, used both ways.
 It releases a host's connection as soon as the caller says the host is done
 (:meth:`FleetNodes.release`), and a gateway's when the last host behind it is
 released (a reference count). A runner that needs a host again later (a recipe's
@@ -49,6 +51,7 @@ __all__ = [
     "FleetOptions",
     "FleetRun",
     "OrderedWindow",
+    "Stoppable",
     "default_window",
     "run_fleet",
     "stop_on_signals",
@@ -117,6 +120,7 @@ class FleetNodes:
         )
         self._nodes: dict[str, Node] = nodes
         self._created: list[Node] = created
+        self._share_gateways()
         self._gateways: dict[str, list[SshNode]] = {}
         self._users: dict[int, int] = {}
         self._held = set(nodes)
@@ -125,6 +129,19 @@ class FleetNodes:
             self._gateways[name] = chain
             for gateway in chain:
                 self._users[id(gateway)] = self._users.get(id(gateway), 0) + 1
+
+    def _share_gateways(self) -> None:
+        # build_nodes gives each host a node of its own, labelled with its name; when the
+        # same hop is also a gateway of other hosts, that would be a second connection
+        gateways: dict[tuple[object, ...], SshNode] = {}
+        for node in self._created:
+            for gateway in _gateways(node):
+                gateways.setdefault(_hop(gateway), gateway)
+        for name, node in list(self._nodes.items()):
+            shared = gateways.get(_hop(node))
+            if shared is not None and shared is not node:
+                self._nodes[name] = shared
+                self._created.remove(node)
 
     def __getitem__(self, name: str) -> Node:
         return self._nodes[name]
@@ -155,11 +172,19 @@ class FleetNodes:
         if name not in self._held:
             return
         self._held.discard(name)
-        await _close_quietly(self._nodes[name])
+        node = self._nodes[name]
+        if not self._in_use(node):
+            await _close_quietly(node)
         for gateway in self._gateways[name]:  # innermost first: a tunnel before its carrier
             self._users[id(gateway)] -= 1
-            if self._users[id(gateway)] == 0:
+            if not self._in_use(gateway):
                 await _close_quietly(gateway)
+
+    def _in_use(self, node: Node) -> bool:
+        # a gateway of a host not released yet, or the node of one (a host that is a gateway)
+        if self._users.get(id(node), 0) > 0:
+            return True
+        return any(self._nodes[name] is node for name in self._held)
 
     async def close(self) -> None:
         """Close every connection still open (gateways last; ProxyJump chains included)."""
@@ -176,6 +201,13 @@ class FleetNodes:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _hop(node: Node) -> tuple[object, ...]:
+    """What makes two nodes one connection: label, address, port, user, and the way there."""
+    if not isinstance(node, SshNode):
+        return ("local", id(node))
+    return (node.label, node.hostname, node.port, node.username, id(node.gateway))
 
 
 def _gateways(node: Node) -> Iterator[SshNode]:
@@ -320,11 +352,12 @@ class FleetRun:
         """Whether :meth:`stop` was called."""
         return self._stopped
 
-    def stop(self) -> None:
+    def stop(self, signum: signal.Signals | None = None) -> None:
         """Start no new host; cancel the running ones (their remote processes end).
 
         :meth:`run` then returns once they are cleaned up (bounded). Safe to call
         from a signal handler registered with the event loop, and more than once.
+        ``signum``: the signal that stops the run, if one does (unused here).
         """
         self._stopped = True
         for task in self._tasks:
@@ -422,14 +455,21 @@ async def run_fleet(
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class Stoppable(Protocol):
+    """A run that signals stop: FleetRun, RecipeRun."""
+
+    def stop(self, signum: signal.Signals | None = None) -> None:
+        """Stop cleanly (called from the event loop, maybe more than once)."""
+
+
 @contextlib.contextmanager
 def stop_on_signals(
-    run: FleetRun,
+    run: Stoppable,
     signals: Sequence[signal.Signals] = STOP_SIGNALS,
     *,
     on_second: Callable[[signal.Signals], None] | None = None,
 ) -> Iterator[list[signal.Signals]]:
-    """While inside, the first of ``signals`` stops ``run`` cleanly (see FleetRun.stop).
+    """While inside, the first of ``signals`` stops ``run`` cleanly (``run.stop(signum)``).
 
     Yields the list of signals received (empty if none), so the caller can
     choose its exit status (128 + signal number). A second signal calls
@@ -445,7 +485,7 @@ def stop_on_signals(
             if on_second is not None:
                 on_second(signum)
             return
-        run.stop()
+        run.stop(signum)
 
     installed: list[signal.Signals] = []
     for signum in signals:

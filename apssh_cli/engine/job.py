@@ -18,13 +18,25 @@ Two guarantees hold whatever scheduler runs the jobs:
 
 A job's :attr:`SshJob.outcome` is always set when the job ends, however it ends
 (success, non-zero, timeout, connection failure, cancellation).
+
+What a runner on top (recipes) needs is given as hooks, not subclasses: ``prepare``
+(decide at start whether to run, and supply the commands then: lazy commands),
+``hold`` (an async context held around the run: windows), ``on_connected``,
+``finished`` (told the outcome however the job ends); and as options: ``retries``
+(whole-job attempts again when the host is unreachable), ``time_limit`` (each
+attempt as a whole), ``stop_at_failure`` without raising, ``detach_after`` (a
+background job: the scheduler sees it done once it runs; :meth:`SshJob.stop` ends
+it). :meth:`SshJob.stop` makes a running job end with outcome ``interrupted``
+without raising, so a scheduler goes on (cancelling the job's task still raises).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence as Seq
+from contextlib import AbstractAsyncContextManager
 from pathlib import PurePath
 from typing import Any
 
@@ -48,6 +60,10 @@ from apssh_cli.ssh.node import LocalNode, SshNode
 __all__ = ["Scheduler", "Sequence", "SshJob"]
 
 CommandSpec = Command | str
+Prepare = Callable[["SshJob"], Awaitable[Seq[CommandSpec] | None]]
+Hold = Callable[["SshJob"], AbstractAsyncContextManager[Any]]
+# backoff between attempts on an unreachable host (retries=): 0.5 s, 1 s, 2 s, then 4 s
+_RETRY_FIRST, _RETRY_MAX = 0.5, 4.0
 # how long a cancelled scheduler waits for its jobs to clean up (each cleanup is bounded)
 _CANCEL_WAIT = 15.0
 
@@ -188,9 +204,25 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
         verbose: send command events to the node's formatter (default: the node's).
         step: the step this job belongs to: its output lines carry it
             (:class:`~apssh_cli.output.OutputEvent`), for sinks that show it.
+        prepare: awaited when the job starts: the commands to run now (given
+            then, not at construction: lazy commands), or None not to run at all
+            (the outcome stays ``skipped``). An ApsshError it raises fails the job
+            with its message.
+        hold: an async context manager held around the attempts (e.g. windows).
+        on_connected: called once the node is connected, before the commands.
+        finished: called with the job once it ended, however (outcome set).
+        retries: extra attempts of the whole job when the host is unreachable
+            (never when refused), after 0.5 s, 1 s, 2 s, then 4 s.
+        time_limit: seconds for each attempt as a whole (outcome ``timeout``).
+        stop_at_failure: stop at the first failing command without raising
+            (default: as ``critical``).
+        detach_after: a background job: :meth:`co_run` returns once connected and
+            still running after this many seconds; the run goes on until it
+            ends or :meth:`stop`.
 
     Attributes:
         outcome: the HostResult of the last run (status SKIPPED until the job runs).
+        detached: the running background task of a detached job, else None.
     """
 
     def __init__(
@@ -208,11 +240,31 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
         verbose: bool | None = None,
         step: str | None = None,
         keep_connection: bool = False,
+        prepare: Prepare | None = None,
+        hold: Hold | None = None,
+        on_connected: Callable[[], None] | None = None,
+        finished: Callable[[SshJob], None] | None = None,
+        retries: int = 0,
+        time_limit: float | None = None,
+        stop_at_failure: bool | None = None,
+        detach_after: float | None = None,
     ) -> None:
         self.node = node
         self.keep_connection = keep_connection
         self.step = step
-        self.commands = _as_commands(command, commands)
+        lazy = prepare is not None and command is None and commands is None
+        self.commands = [] if lazy else _as_commands(command, commands)
+        self.prepare = prepare
+        self.hold = hold
+        self.on_connected = on_connected
+        self.finished = finished
+        self.retries = retries
+        self.time_limit = time_limit
+        self.stop_at_failure = critical if stop_at_failure is None else stop_at_failure
+        self.detach_after = detach_after
+        self.detached: asyncio.Task[Any] | None = None
+        self._attempt: asyncio.Task[Any] | None = None
+        self._stopping = False
         self.timeout = timeout
         self.verbose = verbose
         self.outcome = HostResult(host=node.label)
@@ -245,7 +297,9 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
         """Run the commands; return the last failing return code, or 0.
 
         A non-critical job returns None when it has no return code to give
-        (unreachable, or its command timed out, or a local error).
+        (unreachable, or its command timed out, or a local error). A job ended by
+        :meth:`stop` returns too (outcome ``interrupted``); cancelling the task
+        that awaits it raises, once the remote processes are terminated.
 
         Raises:
             ConnectError: a critical job's node could not be reached.
@@ -253,17 +307,114 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
             CommandTimeoutError: a critical job's command timed out.
             ApsshError: a critical job met a local problem (a missing script...).
         """
+        self._stopping = False
+        self.outcome = HostResult(host=self.node.label)
+        connected = asyncio.Event()
+        run: asyncio.Task[int | None] = asyncio.ensure_future(self._run_all(connected))
+        self._attempt = run
+        if self.detach_after is not None:
+            return await self._detach(run, connected)
         try:
-            return await self._run_commands()
+            return await run
         except asyncio.CancelledError:
-            raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our own task is cancelled: the cancellation goes on
+            return self.outcome.rc  # stop(): the outcome says interrupted
         except Exception:
             if self.critical:
                 raise
             # the outcome holds the error: raising would keep asynciojobs' window slot
             return self.outcome.rc
+        finally:
+            if self.detached is None:
+                self._attempt = None
 
-    async def _run_commands(self) -> int | None:
+    def stop(self) -> None:
+        """End the running job (a detached one too): remote processes are terminated,
+        the outcome is ``interrupted``, :meth:`co_run` returns without raising."""
+        self._stopping = True
+        if self._attempt is not None:
+            self._attempt.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called during the current run."""
+        return self._stopping
+
+    async def _detach(self, run: asyncio.Task[int | None], connected: asyncio.Event) -> int | None:
+        waiter = asyncio.ensure_future(connected.wait())
+        try:
+            await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():
+                await asyncio.wait({run}, timeout=self.detach_after)
+        except asyncio.CancelledError:
+            run.cancel()
+            await asyncio.wait({run}, timeout=_CANCEL_WAIT)
+            raise
+        finally:
+            waiter.cancel()
+        if not run.done():
+            self.detached = run  # it goes on: stop() ends it
+            run.add_done_callback(self._forget_detached)
+            return 0
+        self._attempt = None
+        if run.cancelled():
+            return self.outcome.rc
+        error = run.exception()
+        if error is not None and self.critical:
+            raise error
+        return self.outcome.rc if error is not None else run.result()
+
+    def _forget_detached(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled():
+            task.exception()  # recorded in the outcome: never "never retrieved"
+        self.detached = self._attempt = None
+
+    async def _run_all(self, connected: asyncio.Event) -> int | None:
+        """prepare, hold, the attempts, finished: the whole of one run."""
+        try:
+            if self.prepare is not None:
+                try:
+                    given = await self.prepare(self)
+                except ApsshError as exc:
+                    self.outcome = HostResult(self.node.label, Status.FAILED, error=str(exc))
+                    if self.critical:
+                        raise
+                    return None
+                if given is None:
+                    return 0  # not to run: the outcome stays skipped
+                self.commands = _as_commands(None, list(given)) if given else []
+            async with self.hold(self) if self.hold is not None else _nothing():
+                return await self._attempts(connected)
+        finally:
+            if self.finished is not None:
+                self.finished(self)
+
+    async def _attempts(self, connected: asyncio.Event) -> int | None:
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout(self.time_limit):
+                    return await self._run_commands(connected)
+            except TimeoutError as exc:
+                if isinstance(exc, ApsshError):  # a command's own timeout
+                    raise
+                self.outcome.status = Status.TIMEOUT
+                self.outcome.error = f"timeout ({self.time_limit:g}s)"
+                if self.critical:
+                    raise CommandTimeoutError(
+                        self.node.label, self.text_label(), self.time_limit or 0.0
+                    ) from None
+                return None
+            except ConnectError:
+                unreachable = self.outcome.status is Status.UNREACHABLE
+                if not unreachable or attempt >= self.retries:
+                    raise
+            await asyncio.sleep(min(_RETRY_FIRST * 2**attempt, _RETRY_MAX))
+            attempt += 1
+
+    async def _run_commands(self, connected: asyncio.Event | None = None) -> int | None:
         node = self.node
         outcome = self.outcome = HostResult(host=node.label)
         verbose = self.verbose if self.verbose is not None else node.verbose
@@ -275,6 +426,10 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
         try:
             with output_step(self.step):
                 await node.connect()
+                if connected is not None:
+                    connected.set()
+                if self.on_connected is not None:
+                    self.on_connected()
                 for command in self.commands:
                     try:
                         result = await command.co_run(node, timeout=self.timeout, verbose=verbose)
@@ -282,6 +437,8 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
                         status, timed_out, outcome.error = Status.TIMEOUT, True, exc.message
                         if self.critical:
                             raise
+                        if self.stop_at_failure:
+                            break
                         continue
                     last_rc = result.rc
                     if command.is_allowed(result.rc):
@@ -299,6 +456,8 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
                     outcome.error = error.message
                     if self.critical:
                         raise error
+                    if self.stop_at_failure:
+                        break
                 # a timed-out command has no return code: neither has the job, unless one failed
                 no_rc = timed_out and failing_rc is None
                 outcome.rc = failing_rc if failing_rc is not None else None if no_rc else last_rc
@@ -334,3 +493,8 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
 
     def close(self) -> None:
         """Nothing to close (asynciojobs calls this on coroutine-based jobs)."""
+
+
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield

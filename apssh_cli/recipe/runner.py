@@ -20,14 +20,14 @@ import contextlib
 import functools
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from apssh_cli.engine.windows import Windows
 from apssh_cli.errors import ApsshError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.secrets import SecretMask
-from apssh_cli.inventory.targets import NodeSettings, build_nodes
 from apssh_cli.recipe.actions import build_commands
 from apssh_cli.recipe.journal import (
     CAPTURES,
@@ -47,40 +47,31 @@ from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
 from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
 from apssh_cli.recipe.state import (
-    AUTH_REFUSED,
     BAD,
     CANCELLED,
     EXIT_ABORTED,
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_TIMEOUT,
-    EXIT_UNREACHABLE,
     FAILED,
     FINAL,
-    HOSTKEY_REFUSED,
     OK,
     PENDING,
     RUNNING,
     SKIPPED,
-    TIMEOUT,
-    UNREACHABLE,
     TaskState,
+    recipe_exit,
+    task_status,
 )
 from apssh_cli.recipe.template import Field, Parts, TemplateError, render, text_of
 
 if TYPE_CHECKING:
+    from apssh_cli.engine.fleet import FleetNodes
     from apssh_cli.ssh.early import EarlyConnections
 
 __all__ = ["RecipeFormatter", "RecipeRun", "TaskState"]
 
-# tasks at once on one connection: with the SFTP session and a helper channel (script
-# install, kill on timeout) a connection uses at most 8 channels (sshd allows 10); a
-# push's extra SFTP sessions come out of the same 6 (_spare_channels)
-TASKS_PER_CONNECTION = 6
 # a background task counts as started once connected and still running after this
 START_GRACE = 0.5
-CLOSE_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 
 
@@ -154,14 +145,18 @@ class RecipeRun:
         self.abort_reason: str | None = None
         self._abort_exit = EXIT_ABORTED
         self._sweep_stopped: int | None = None
-        self._running: dict[int, tuple[TaskState, asyncio.Task[Any]]] = {}
-        self._background: dict[int, list[tuple[TaskState, asyncio.Task[Any]]]] = {}
-        self._watchers: set[asyncio.Task[Any]] = set()
+        self.cancelled = False
+        # the jobs of running tasks (by id of their TaskState), and of background ones
+        self._running: dict[int, Any] = {}
+        self._by_state = {id(state): state for state in self.tasks}
+        self._background: dict[int, list[tuple[TaskState, Any]]] = {}
+        self._ending: set[asyncio.Task[Any]] = set()  # stopped background runs, ending
         self._scheduler: Any = None
-        self._nodes: dict[str, Any] = {}
-        self._created: list[Any] = []
+        self._main: asyncio.Task[Any] | None = None
+        self._hard = False
+        self.nodes: FleetNodes | None = None
         self._local: Any = None
-        self._slots: dict[Any, asyncio.Semaphore] = {}
+        self._windows = Windows()
         self.log = EventLog()
         self.started = 0.0
         self.finished: float | None = None
@@ -176,88 +171,53 @@ class RecipeRun:
         return self._scheduler
 
     def _build(self) -> Any:
-        from apssh_cli.commands import Run
+        from apssh_cli.engine.fleet import FleetNodes
         from apssh_cli.engine.job import Scheduler, SshJob
-        from apssh_cli.ssh.node import LocalNode, SshNode
+        from apssh_cli.ssh.node import LocalNode
 
-        run = self
         plan = self.plan
-        self._nodes, self._created = build_nodes(
-            plan.targets,
-            ssh_node=SshNode,
-            local_node=LocalNode,
-            settings=NodeSettings(formatter=self.formatter),
-        )
-        self._share_gateways()
+        # one node per host and per gateway hop (a host that is a gateway too: one)
+        self.nodes = FleetNodes(plan.targets, formatter=self.formatter)
         self._local = LocalNode(formatter=self.formatter, label=LOCAL_HOST)
 
-        class TaskJob(SshJob):
-            """One task: decides at start whether it runs, then runs its commands."""
+        def mark(on_done: Callable[[], Any], label: str, required: list[Any]) -> Any:
+            """A join (a step settles) or the end of a combination: bookkeeping, no command."""
 
-            recipe_state: TaskState
-
-            async def co_run(self) -> int:
-                await run._run_task(self)
-                return 0
-
-            def is_critical(self) -> bool:
-                return False  # failures are outcomes here, never scheduler aborts
-
-        class MarkJob(SshJob):
-            """A join (a step settles) or the end of a combination: bookkeeping only."""
-
-            on_done: Callable[[], Any]
-
-            async def co_run(self) -> int:
-                result = self.on_done()
+            async def prepare(_job: Any) -> None:
+                result = on_done()
                 if asyncio.iscoroutine(result):
                     await result
-                return 0
 
-            def is_critical(self) -> bool:
-                return False
+            return SshJob(
+                self._local, prepare=prepare, critical=False, label=label, required=required
+            )
 
-        placeholder = [Run("true")]  # the real commands are rendered when the task starts
         jobs: list[Any] = []
         joins: dict[int, Any] = {}
-        task_jobs: dict[int, Any] = {}
+        task_jobs: dict[int, dict[str, Any]] = {}
         combo_ends: dict[int, Any] = {}
         for inst in plan.instances:
             prev_end = None
             if inst.combo is not None and inst.combo.index > 0:
                 prev_end = combo_ends.get(inst.combo.index - 1)
             my_jobs = []
-            if inst.runs:
-                for task in inst.tasks:
-                    required = []
-                    for req in inst.requires:
-                        same = task_jobs.get(id(req), {}).get(task.host)
-                        if inst.step.sync == "host" and same is not None:
-                            required.append(same)
-                        else:
-                            required.append(joins[id(req)])
-                    if prev_end is not None:
-                        required.append(prev_end)
-                    node = self._local if task.step.is_local else self._nodes[task.host]
-                    job = TaskJob(
-                        node,
-                        commands=placeholder,
-                        critical=True,  # stop at the first failing action of the task
-                        step=task.step.id,
-                        label=task.key,
-                        required=required,
-                    )
-                    job.recipe_state = self._by_task[id(task)]
-                    my_jobs.append(job)
-                    task_jobs.setdefault(id(inst), {})[task.host] = job
-            join = MarkJob(
-                self._local,
-                commands=placeholder,
-                label=f"settle {inst.key}",
-                required=[*my_jobs, *(joins[id(req)] for req in inst.requires)]
+            for task in inst.tasks if inst.runs else []:
+                required = []
+                for req in inst.requires:
+                    same = task_jobs.get(id(req), {}).get(task.host)
+                    use_same = inst.step.sync == "host" and same is not None
+                    required.append(same if use_same else joins[id(req)])
+                if prev_end is not None:
+                    required.append(prev_end)
+                job = self._task_job(self._by_task[id(task)], required)
+                my_jobs.append(job)
+                task_jobs.setdefault(id(inst), {})[task.host] = job
+            join = mark(
+                functools.partial(self._settle, inst),
+                f"settle {inst.key}",
+                [*my_jobs, *(joins[id(req)] for req in inst.requires)]
                 + ([prev_end] if prev_end is not None else []),
             )
-            join.on_done = functools.partial(run._settle, inst)
             joins[id(inst)] = join
             jobs.extend(my_jobs)
             jobs.append(join)
@@ -265,34 +225,35 @@ class RecipeRun:
                 index = inst.combo.index
                 end = combo_ends.get(index)
                 if end is None:
-                    end = MarkJob(
-                        self._local,
-                        commands=placeholder,
-                        label=f"end of {inst.combo.slug}",
-                        required=[prev_end] if prev_end is not None else [],
+                    end = combo_ends[index] = mark(
+                        functools.partial(self._combo_done, index),
+                        f"end of {inst.combo.slug}",
+                        [prev_end] if prev_end is not None else [],
                     )
-                    end.on_done = functools.partial(run._combo_done, index)
-                    combo_ends[index] = end
                     jobs.append(end)
                 end.requires(join)
         return Scheduler(*jobs)
 
-    def _share_gateways(self) -> None:
-        """A host that is also a gateway (a step on the bastion) uses the gateway's node.
+    def _task_job(self, state: TaskState, required: list[Any]) -> Any:
+        """One task: the engine's SshJob, with the recipe's decisions as its hooks."""
+        from apssh_cli.engine.job import SshJob
 
-        build_nodes gives a step's host its own node, labelled with its name; when the
-        same hop is a gateway of other hosts, that would be a second connection.
-        """
-        gateways: dict[tuple[Any, ...], Any] = {}
-        for node in self._created:
-            gateway = getattr(node, "gateway", None)
-            if gateway is not None:
-                gateways[_hop(gateway)] = gateway
-        for name, node in list(self._nodes.items()):
-            shared = gateways.get(_hop(node))
-            if shared is not None and shared is not node:
-                self._nodes[name] = shared
-                self._created.remove(node)
+        step = state.task.step
+        assert self.nodes is not None
+        return SshJob(
+            self._local if step.is_local else self.nodes[state.host],
+            prepare=functools.partial(self._prepare, state),
+            hold=functools.partial(self._hold, state),
+            finished=functools.partial(self._finished, state),
+            critical=False,  # failures are outcomes here, never scheduler aborts
+            stop_at_failure=True,  # a task stops at its first failing action
+            retries=step.retries,
+            time_limit=step.timeout,
+            detach_after=START_GRACE if step.background else None,
+            step=step.id,
+            label=state.key,
+            required=required,
+        )
 
     # ------------------------------------------------------------------ running
 
@@ -304,8 +265,12 @@ class RecipeRun:
         """Run the recipe; return the exit status (also in ``exit_status``).
 
         Args:
-            handle_signals: Ctrl-C and SIGTERM abort the recipe (a second Ctrl-C
-                stops at once); for command-line use.
+            handle_signals: SIGINT, SIGTERM and SIGHUP abort the recipe (a second
+                Ctrl-C stops at once), as the fleet's; for command-line use.
+
+        Cancelling the awaiting task stops every task (remote processes
+        terminated), closes the connections, writes the summary and journal
+        (status ``cancelled``), then the cancellation goes on.
         """
         from apssh_cli.ssh.context import default_context
 
@@ -329,6 +294,8 @@ class RecipeRun:
             lock.release()
 
     async def _co_run_locked(self, handle_signals: bool) -> int:
+        from apssh_cli.engine.fleet import stop_on_signals
+
         plan = self.plan
         if plan.recipe.matrix:
             for combo in plan.combos:
@@ -357,47 +324,36 @@ class RecipeRun:
             resume=self.resume,
         )
         loop = asyncio.get_running_loop()
-        main = asyncio.ensure_future(scheduler.co_run())
-        hard = False
-
-        def on_signal(signum: int) -> None:
-            nonlocal hard
-            if self.abort_reason is not None and signum == signal.SIGINT and not hard:
-                hard = True  # a second Ctrl-C: stop at once (connections still closed)
-                self._abort_exit = EXIT_INTERRUPTED
-                main.cancel()
-                for _, task in list(self._running.values()):
-                    task.cancel()
-                self._stop_all_background()
-                return
-            name = "interrupted" if signum == signal.SIGINT else signal.Signals(signum).name
-            code = EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum
-            self.abort(name, exit_status=code)
-
-        installed: list[int] = []
-        if handle_signals:
-            for signum in (int(signal.SIGINT), int(signal.SIGTERM)):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(signum, on_signal, signum)
-                    installed.append(signum)
+        self._main = asyncio.ensure_future(scheduler.co_run())
         timer = None
         if plan.recipe.timeout is not None:
             timer = loop.call_later(
                 plan.recipe.timeout,
                 lambda: self.abort(f"recipe timeout ({plan.recipe.timeout:g}s)"),
             )
+        signals = stop_on_signals(self, on_second=self.stop) if handle_signals else None
+        cancelled = False
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await main
+            with signals if signals is not None else contextlib.nullcontext():
+                await self._main
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            cancelled = current is not None and current.cancelling() > 0
+            if cancelled:  # our caller's cancellation: clean up, say so, then re-raise
+                self._cancelled()
         finally:
             if timer is not None:
                 timer.cancel()
-            self._stop_all_background()
-            if self._watchers:
-                await asyncio.wait(list(self._watchers), timeout=STOP_TIMEOUT)
-            for number in installed:
-                loop.remove_signal_handler(number)
+            await self._stop_all_background()
             await self.close()
+        self._end()
+        if cancelled:
+            raise asyncio.CancelledError
+        assert self.exit_status is not None
+        return self.exit_status
+
+    def _end(self) -> None:
+        plan = self.plan
         for state in self.tasks:  # never started: the scheduler was stopped
             if state.status in (PENDING, RUNNING):
                 self._finish(state, CANCELLED, error=self.abort_reason or "stopped")
@@ -414,16 +370,34 @@ class RecipeRun:
             run_dir=str(plan.run_dir),
         )
         self.log.close()
-        return self.exit_status
 
     async def close(self) -> None:
         """Close every connection (hosts, then gateways), bounded in time."""
-        if not self._created:
-            return
-        from apssh_cli.ssh.node import close_nodes
+        if self.nodes is not None:
+            await self.nodes.close()
 
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(close_nodes(self._created), CLOSE_TIMEOUT)
+    def stop(self, signum: signal.Signals | None = None) -> None:
+        """A signal (or a caller) stops the run: abort; a second Ctrl-C stops at once.
+
+        The exit status is 130 after SIGINT (or no signal), 128 + N after signal N.
+        """
+        if self.abort_reason is not None and signum in (None, signal.SIGINT):
+            if not self._hard:  # stop the always steps too (connections still closed)
+                self._hard = True
+                self._abort_exit = EXIT_INTERRUPTED
+                if self._main is not None:
+                    self._main.cancel()
+            return
+        if signum is None or signum == signal.SIGINT:
+            self.abort("interrupted", exit_status=EXIT_INTERRUPTED)
+        else:
+            self.abort(signal.Signals(signum).name, exit_status=128 + int(signum))
+
+    def _cancelled(self) -> None:
+        self.cancelled = True
+        self.abort("cancelled", exit_status=EXIT_INTERRUPTED)
+        for job in list(self._running.values()):
+            job.stop()
 
     def abort(self, reason: str, *, exit_status: int = EXIT_ABORTED) -> None:
         """Start nothing new (but ``always`` steps), terminate running tasks, stop backgrounds."""
@@ -434,179 +408,74 @@ class RecipeRun:
         self.log.emit("abort", reason=reason)
         shown = self.secrets.text(reason)
         self.formatter.echo(f"-- recipe {self.plan.recipe.name}: aborting: {shown}", True)
-        for state, task in list(self._running.values()):
-            if not state.task.step.always:
-                task.cancel()
-        self._stop_all_background()
+        for state_id, job in list(self._running.items()):
+            if not self._by_state[state_id].task.step.always:
+                job.stop()
+        for inst_id in list(self._background):
+            self._stop_background_now(inst_id)
 
-    # ------------------------------------------------------------------ one task
+    # ------------------------------------------------------------------ one task (hooks)
 
-    async def _run_task(self, job: Any) -> None:
-        state: TaskState = job.recipe_state
+    async def _prepare(self, state: TaskState, job: Any) -> list[Any] | None:
+        """When the task's job starts: whether it runs, and its commands, rendered now."""
+        CURRENT_TASK.set(state)  # the job's own task: its lines are this task's
         task = state.task
-        inst = task.instance
-        self._step_started(inst)
+        self._step_started(task.instance)
         refusal = self._gate(task)
         if refusal is not None:
             self._finish(state, refusal[0], error=refusal[1])
-            return
+            return None
         try:
             commands, state.digest = self._commands(task)
         except ApsshError as exc:
             self._finish(state, FAILED, error=str(exc))
-            return
-        previous = self.previous.get(task.key)
-        if previous == (OK, state.digest) and not self._upstream_ran(task):
+            return None
+        if self.previous.get(task.key) == (OK, state.digest) and not self._upstream_ran(task):
             state.resumed = True
             self._finish(state, OK, error=None)
-            return
+            return None
         state.ran = True
         state.status = RUNNING
-        connected = asyncio.Event()
-        inner = asyncio.create_task(self._attempts(job, state, commands, connected))
-        self._running[id(state)] = (state, inner)
+        self._running[id(state)] = job
         if task.step.background:
-            await self._start_background(state, inner, connected)
-            return
-        try:
-            await inner
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                self._finish(state, CANCELLED, error=self.abort_reason or "interrupted")
-                raise
-            self._finish(state, CANCELLED, error=self.abort_reason or "cancelled")
-        finally:
-            self._running.pop(id(state), None)
+            self._background.setdefault(id(task.instance), []).append((state, job))
+        return commands
 
-    async def _start_background(
-        self, state: TaskState, inner: asyncio.Task[Any], connected: asyncio.Event
-    ) -> None:
-        waiter = asyncio.ensure_future(connected.wait())
-        try:
-            await asyncio.wait({inner, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if not inner.done():
-                await asyncio.wait({inner}, timeout=START_GRACE)
-        finally:
-            waiter.cancel()
-        if inner.done():  # it ended at once (or could not connect): a plain task
-            self._running.pop(id(state), None)
-            if inner.cancelled():
-                self._finish(state, CANCELLED, error=self.abort_reason or "cancelled")
-            return
-        self._background.setdefault(id(state.task.instance), []).append((state, inner))
-
-        async def watch() -> None:
-            try:
-                await inner
-            except asyncio.CancelledError:
-                if state.stopping:
-                    self._finish(state, OK, error=None, note="stopped")
-                else:
-                    self._finish(state, CANCELLED, error=self.abort_reason or "cancelled")
-            finally:
-                self._running.pop(id(state), None)
-
-        watcher = asyncio.create_task(watch())
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
-
-    async def _attempts(
-        self, job: Any, state: TaskState, commands: list[Any], connected: asyncio.Event
-    ) -> None:
-        """Run the task's commands (with retries on unreachable), record how it went."""
-        from apssh_cli.engine.job import SshJob, connect_status
-        from apssh_cli.errors import ApsshError as _Error, ConnectError
-        from apssh_cli.results import HostResult, Status
-
-        CURRENT_TASK.set(state)
+    @contextlib.asynccontextmanager
+    async def _hold(self, state: TaskState, job: Any) -> AsyncIterator[None]:
+        """The recipe's window, the step's, and the connection's budget; then it starts."""
         step = state.task.step
-        async with self._slots_for(job, state), self._spare_channels(job, commands):
-            # started: out of the windows' queues
+        named: list[tuple[Any, int]] = []
+        if not step.background:  # it holds its channel until stopped: outside the windows
+            named.append(("recipe", self.window))
+            if step.window is not None:
+                named.append((("step", state.task.instance.key), step.window))
+        node = None if step.is_local or step.background else job.node
+        async with self._windows.hold(named, node, job.commands):
             state.started = time.monotonic()
             self.log.emit("task_start", **self._task_fields(state))
-            for attempt in range(step.retries + 1):
-                job.commands = commands
-                timed_out = False
-                try:
-                    async with asyncio.timeout(step.timeout):
-                        try:
-                            await job.node.connect()
-                        except ConnectError as exc:  # SshJob.co_run would try again
-                            job.outcome = HostResult(
-                                host=job.node.label, status=connect_status(exc), error=exc.message
-                            )
-                            raise
-                        connected.set()
-                        await SshJob.co_run(job)
-                except TimeoutError as exc:
-                    timed_out = not isinstance(exc, _Error)
-                except _Error:
-                    pass  # recorded in job.outcome
-                outcome = job.outcome
-                if timed_out:
-                    outcome.status = Status.TIMEOUT
-                    outcome.error = f"step timeout ({step.timeout:g}s)"
-                if outcome.status is Status.UNREACHABLE and attempt < step.retries:
-                    await asyncio.sleep(min(0.5 * 2**attempt, 4.0))
-                    continue
-                break
-        status = {
-            Status.OK: OK,
-            Status.FAILED: FAILED,
-            Status.TIMEOUT: TIMEOUT,
-            Status.INTERRUPTED: CANCELLED,
-            Status.SKIPPED: CANCELLED,
-            Status.AUTH_REFUSED: AUTH_REFUSED,
-            Status.HOSTKEY_REFUSED: HOSTKEY_REFUSED,
-        }.get(outcome.status, UNREACHABLE)
-        state.exit_status = outcome.rc
-        self._finish(state, status, error=outcome.error if status != OK else None)
-
-    @contextlib.asynccontextmanager
-    async def _slots_for(self, job: Any, state: TaskState) -> Any:
-        """The recipe's window, the step's, and the connection's channel budget."""
-        step = state.task.step
-        if step.background:  # it holds its channel until stopped: outside the windows
             yield
+
+    def _finished(self, state: TaskState, job: Any) -> None:
+        """The task's job ended, however: its status from the engine's outcome."""
+        from apssh_cli.results import Status
+
+        self._running.pop(id(state), None)
+        if state.status in FINAL:  # decided in _prepare
             return
-        keys: list[tuple[Any, int]] = [("recipe", self.window)]
-        if step.window is not None:
-            keys.append((("step", state.task.instance.key), step.window))
-        if not step.is_local:
-            keys.append((("node", id(job.node)), TASKS_PER_CONNECTION))
-        async with contextlib.AsyncExitStack() as stack:
-            for key, size in keys:
-                slot = self._slots.get(key)
-                if slot is None:
-                    slot = self._slots[key] = asyncio.Semaphore(size)
-                await stack.enter_async_context(slot)
-            yield
-
-    @contextlib.asynccontextmanager
-    async def _spare_channels(self, job: Any, commands: list[Any]) -> Any:
-        """A push spreads a large file over extra SFTP sessions: it takes them from the
-        free slots of its connection's channel budget, never waiting and never from a
-        task in line, and gives them back when it ends."""
-        from apssh_cli.commands import Push
-        from apssh_cli.ssh.sftp import SESSIONS, SPREAD_THRESHOLD
-
-        pushes = [command for command in commands if isinstance(command, Push)]
-        budget = self._slots.get(("node", id(job.node)))
-        taken = 0
-        spreads = any(push.largest_file() >= SPREAD_THRESHOLD for push in pushes)
-        if spreads and budget is not None:
-            while taken < SESSIONS - 1 and not budget.locked():  # locked: none free, or a queue
-                await budget.acquire()  # free: returns at once
-                taken += 1
-        for push in pushes:
-            push.sessions = 1 + taken
-        try:
-            yield
-        finally:
-            for _ in range(taken):
-                assert budget is not None
-                budget.release()
+        outcome = job.outcome
+        if outcome.status in (Status.INTERRUPTED, Status.SKIPPED):
+            if state.stopping:  # a background task stopped as planned
+                self._finish(state, OK, error=None, note="stopped")
+            else:
+                self._finish(state, CANCELLED, error=self.abort_reason or "cancelled")
+            return
+        error = outcome.error
+        if job.time_limit is not None and error == f"timeout ({job.time_limit:g}s)":
+            error = f"step timeout ({job.time_limit:g}s)"  # the whole task's, not a command's
+        state.exit_status = outcome.rc
+        status = task_status(outcome.status)
+        self._finish(state, status, error=error if status != OK else None)
 
     def _gate(self, task: Task) -> tuple[str, str] | None:
         """Why the task must not run now: (status, reason), or None."""
@@ -764,8 +633,9 @@ class RecipeRun:
         task = state.task
         name = task.step.capture
         assert name is not None
-        value = "\n".join(state.stdout)
-        if state.truncated:
+        value = state.captured.text().removesuffix("\n")
+        truncated = state.captured.full
+        if truncated:
             self.formatter.echo(
                 f"-- {task.key}: capture {name} truncated at {CAPTURE_LIMIT} bytes", True
             )
@@ -777,7 +647,7 @@ class RecipeRun:
             host=task.host,
             name=name,
             value=value,
-            truncated=state.truncated,
+            truncated=truncated,
         )
         write_json(self.plan.run_dir / CAPTURES, captures_as_json(self.captures))
 
@@ -845,7 +715,7 @@ class RecipeRun:
                 and inst.step.background
                 and not inst.step.stop_after
             ):
-                await self._stop_background(inst)
+                await self._stop_background(id(inst))
 
     def _stop_background_after(self, settled: Instance) -> None:
         for inst in self.plan.instances:
@@ -859,40 +729,37 @@ class RecipeRun:
                 and (inst.combo is None or other.combo is None or other.combo == inst.combo)
             ]
             if all(self._instances[id(other)].settled for other in waiting):
-                task = asyncio.ensure_future(self._stop_background(inst))
-                self._watchers.add(task)
-                task.add_done_callback(self._watchers.discard)
+                self._stop_background_now(id(inst))  # each job records its own end
 
-    async def _stop_background(self, inst: Instance) -> None:
-        running = self._background.pop(id(inst), [])
-        for state, task in running:
-            state.stopping = True
-            task.cancel()
-        if running:
-            await asyncio.wait([task for _, task in running], timeout=STOP_TIMEOUT)
-
-    def _stop_all_background(self) -> None:
-        for key in list(self._background):
-            for state, task in self._background.pop(key):
+    def _stop_background_now(self, inst_id: int) -> list[asyncio.Task[Any]]:
+        """Stop an instance's background jobs; return the runs still ending."""
+        ending = []
+        for state, job in self._background.pop(inst_id, []):
+            if job.detached is not None:  # it started: stopping it is its planned end
                 state.stopping = True
-                task.cancel()
+                ending.append(job.detached)
+                self._ending.add(job.detached)  # the run's end waits for its cleanup
+                job.detached.add_done_callback(self._ending.discard)
+            job.stop()
+        return ending
+
+    async def _stop_background(self, inst_id: int) -> None:
+        ending = self._stop_background_now(inst_id)
+        if ending:
+            await asyncio.wait(ending, timeout=STOP_TIMEOUT)
+
+    async def _stop_all_background(self) -> None:
+        for key in list(self._background):
+            self._stop_background_now(key)
+        if self._ending:
+            await asyncio.wait(list(self._ending), timeout=STOP_TIMEOUT)
 
     # ------------------------------------------------------------------ outcome
 
     def _exit_status(self) -> int:
-        statuses = {state.status for state in self.tasks}
         if self.abort_reason is not None:
             return self._abort_exit
-        for status, code in (
-            (UNREACHABLE, EXIT_UNREACHABLE),
-            (AUTH_REFUSED, EXIT_UNREACHABLE),
-            (HOSTKEY_REFUSED, EXIT_UNREACHABLE),
-            (TIMEOUT, EXIT_TIMEOUT),
-            (FAILED, EXIT_FAILED),
-        ):
-            if status in statuses:
-                return code
-        return EXIT_OK
+        return recipe_exit(state.status for state in self.tasks)
 
     def summary(self) -> dict[str, Any]:
         """The run as data (summary.json, ``--json``)."""
@@ -914,11 +781,12 @@ class RecipeRun:
                     "resumed": [s.host for s in self._states(inst) if s.resumed],
                 }
             )
-        status = (
-            "ok"
-            if self.exit_status == EXIT_OK
-            else ("aborted" if self.abort_reason is not None else "failed")
-        )
+        if self.exit_status == EXIT_OK:
+            status = "ok"
+        elif self.cancelled:
+            status = "cancelled"
+        else:
+            status = "aborted" if self.abort_reason is not None else "failed"
         combos: dict[str, str] = {}
         if self.plan.recipe.matrix:
             for inst in self.plan.instances:
@@ -957,14 +825,3 @@ class RecipeRun:
     def summary_lines(self) -> Iterator[str]:
         """The summary for a person: per step instance, the hosts in each state (folded)."""
         return summary_lines(self.summary())
-
-
-def _hop(node: Any) -> tuple[Any, ...]:
-    """What makes two nodes the same connection: label, address, port, user, gateway."""
-    return (
-        getattr(node, "label", None),
-        getattr(node, "hostname", None),
-        getattr(node, "port", None),
-        getattr(node, "username", None),
-        id(getattr(node, "gateway", None)),
-    )

@@ -20,7 +20,6 @@ from apssh_cli.output import (
     escape_text,
     printable_text,
 )
-from apssh_cli.recipe.model import CAPTURE_LIMIT
 from apssh_cli.recipe.state import TaskState
 
 # the task whose commands are running: set by the task's job for its own asyncio task,
@@ -61,8 +60,6 @@ class RecipeFormatter(Formatter):
         self._stderr = stderr
         self.quiet = quiet
         self.escape = not raw_output
-        # tasks whose last captured stdout piece was cut: the next piece goes on that line
-        self._open_lines: set[int] = set()
 
     def output(self, event: OutputEvent) -> None:
         state = CURRENT_TASK.get()
@@ -86,20 +83,10 @@ class RecipeFormatter(Formatter):
             self.echo(f"{label} {event.host}: {text}", event.stream == STDERR)
 
     def _capture(self, state: TaskState, event: OutputEvent) -> None:
-        # captures go into later commands: text any UTF-8 encoder takes
+        # captures go into later commands: text any UTF-8 encoder takes; bounded in bytes
+        # as every capture (BoundedText); a cut line's pieces are joined again
         text = printable_text(event.line)
-        continued = id(state) in self._open_lines
-        state.stdout_size += len(text.encode()) + (0 if continued else 1)
-        if state.stdout_size > CAPTURE_LIMIT:
-            state.truncated = True
-        elif continued:
-            state.stdout[-1] += text
-        else:
-            state.stdout.append(text)
-        if event.cut:
-            self._open_lines.add(id(state))
-        else:
-            self._open_lines.discard(id(state))
+        state.captured.add(text if event.cut else text + "\n", event.cut)
 
     def echo(self, text: str, to_stderr: bool = False) -> None:
         """A line for the person watching."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from apssh_cli.output import BoundedText
+from apssh_cli.recipe.model import CAPTURE_LIMIT
 from apssh_cli.recipe.planner import Task
+from apssh_cli.results import ExitCode, Status, exit_code
 
 # task states
 OK, FAILED, TIMEOUT, UNREACHABLE = "ok", "failed", "timeout", "unreachable"
@@ -15,14 +19,37 @@ REFUSED = (AUTH_REFUSED, HOSTKEY_REFUSED)
 BAD = (FAILED, TIMEOUT, UNREACHABLE, *REFUSED)
 FINAL = (OK, *BAD, SKIPPED, CANCELLED)
 
-# exit statuses (docs/recipes.md): the most severe wins
-EXIT_OK = 0
-EXIT_BAD_INPUT = 1  # raised as RecipeError: the command line turns it into 1
-EXIT_FAILED = 2
-EXIT_TIMEOUT = 3
-EXIT_UNREACHABLE = 4
-EXIT_ABORTED = 5
-EXIT_INTERRUPTED = 130
+# exit statuses (docs/recipes.md): the project's one table (apssh_cli.results), the most
+# severe wins; skipped and cancelled tasks count for nothing (their cause is counted)
+EXIT_OK = int(ExitCode.OK)
+EXIT_BAD_INPUT = int(ExitCode.USAGE)  # raised as RecipeError: the command line turns it into 1
+EXIT_FAILED = int(ExitCode.REMOTE_FAILED)
+EXIT_TIMEOUT = int(ExitCode.TIMEOUT)
+EXIT_UNREACHABLE = int(ExitCode.UNREACHABLE)
+EXIT_ABORTED = int(ExitCode.RECIPE_ABORTED)
+EXIT_INTERRUPTED = int(ExitCode.INTERRUPTED)
+
+# how the engine's outcome of a task's job reads as a task state
+_FROM_OUTCOME = {Status.INTERRUPTED: CANCELLED, Status.SKIPPED: CANCELLED}
+
+
+def task_status(status: Status) -> str:
+    """A task's state from its job's outcome (the same words, but cancelled).
+
+    >>> task_status(Status.TIMEOUT), task_status(Status.INTERRUPTED)
+    ('timeout', 'cancelled')
+    """
+    return _FROM_OUTCOME.get(status, status.value)
+
+
+def recipe_exit(statuses: Iterable[str]) -> int:
+    """The exit status of the tasks' states, through the project's table.
+
+    >>> recipe_exit(["ok", "skipped", "failed", "timeout"])
+    3
+    """
+    counted = [Status(s) for s in statuses if s not in (SKIPPED, CANCELLED, PENDING, RUNNING)]
+    return int(exit_code(counted))
 
 
 @dataclass(eq=False)
@@ -49,9 +76,7 @@ class TaskState:
     error: str | None = None
     resumed: bool = False
     digest: str = ""
-    stdout: list[str] = field(default_factory=list)
-    stdout_size: int = 0
-    truncated: bool = False
+    captured: BoundedText = field(default_factory=lambda: BoundedText(CAPTURE_LIMIT))
     stopping: bool = False
     ran: bool = False
 

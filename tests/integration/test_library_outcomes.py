@@ -61,7 +61,7 @@ def test_commands_list_unreachable_host_and_bound(topology: Topology) -> None:
     assert first.status is Status.OK and second.status is Status.OK
     assert first.stdout.startswith("one\n1\n2\n")
     assert len(first.stdout) < 1200  # bounded, with the line that says what was dropped
-    assert first.stdout.splitlines()[-1].endswith("not kept: past 1000 characters]")
+    assert first.stdout.splitlines()[-1].endswith("not kept: past 1000 bytes]")
     assert refused.status is Status.UNREACHABLE and refused.rc is None
     assert [r.host for r in results.ok] == [first.host, second.host]
 

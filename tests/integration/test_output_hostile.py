@@ -184,7 +184,7 @@ def test_a_50_mb_line_without_newline_streams_in_linear_time_and_bounded_memory(
     record = json.loads(done.stdout.splitlines()[0])
     # --json keeps at most its cap (1 MiB) of the line: the rest is counted
     assert len(record["stdout"]) < 2 * 1024 * 1024
-    assert record["stdout"].endswith("not kept: past 1048576 characters]\n")
+    assert record["stdout"].endswith("not kept: past 1048576 bytes]\n")
     assert rss - base_rss < 40 * 1024, (rss, base_rss)
     assert elapsed < 120, elapsed
 

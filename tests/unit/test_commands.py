@@ -303,6 +303,26 @@ def test_capture_stores_stdout_and_a_deferred_uses_it() -> None:
     assert capture.stderr("localhost") == "oops\n"  # ...but errors are
 
 
+def test_capture_is_bounded_in_bytes_and_says_it_was_cut() -> None:
+    # Run(capture=...) was unbounded: now the lines that fit, in bytes, and truncated=True
+    from apssh_cli.output import DEFAULT_CAPTURE_BYTES
+    from apssh_cli.recipe.model import CAPTURE_LIMIT
+
+    assert Capture("x", {}).max_bytes == DEFAULT_CAPTURE_BYTES == CAPTURE_LIMIT
+    node = LocalNode(formatter=CaptureFormatter())
+    env: dict[str, str] = {}
+    small = Capture("small", env, max_bytes=7)
+    run(Run("printf 'é1\\né2\\né3\\n'", capture=small).co_run(node))
+    assert env["small"] == "é1" and small.truncated  # 4 bytes, then 8 > 7 (in characters: 6)
+    whole = Capture("whole", env)
+    run(Run("seq 3", capture=whole).co_run(node))
+    assert env["whole"] == "1\n2\n3" and not whole.truncated
+    big = Capture("big", env)
+    run(Run("head -c 1200000 /dev/zero | tr '\\0' 'x' | fold -w 1000", capture=big).co_run(node))
+    assert big.truncated and len(env["big"].encode()) <= DEFAULT_CAPTURE_BYTES
+    assert set(env["big"].split("\n")) == {"x" * 1000}  # whole lines only
+
+
 def test_ignore_outputs_and_x11_reach_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPLAY", ":0")
     node = FakeNode()

@@ -99,6 +99,32 @@ def test_gateways_are_released_by_reference_count() -> None:
     assert run(scenario()) == [1, 1, 0]
 
 
+def test_a_host_that_is_another_hosts_gateway_is_one_node_closed_last() -> None:
+    # a step on the bastion and steps behind it: one connection to the bastion, used both ways
+    nodes = FleetNodes([as_target("gw"), as_target("gw->n1"), as_target("gw->n2")])
+    (gateway,) = nodes.gateways("n1")
+    assert nodes["gw"] is gateway and nodes.gateways("n2") == [gateway]
+    assert len({id(nodes[name]) for name in nodes}) == 3  # gw, n1, n2: no second gw
+    closed: list[str] = []
+
+    async def record_close() -> None:
+        closed.append("gw")
+
+    gateway.close = record_close  # type: ignore[method-assign]
+
+    async def scenario() -> list[list[str]]:
+        seen = []
+        await nodes.release("gw")  # n1, n2 still go through it
+        seen.append(list(closed))
+        await nodes.release("n1")
+        seen.append(list(closed))
+        await nodes.release("n2")  # the last user: closed now, once
+        seen.append(list(closed))
+        return seen
+
+    assert run(scenario()) == [[], [], ["gw"]]
+
+
 def test_stop_interrupts_running_hosts_and_skips_the_others(tmp_path: Path) -> None:
     capture = CaptureFormatter()
     pids = tmp_path / "pids"

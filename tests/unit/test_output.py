@@ -157,10 +157,10 @@ def test_capture_is_bounded_and_says_so() -> None:
     assert capture.lines("n1") == ["0000", "0001"]
     assert capture.dropped("n1") == 99_998
     assert capture.stdout("n1") == (
-        "0000\n0001\n[apssh: 99998 more lines not kept: past 10 characters]\n"
+        "0000\n0001\n[apssh: 99998 more lines not kept: past 10 bytes]\n"
     )
     # upstream's capture has the same bound
-    assert capture.get_capture().endswith("not kept: past 10 characters]\n")
+    assert capture.get_capture().endswith("not kept: past 10 bytes]\n")
 
 
 def test_upstream_capture_api() -> None:
@@ -286,3 +286,11 @@ def test_upstream_style_formatter_on_a_node(capsys: pytest.CaptureFixture[str]) 
     asyncio.run(SshJob(node, "echo one; echo two >&2").co_run())
     printed = capsys.readouterr().out.splitlines()
     assert sorted(printed) == ["[me/err] two", "[me/out] one"]
+
+
+def test_capture_formatter_bounds_bytes_not_characters() -> None:
+    capture = CaptureFormatter(max_bytes=6)
+    capture.output(OutputEvent("n1", "stdout", "éé"))  # 5 bytes with its newline: kept
+    capture.output(OutputEvent("n1", "stdout", "é"))  # 3 characters would fit, 3 bytes do not
+    assert capture.lines("n1") == ["éé"] and capture.dropped("n1") == 1
+    assert capture.stdout("n1").endswith("not kept: past 6 bytes]\n")

@@ -275,7 +275,7 @@ def test_capture_keeps_the_text_and_bounds_a_long_line() -> None:
     assert exact.lines("n1") == ["a\x1b", "b\udcff", "q" * (3 * MAX_LINE_BYTES)]
     kept = small.stdout("n1")
     assert len(kept) < MAX_LINE_BYTES + 200
-    assert kept.endswith("[apssh: 1 more line not kept: past 65636 characters]\n")
+    assert kept.endswith("[apssh: 1 more line not kept: past 65636 bytes]\n")
 
 
 # ---------------------------------------------------------------- the log

@@ -325,3 +325,17 @@ def test_cancelling_the_awaiting_task_re_raises_and_says_cancelled(tmp_path: Pat
     assert summary["status"] == "cancelled" and summary["exit"] == 130
     last = json.loads((tmp_path / "run" / "journal.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "recipe_end" and last["status"] == "cancelled"
+
+
+def test_a_stopped_background_step_ends_before_the_run_and_is_ok(tmp_path: Path) -> None:
+    # the run waits for a stopped background task's cleanup: no process is left behind
+    marker = f"sleep 77.{os.getpid()}"
+    body = f'[[step]]\nid = "serve"\nbackground = true\nstop_after = ["talk"]\nlocal = "{marker}"\n'
+    body += '[[step]]\nid = "talk"\nrequires = ["serve"]\nlocal = "sleep 0.5"\n'
+    run, events = run_recipe(tmp_path, body)
+    assert run.exit_status == 0
+    assert status(run) == {"serve/local": "ok", "talk/local": "ok"}
+    end = next(e for e in events if e["event"] == "task_end" and e["step"] == "serve")
+    assert end["note"] == "stopped"
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert left.stdout == ""

@@ -301,7 +301,7 @@ def test_json_output_is_bounded_and_says_so() -> None:
         line(renderer, "n1", f"{index:03d}")
     renderer.host_done(HostResult("n1", Status.OK, rc=0))
     record = json.loads(out.getvalue().splitlines()[0])
-    assert record["stdout"] == "000\n001\n[apssh: 998 more lines not kept: past 8 characters]\n"
+    assert record["stdout"] == "000\n001\n[apssh: 998 more lines not kept: past 8 bytes]\n"
 
 
 def test_streamed_output_keeps_nothing() -> None:
