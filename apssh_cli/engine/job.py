@@ -57,7 +57,7 @@ from apssh_cli.output import CaptureFormatter, output_step
 from apssh_cli.results import HostResult, Status
 from apssh_cli.ssh.node import LocalNode, SshNode
 
-__all__ = ["Scheduler", "Sequence", "SshJob"]
+__all__ = ["Backgrounds", "Scheduler", "Sequence", "SshJob"]
 
 CommandSpec = Command | str
 Prepare = Callable[["SshJob"], Awaitable[Seq[CommandSpec] | None]]
@@ -498,3 +498,48 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
 @contextlib.asynccontextmanager
 async def _nothing() -> AsyncIterator[None]:
     yield
+
+
+class Backgrounds:
+    """Detached (background) jobs in groups, stopped together; a run's end waits for them.
+
+    ``add(key, job, on_stop)``: ``on_stop`` is called when a group's stop reaches a
+    job that runs detached (its stop is its planned end, not a failure).
+    """
+
+    def __init__(self, timeout: float = _CANCEL_WAIT) -> None:
+        self.timeout = timeout
+        self._groups: dict[object, list[tuple[SshJob, Callable[[], None]]]] = {}
+        self._ending: set[asyncio.Task[Any]] = set()
+
+    def add(self, key: object, job: SshJob, on_stop: Callable[[], None]) -> None:
+        self._groups.setdefault(key, []).append((job, on_stop))
+
+    def stop(self, key: object) -> list[asyncio.Task[Any]]:
+        """Stop the group's jobs now; return the runs still ending (cleanup under way)."""
+        ending = []
+        for job, on_stop in self._groups.pop(key, []):
+            run = job.detached
+            if run is not None:
+                on_stop()
+                ending.append(run)
+                self._ending.add(run)
+                run.add_done_callback(self._ending.discard)
+            job.stop()
+        return ending
+
+    async def stop_and_wait(self, key: object) -> None:
+        """Stop a group and wait for its jobs' ends (bounded)."""
+        ending = self.stop(key)
+        if ending:
+            await asyncio.wait(ending, timeout=self.timeout)
+
+    def stop_all(self) -> None:
+        for key in list(self._groups):
+            self.stop(key)
+
+    async def wait(self) -> None:
+        """Stop every group, and wait for every stopped job's end (bounded)."""
+        self.stop_all()
+        if self._ending:
+            await asyncio.wait(list(self._ending), timeout=self.timeout)

@@ -21,7 +21,6 @@ import functools
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from apssh_cli.engine.windows import Windows
@@ -44,25 +43,25 @@ from apssh_cli.recipe.journal import (
 )
 from apssh_cli.recipe.model import CAPTURE_LIMIT, RecipeError
 from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
+from apssh_cli.recipe.progress import Progress
+from apssh_cli.recipe.references import Captures, References, combo_of, load_captures
 from apssh_cli.recipe.report import summary_lines
+from apssh_cli.recipe.schedule import build_jobs
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
 from apssh_cli.recipe.state import (
-    BAD,
     CANCELLED,
     EXIT_ABORTED,
     EXIT_INTERRUPTED,
-    EXIT_OK,
     FAILED,
     FINAL,
     OK,
     PENDING,
     RUNNING,
-    SKIPPED,
     TaskState,
     recipe_exit,
     task_status,
 )
-from apssh_cli.recipe.template import Field, Parts, TemplateError, render, text_of
+from apssh_cli.recipe.summary import run_summary
 
 if TYPE_CHECKING:
     from apssh_cli.engine.fleet import FleetNodes
@@ -73,19 +72,6 @@ __all__ = ["RecipeFormatter", "RecipeRun", "TaskState"]
 # a background task counts as started once connected and still running after this
 START_GRACE = 0.5
 STOP_TIMEOUT = 15.0
-
-
-@dataclass(eq=False)
-class _InstanceState:
-    instance: Instance
-    settled: bool = False
-    failed: bool = False
-    started: bool = False
-    status: str = PENDING
-
-
-def _combo(instance: Instance) -> str:
-    return instance.combo.slug if instance.combo is not None else ""
 
 
 class RecipeRun:
@@ -136,21 +122,17 @@ class RecipeRun:
         self._events = events
         self._listener = listener
         self.formatter = RecipeFormatter(self, stdout=stdout, stderr=stderr, quiet=quiet)
-        self.tasks = [TaskState(task) for task in plan.tasks]
-        self._by_task = {id(state.task): state for state in self.tasks}
-        self._instances = {id(inst): _InstanceState(inst) for inst in plan.instances}
-        self.captures: dict[tuple[str, str], dict[str, str]] = {}
+        self.progress = Progress(plan)
+        self.tasks = self.progress.tasks
+        self.captures: Captures = {}
         self.previous: dict[str, tuple[str, str]] = {}
         self.exit_status: int | None = None
         self.abort_reason: str | None = None
         self._abort_exit = EXIT_ABORTED
-        self._sweep_stopped: int | None = None
         self.cancelled = False
         # the jobs of running tasks (by id of their TaskState), and of background ones
-        self._running: dict[int, Any] = {}
-        self._by_state = {id(state): state for state in self.tasks}
-        self._background: dict[int, list[tuple[TaskState, Any]]] = {}
-        self._ending: set[asyncio.Task[Any]] = set()  # stopped background runs, ending
+        self._running: dict[int, tuple[TaskState, Any]] = {}
+        self._background: Any = None  # the engine's Backgrounds, by step instance
         self._scheduler: Any = None
         self._main: asyncio.Task[Any] | None = None
         self._hard = False
@@ -172,12 +154,12 @@ class RecipeRun:
 
     def _build(self) -> Any:
         from apssh_cli.engine.fleet import FleetNodes
-        from apssh_cli.engine.job import Scheduler, SshJob
+        from apssh_cli.engine.job import Backgrounds, Scheduler, SshJob
         from apssh_cli.ssh.node import LocalNode
 
-        plan = self.plan
+        self._background = Backgrounds(STOP_TIMEOUT)
         # one node per host and per gateway hop (a host that is a gateway too: one)
-        self.nodes = FleetNodes(plan.targets, formatter=self.formatter)
+        self.nodes = FleetNodes(self.plan.targets, formatter=self.formatter)
         self._local = LocalNode(formatter=self.formatter, label=LOCAL_HOST)
 
         def mark(on_done: Callable[[], Any], label: str, required: list[Any]) -> Any:
@@ -192,46 +174,16 @@ class RecipeRun:
                 self._local, prepare=prepare, critical=False, label=label, required=required
             )
 
-        jobs: list[Any] = []
-        joins: dict[int, Any] = {}
-        task_jobs: dict[int, dict[str, Any]] = {}
-        combo_ends: dict[int, Any] = {}
-        for inst in plan.instances:
-            prev_end = None
-            if inst.combo is not None and inst.combo.index > 0:
-                prev_end = combo_ends.get(inst.combo.index - 1)
-            my_jobs = []
-            for task in inst.tasks if inst.runs else []:
-                required = []
-                for req in inst.requires:
-                    same = task_jobs.get(id(req), {}).get(task.host)
-                    use_same = inst.step.sync == "host" and same is not None
-                    required.append(same if use_same else joins[id(req)])
-                if prev_end is not None:
-                    required.append(prev_end)
-                job = self._task_job(self._by_task[id(task)], required)
-                my_jobs.append(job)
-                task_jobs.setdefault(id(inst), {})[task.host] = job
-            join = mark(
-                functools.partial(self._settle, inst),
-                f"settle {inst.key}",
-                [*my_jobs, *(joins[id(req)] for req in inst.requires)]
-                + ([prev_end] if prev_end is not None else []),
-            )
-            joins[id(inst)] = join
-            jobs.extend(my_jobs)
-            jobs.append(join)
-            if inst.combo is not None and inst.step.id in plan.repeating:
-                index = inst.combo.index
-                end = combo_ends.get(index)
-                if end is None:
-                    end = combo_ends[index] = mark(
-                        functools.partial(self._combo_done, index),
-                        f"end of {inst.combo.slug}",
-                        [prev_end] if prev_end is not None else [],
-                    )
-                    jobs.append(end)
-                end.requires(join)
+        jobs = build_jobs(
+            self.plan,
+            lambda task, required: self._task_job(self.progress.state(task), required),
+            lambda inst, required: mark(
+                functools.partial(self._settle, inst), f"settle {inst.key}", required
+            ),
+            lambda index, slug, required: mark(
+                functools.partial(self._combo_done, index), f"end of {slug}", required
+            ),
+        )
         return Scheduler(*jobs)
 
     def _task_job(self, state: TaskState, required: list[Any]) -> Any:
@@ -303,7 +255,7 @@ class RecipeRun:
         unreadable: list[int] = []
         if self.resume:
             self.previous, captures, unreadable = read_previous(plan.run_dir)
-            self._load_captures(captures)
+            self.captures.update(load_captures(captures))
         self.log = EventLog(
             plan.run_dir / JOURNAL, self._events, self._listener, mask=self.secrets.data
         )
@@ -344,7 +296,7 @@ class RecipeRun:
         finally:
             if timer is not None:
                 timer.cancel()
-            await self._stop_all_background()
+            await self._background.wait()
             await self.close()
         self._end()
         if cancelled:
@@ -396,7 +348,7 @@ class RecipeRun:
     def _cancelled(self) -> None:
         self.cancelled = True
         self.abort("cancelled", exit_status=EXIT_INTERRUPTED)
-        for job in list(self._running.values()):
+        for _, job in list(self._running.values()):
             job.stop()
 
     def abort(self, reason: str, *, exit_status: int = EXIT_ABORTED) -> None:
@@ -408,11 +360,11 @@ class RecipeRun:
         self.log.emit("abort", reason=reason)
         shown = self.secrets.text(reason)
         self.formatter.echo(f"-- recipe {self.plan.recipe.name}: aborting: {shown}", True)
-        for state_id, job in list(self._running.items()):
-            if not self._by_state[state_id].task.step.always:
+        for state, job in list(self._running.values()):
+            if not state.task.step.always:
                 job.stop()
-        for inst_id in list(self._background):
-            self._stop_background_now(inst_id)
+        if self._background is not None:
+            self._background.stop_all()
 
     # ------------------------------------------------------------------ one task (hooks)
 
@@ -421,7 +373,7 @@ class RecipeRun:
         CURRENT_TASK.set(state)  # the job's own task: its lines are this task's
         task = state.task
         self._step_started(task.instance)
-        refusal = self._gate(task)
+        refusal = self.progress.gate(task, self.abort_reason)
         if refusal is not None:
             self._finish(state, refusal[0], error=refusal[1])
             return None
@@ -430,15 +382,17 @@ class RecipeRun:
         except ApsshError as exc:
             self._finish(state, FAILED, error=str(exc))
             return None
-        if self.previous.get(task.key) == (OK, state.digest) and not self._upstream_ran(task):
+        if self.previous.get(task.key) == (OK, state.digest) and not self.progress.upstream_ran(
+            task
+        ):
             state.resumed = True
             self._finish(state, OK, error=None)
             return None
         state.ran = True
         state.status = RUNNING
-        self._running[id(state)] = job
+        self._running[id(state)] = (state, job)
         if task.step.background:
-            self._background.setdefault(id(task.instance), []).append((state, job))
+            self._background.add(id(task.instance), job, functools.partial(_stopping, state))
         return commands
 
     @contextlib.asynccontextmanager
@@ -453,7 +407,7 @@ class RecipeRun:
         node = None if step.is_local or step.background else job.node
         async with self._windows.hold(named, node, job.commands):
             state.started = time.monotonic()
-            self.log.emit("task_start", **self._task_fields(state))
+            self.log.emit("task_start", **self.task_fields(state))
             yield
 
     def _finished(self, state: TaskState, job: Any) -> None:
@@ -477,114 +431,17 @@ class RecipeRun:
         status = task_status(outcome.status)
         self._finish(state, status, error=error if status != OK else None)
 
-    def _gate(self, task: Task) -> tuple[str, str] | None:
-        """Why the task must not run now: (status, reason), or None."""
-        step = task.step
-        inst = task.instance
-        if self.abort_reason is not None and not step.always:
-            return CANCELLED, f"recipe aborted: {self.abort_reason}"
-        if (
-            self._sweep_stopped is not None
-            and inst.combo is not None
-            and inst.combo.index > self._sweep_stopped
-            and not step.always
-        ):
-            return SKIPPED, "--fail-fast: an earlier combination failed"
-        if step.always:
-            return None
-        for req in inst.requires:
-            if not req.runs:
-                continue
-            req_state = self._instances[id(req)]
-            if req_state.failed:
-                return SKIPPED, f"required step {req.key} failed"
-            if task.host in req.hosts and not req.step.is_local:
-                status = self.host_status(req, task.host)
-                if status not in (OK, RUNNING):
-                    return SKIPPED, f"{req.key} ended {status} on {task.host}"
-        return None
-
-    def _upstream_ran(self, task: Task) -> bool:
-        """Whether a task this one depends on ran again in this run (its input changed)."""
-        for req in task.instance.requires:
-            same_host = not task.step.is_local and not req.step.is_local and task.host in req.hosts
-            for state in self._states(req):
-                if state.ran and (not same_host or state.host == task.host):
-                    return True
-        return False
-
     def host_status(self, inst: Instance, host: str) -> str:
         """How ``host`` ended in a step instance (ok when it did not run in this run)."""
-        if not inst.runs:
-            return OK
-        for task in inst.tasks:
-            if task.host == host:
-                return self._by_task[id(task)].status
-        return SKIPPED
+        status: str = self.progress.host_status(inst, host)
+        return status
 
     # ------------------------------------------------------------------ rendering
 
-    def _resolver(self, task: Task) -> Callable[[Field], Any]:
-        inst = task.instance
-
-        def resolve(fld: Field) -> Any:
-            source = self._source_instance(inst, fld)
-            if fld.kind in ("ok", "failed"):
-                wanted = (OK, RUNNING) if fld.kind == "ok" else BAD
-                return [t.host for t in source.tasks if self._by_task[id(t)].status in wanted]
-            combo = _combo(source)
-            values = self.captures.get((fld.name, combo), {})
-            if fld.joined:
-                hosts = [
-                    t.host
-                    for t in source.tasks
-                    if t.host in values and self._by_task[id(t)].status == OK
-                ]
-            else:
-                host = fld.host
-                if host is None:
-                    host = task.host if task.host in source.hosts else source.hosts[0]
-                if host not in values:
-                    raise ApsshError(f"{fld.source}: no value captured on {host}")
-                hosts = [host]
-            for host in hosts:
-                # no command line can carry a NUL (sshd drops the connection on one)
-                if "\0" in values[host]:
-                    raise ApsshError(
-                        f"{fld.source}: the value captured on {host} holds a NUL byte, "
-                        "which no command can carry"
-                    )
-            found = [values[host] for host in hosts]
-            return found if fld.joined else found[0]
-
-        return resolve
-
-    def _source_instance(self, inst: Instance, fld: Field) -> Instance:
-        """The ancestor instance a deferred reference reads."""
-        if fld.kind == "cap":
-            step_id = next(s.id for s in self.plan.recipe.steps if s.capture == fld.name)
-        else:
-            step_id = fld.name
-        todo = list(inst.requires)
-        seen: set[int] = set()
-        while todo:
-            current = todo.pop(0)
-            if current.step.id == step_id:
-                return current
-            if id(current) not in seen:
-                seen.add(id(current))
-                todo.extend(current.requires)
-        raise ApsshError(f"{fld.source}: step {step_id!r} is not an ancestor")  # checked before
-
-    def _final(self, task: Task, parts: Parts, shell: bool) -> str:
-        try:
-            return text_of(render(parts, self._resolver(task), shell=shell))
-        except TemplateError as exc:  # a user value moved a capture where no quote holds
-            raise ApsshError(str(exc)) from None
-
     def _commands(self, task: Task) -> tuple[list[Any], str]:
-        """The task's commands, deferred references rendered; and their digest."""
-        return build_commands(task, functools.partial(self._final, task), self.plan.run_dir)
+        """The task's commands, deferred references rendered now; and their digest."""
+        references = References(self.plan, self.captures, self.progress.status_of)
+        return build_commands(task, references.renderer(task), self.plan.run_dir)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -595,12 +452,12 @@ class RecipeRun:
             return f"{inst.step.id}[{inst.combo.slug}]"
         return inst.step.id
 
-    def _task_fields(self, state: TaskState) -> dict[str, Any]:
+    def task_fields(self, state: TaskState) -> dict[str, Any]:
         task = state.task
         return {
             "task": task.key,
             "step": task.step.id,
-            "combo": _combo(task.instance),
+            "combo": combo_of(task.instance),
             "host": task.host,
         }
 
@@ -616,7 +473,7 @@ class RecipeRun:
         task = state.task
         if status == OK and task.step.capture is not None and not state.resumed:
             self._capture(state)
-        fields = self._task_fields(state)
+        fields = self.task_fields(state)
         self.log.emit(
             "task_end",
             **fields,
@@ -639,11 +496,11 @@ class RecipeRun:
             self.formatter.echo(
                 f"-- {task.key}: capture {name} truncated at {CAPTURE_LIMIT} bytes", True
             )
-        self.captures.setdefault((name, _combo(task.instance)), {})[task.host] = value
+        self.captures.setdefault((name, combo_of(task.instance)), {})[task.host] = value
         self.log.emit(
             "capture",
             step=task.step.id,
-            combo=_combo(task.instance),
+            combo=combo_of(task.instance),
             host=task.host,
             name=name,
             value=value,
@@ -651,108 +508,33 @@ class RecipeRun:
         )
         write_json(self.plan.run_dir / CAPTURES, captures_as_json(self.captures))
 
-    def _load_captures(self, captures: dict[str, Any]) -> None:
-        for name, combos in captures.items():
-            if isinstance(combos, dict):
-                for combo, values in combos.items():
-                    if isinstance(values, dict):
-                        self.captures[(name, combo)] = {str(h): str(v) for h, v in values.items()}
-
     def _step_started(self, inst: Instance) -> None:
-        inst_state = self._instances[id(inst)]
+        inst_state = self.progress.instance_state(inst)
         if not inst_state.started:
             inst_state.started = True
-            self.log.emit("step_start", step=inst.step.id, combo=_combo(inst), hosts=inst.hosts)
-
-    def _states(self, inst: Instance) -> list[TaskState]:
-        return [self._by_task[id(task)] for task in inst.tasks] if inst.runs else []
+            self.log.emit("step_start", step=inst.step.id, combo=combo_of(inst), hosts=inst.hosts)
 
     def _settle(self, inst: Instance) -> None:
         """A step instance's tasks are all done (or started, in the background)."""
-        inst_state = self._instances[id(inst)]
-        states = self._states(inst)
-        bad = [s for s in states if s.status in BAD]
-        tolerated = inst.step.tolerated(len(states))
-        inst_state.failed = len(bad) > tolerated
-        inst_state.settled = True
-        if not inst.runs:
-            inst_state.status = "not selected" if not inst.selected else "disabled"
-            self._stop_background_after(inst)
-            return
-        if inst_state.failed:
-            inst_state.status = FAILED
-        elif states and all(s.status in (SKIPPED, CANCELLED) for s in states):
-            inst_state.status = CANCELLED if any(s.status == CANCELLED for s in states) else SKIPPED
-        else:
-            inst_state.status = OK
-        self._step_started(inst)
-        by_status: dict[str, list[str]] = {}
-        for s in states:
-            by_status.setdefault(s.status, []).append(s.host)
-        self.log.emit(
-            "step_end",
-            step=inst.step.id,
-            combo=_combo(inst),
-            status=inst_state.status,
-            ok=by_status.get(OK, []) + by_status.get(RUNNING, []),
-            failed=[s.host for s in bad],
-            skipped=by_status.get(SKIPPED, []),
-            cancelled=by_status.get(CANCELLED, []),
-        )
-        if inst_state.failed:
-            if inst.step.critical and not self.keep_going:
+        bad = self.progress.settle(inst)
+        if inst.runs:
+            self._step_started(inst)
+            self.log.emit("step_end", **self.progress.step_end(inst))
+            failed = self.progress.instance_state(inst).failed
+            if failed and inst.step.critical and not self.keep_going:
                 self.abort(f"critical step {inst.key} failed on {fold(s.host for s in bad)}")
-            elif self.fail_fast and inst.combo is not None and self._sweep_stopped is None:
-                self._sweep_stopped = inst.combo.index
-        self._stop_background_after(inst)
+            elif failed and self.fail_fast and inst.combo is not None and not self._swept():
+                self.progress.sweep_stopped = inst.combo.index  # the first failed combination
+        for background in self.progress.backgrounds_after(inst):
+            self._background.stop(id(background))  # each job records its own end
+
+    def _swept(self) -> bool:
+        return self.progress.sweep_stopped is not None
 
     async def _combo_done(self, index: int) -> None:
         """End of a combination: stop its background tasks that wait for nothing else."""
-        for inst in self.plan.instances:
-            if (
-                inst.combo is not None
-                and inst.combo.index == index
-                and inst.step.background
-                and not inst.step.stop_after
-            ):
-                await self._stop_background(id(inst))
-
-    def _stop_background_after(self, settled: Instance) -> None:
-        for inst in self.plan.instances:
-            step = inst.step
-            if not step.background or settled.step.id not in step.stop_after:
-                continue
-            waiting = [
-                other
-                for other in self.plan.instances
-                if other.step.id in step.stop_after
-                and (inst.combo is None or other.combo is None or other.combo == inst.combo)
-            ]
-            if all(self._instances[id(other)].settled for other in waiting):
-                self._stop_background_now(id(inst))  # each job records its own end
-
-    def _stop_background_now(self, inst_id: int) -> list[asyncio.Task[Any]]:
-        """Stop an instance's background jobs; return the runs still ending."""
-        ending = []
-        for state, job in self._background.pop(inst_id, []):
-            if job.detached is not None:  # it started: stopping it is its planned end
-                state.stopping = True
-                ending.append(job.detached)
-                self._ending.add(job.detached)  # the run's end waits for its cleanup
-                job.detached.add_done_callback(self._ending.discard)
-            job.stop()
-        return ending
-
-    async def _stop_background(self, inst_id: int) -> None:
-        ending = self._stop_background_now(inst_id)
-        if ending:
-            await asyncio.wait(ending, timeout=STOP_TIMEOUT)
-
-    async def _stop_all_background(self) -> None:
-        for key in list(self._background):
-            self._stop_background_now(key)
-        if self._ending:
-            await asyncio.wait(list(self._ending), timeout=STOP_TIMEOUT)
+        for inst in self.progress.backgrounds_of_combo(index):
+            await self._background.stop_and_wait(id(inst))
 
     # ------------------------------------------------------------------ outcome
 
@@ -763,65 +545,12 @@ class RecipeRun:
 
     def summary(self) -> dict[str, Any]:
         """The run as data (summary.json, ``--json``)."""
-        counts: dict[str, int] = {}
-        for state in self.tasks:
-            counts[state.status] = counts.get(state.status, 0) + 1
-        steps = []
-        for inst in self.plan.instances:
-            inst_state = self._instances[id(inst)]
-            hosts: dict[str, list[str]] = {}
-            for state in self._states(inst):
-                hosts.setdefault(state.status, []).append(state.host)
-            steps.append(
-                {
-                    "step": inst.step.id,
-                    "combo": _combo(inst),
-                    "status": inst_state.status,
-                    "hosts": hosts,
-                    "resumed": [s.host for s in self._states(inst) if s.resumed],
-                }
-            )
-        if self.exit_status == EXIT_OK:
-            status = "ok"
-        elif self.cancelled:
-            status = "cancelled"
-        else:
-            status = "aborted" if self.abort_reason is not None else "failed"
-        combos: dict[str, str] = {}
-        if self.plan.recipe.matrix:
-            for inst in self.plan.instances:
-                if inst.combo is not None and inst.step.id in self.plan.repeating:
-                    failed = self._instances[id(inst)].failed
-                    previous = combos.get(inst.combo.slug, OK)
-                    combos[inst.combo.slug] = FAILED if failed or previous == FAILED else OK
-        summary = {
-            "v": 1,
-            "recipe": self.plan.recipe.name,
-            "run_id": self.plan.run_id,
-            "run_dir": str(self.plan.run_dir),
-            "status": status,
-            "exit": self.exit_status,
-            "abort_reason": self.abort_reason,
-            "duration": round((self.finished or time.monotonic()) - self.started, 3)
-            if self.started
-            else 0.0,
-            "counts": counts,
-            "combos": combos,
-            "steps": steps,
-            "tasks": [
-                {
-                    **self._task_fields(state),
-                    "status": state.status,
-                    "exit_status": state.exit_status,
-                    "duration": round(state.duration, 6),
-                    "error": state.error,
-                    "resumed": state.resumed,
-                }
-                for state in self.tasks
-            ],
-        }
-        return dict(self.secrets.data(summary))
+        return run_summary(self)
 
     def summary_lines(self) -> Iterator[str]:
         """The summary for a person: per step instance, the hosts in each state (folded)."""
         return summary_lines(self.summary())
+
+
+def _stopping(state: TaskState) -> None:
+    state.stopping = True  # its stop is its planned end: ok, "stopped"
