@@ -20,14 +20,11 @@ import contextlib
 import functools
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from apssh_cli.engine.windows import Windows
-from apssh_cli.errors import ApsshError
 from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.secrets import SecretMask
-from apssh_cli.recipe.actions import build_commands
 from apssh_cli.recipe.journal import (
     CAPTURES,
     DIR_MODE,
@@ -41,37 +38,30 @@ from apssh_cli.recipe.journal import (
     unreadable_message,
     write_json,
 )
-from apssh_cli.recipe.model import CAPTURE_LIMIT, RecipeError
-from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
+from apssh_cli.recipe.model import RecipeError
+from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan
 from apssh_cli.recipe.progress import Progress
-from apssh_cli.recipe.references import Captures, References, combo_of, load_captures
+from apssh_cli.recipe.references import Captures, combo_of, load_captures
 from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.schedule import build_jobs
-from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
+from apssh_cli.recipe.sink import RecipeFormatter
 from apssh_cli.recipe.state import (
     CANCELLED,
     EXIT_ABORTED,
     EXIT_INTERRUPTED,
-    FAILED,
-    FINAL,
-    OK,
     PENDING,
     RUNNING,
     TaskState,
     recipe_exit,
-    task_status,
 )
 from apssh_cli.recipe.summary import run_summary
 
 if TYPE_CHECKING:
     from apssh_cli.engine.fleet import FleetNodes
+    from apssh_cli.recipe.tasks import TaskJobs
     from apssh_cli.ssh.early import EarlyConnections
 
 __all__ = ["RecipeFormatter", "RecipeRun", "TaskState"]
-
-# a background task counts as started once connected and still running after this
-START_GRACE = 0.5
-STOP_TIMEOUT = 15.0
 
 
 class RecipeRun:
@@ -130,15 +120,12 @@ class RecipeRun:
         self.abort_reason: str | None = None
         self._abort_exit = EXIT_ABORTED
         self.cancelled = False
-        # the jobs of running tasks (by id of their TaskState), and of background ones
-        self._running: dict[int, tuple[TaskState, Any]] = {}
-        self._background: Any = None  # the engine's Backgrounds, by step instance
+        self.task_jobs: TaskJobs | None = None  # with the scheduler
         self._scheduler: Any = None
         self._main: asyncio.Task[Any] | None = None
         self._hard = False
         self.nodes: FleetNodes | None = None
-        self._local: Any = None
-        self._windows = Windows()
+        self.local_node: Any = None
         self.log = EventLog()
         self.started = 0.0
         self.finished: float | None = None
@@ -152,15 +139,24 @@ class RecipeRun:
             self._scheduler = self._build()
         return self._scheduler
 
+    @property
+    def jobs(self) -> TaskJobs:
+        """The jobs of the tasks (built with the scheduler)."""
+        if self.task_jobs is None:
+            self._scheduler = self._build()
+        assert self.task_jobs is not None
+        return self.task_jobs
+
     def _build(self) -> Any:
         from apssh_cli.engine.fleet import FleetNodes
-        from apssh_cli.engine.job import Backgrounds, Scheduler, SshJob
+        from apssh_cli.engine.job import Scheduler, SshJob
+        from apssh_cli.recipe.tasks import TaskJobs
         from apssh_cli.ssh.node import LocalNode
 
-        self._background = Backgrounds(STOP_TIMEOUT)
+        self.task_jobs = tasks = TaskJobs(self)
         # one node per host and per gateway hop (a host that is a gateway too: one)
         self.nodes = FleetNodes(self.plan.targets, formatter=self.formatter)
-        self._local = LocalNode(formatter=self.formatter, label=LOCAL_HOST)
+        self.local_node = LocalNode(formatter=self.formatter, label=LOCAL_HOST)
 
         def mark(on_done: Callable[[], Any], label: str, required: list[Any]) -> Any:
             """A join (a step settles) or the end of a combination: bookkeeping, no command."""
@@ -171,12 +167,12 @@ class RecipeRun:
                     await result
 
             return SshJob(
-                self._local, prepare=prepare, critical=False, label=label, required=required
+                self.local_node, prepare=prepare, critical=False, label=label, required=required
             )
 
         jobs = build_jobs(
             self.plan,
-            lambda task, required: self._task_job(self.progress.state(task), required),
+            lambda task, required: tasks.job(self.progress.state(task), required),
             lambda inst, required: mark(
                 functools.partial(self._settle, inst), f"settle {inst.key}", required
             ),
@@ -185,27 +181,6 @@ class RecipeRun:
             ),
         )
         return Scheduler(*jobs)
-
-    def _task_job(self, state: TaskState, required: list[Any]) -> Any:
-        """One task: the engine's SshJob, with the recipe's decisions as its hooks."""
-        from apssh_cli.engine.job import SshJob
-
-        step = state.task.step
-        assert self.nodes is not None
-        return SshJob(
-            self._local if step.is_local else self.nodes[state.host],
-            prepare=functools.partial(self._prepare, state),
-            hold=functools.partial(self._hold, state),
-            finished=functools.partial(self._finished, state),
-            critical=False,  # failures are outcomes here, never scheduler aborts
-            stop_at_failure=True,  # a task stops at its first failing action
-            retries=step.retries,
-            time_limit=step.timeout,
-            detach_after=START_GRACE if step.background else None,
-            step=step.id,
-            label=state.key,
-            required=required,
-        )
 
     # ------------------------------------------------------------------ running
 
@@ -296,7 +271,7 @@ class RecipeRun:
         finally:
             if timer is not None:
                 timer.cancel()
-            await self._background.wait()
+            await self.jobs.backgrounds.wait()
             await self.close()
         self._end()
         if cancelled:
@@ -308,7 +283,7 @@ class RecipeRun:
         plan = self.plan
         for state in self.tasks:  # never started: the scheduler was stopped
             if state.status in (PENDING, RUNNING):
-                self._finish(state, CANCELLED, error=self.abort_reason or "stopped")
+                self.jobs.finish(state, CANCELLED, error=self.abort_reason or "stopped")
         self.exit_status = self._exit_status()
         self.finished = time.monotonic()
         summary = self.summary()
@@ -348,7 +323,7 @@ class RecipeRun:
     def _cancelled(self) -> None:
         self.cancelled = True
         self.abort("cancelled", exit_status=EXIT_INTERRUPTED)
-        for _, job in list(self._running.values()):
+        for _, job in list(self.jobs.running.values()):
             job.stop()
 
     def abort(self, reason: str, *, exit_status: int = EXIT_ABORTED) -> None:
@@ -360,88 +335,16 @@ class RecipeRun:
         self.log.emit("abort", reason=reason)
         shown = self.secrets.text(reason)
         self.formatter.echo(f"-- recipe {self.plan.recipe.name}: aborting: {shown}", True)
-        for state, job in list(self._running.values()):
-            if not state.task.step.always:
-                job.stop()
-        if self._background is not None:
-            self._background.stop_all()
-
-    # ------------------------------------------------------------------ one task (hooks)
-
-    async def _prepare(self, state: TaskState, job: Any) -> list[Any] | None:
-        """When the task's job starts: whether it runs, and its commands, rendered now."""
-        CURRENT_TASK.set(state)  # the job's own task: its lines are this task's
-        task = state.task
-        self._step_started(task.instance)
-        refusal = self.progress.gate(task, self.abort_reason)
-        if refusal is not None:
-            self._finish(state, refusal[0], error=refusal[1])
-            return None
-        try:
-            commands, state.digest = self._commands(task)
-        except ApsshError as exc:
-            self._finish(state, FAILED, error=str(exc))
-            return None
-        if self.previous.get(task.key) == (OK, state.digest) and not self.progress.upstream_ran(
-            task
-        ):
-            state.resumed = True
-            self._finish(state, OK, error=None)
-            return None
-        state.ran = True
-        state.status = RUNNING
-        self._running[id(state)] = (state, job)
-        if task.step.background:
-            self._background.add(id(task.instance), job, functools.partial(_stopping, state))
-        return commands
-
-    @contextlib.asynccontextmanager
-    async def _hold(self, state: TaskState, job: Any) -> AsyncIterator[None]:
-        """The recipe's window, the step's, and the connection's budget; then it starts."""
-        step = state.task.step
-        named: list[tuple[Any, int]] = []
-        if not step.background:  # it holds its channel until stopped: outside the windows
-            named.append(("recipe", self.window))
-            if step.window is not None:
-                named.append((("step", state.task.instance.key), step.window))
-        node = None if step.is_local or step.background else job.node
-        async with self._windows.hold(named, node, job.commands):
-            state.started = time.monotonic()
-            self.log.emit("task_start", **self.task_fields(state))
-            yield
-
-    def _finished(self, state: TaskState, job: Any) -> None:
-        """The task's job ended, however: its status from the engine's outcome."""
-        from apssh_cli.results import Status
-
-        self._running.pop(id(state), None)
-        if state.status in FINAL:  # decided in _prepare
-            return
-        outcome = job.outcome
-        if outcome.status in (Status.INTERRUPTED, Status.SKIPPED):
-            if state.stopping:  # a background task stopped as planned
-                self._finish(state, OK, error=None, note="stopped")
-            else:
-                self._finish(state, CANCELLED, error=self.abort_reason or "cancelled")
-            return
-        error = outcome.error
-        if job.time_limit is not None and error == f"timeout ({job.time_limit:g}s)":
-            error = f"step timeout ({job.time_limit:g}s)"  # the whole task's, not a command's
-        state.exit_status = outcome.rc
-        status = task_status(outcome.status)
-        self._finish(state, status, error=error if status != OK else None)
+        if self.task_jobs is not None:
+            for state, job in list(self.task_jobs.running.values()):
+                if not state.task.step.always:
+                    job.stop()
+            self.task_jobs.backgrounds.stop_all()
 
     def host_status(self, inst: Instance, host: str) -> str:
         """How ``host`` ended in a step instance (ok when it did not run in this run)."""
         status: str = self.progress.host_status(inst, host)
         return status
-
-    # ------------------------------------------------------------------ rendering
-
-    def _commands(self, task: Task) -> tuple[list[Any], str]:
-        """The task's commands, deferred references rendered now; and their digest."""
-        references = References(self.plan, self.captures, self.progress.status_of)
-        return build_commands(task, references.renderer(task), self.plan.run_dir)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -452,63 +355,7 @@ class RecipeRun:
             return f"{inst.step.id}[{inst.combo.slug}]"
         return inst.step.id
 
-    def task_fields(self, state: TaskState) -> dict[str, Any]:
-        task = state.task
-        return {
-            "task": task.key,
-            "step": task.step.id,
-            "combo": combo_of(task.instance),
-            "host": task.host,
-        }
-
-    def _finish(
-        self, state: TaskState, status: str, *, error: str | None = None, note: str | None = None
-    ) -> None:
-        if state.status in FINAL:
-            return
-        state.status = status
-        state.error = error
-        if state.started is not None:
-            state.duration = time.monotonic() - state.started
-        task = state.task
-        if status == OK and task.step.capture is not None and not state.resumed:
-            self._capture(state)
-        fields = self.task_fields(state)
-        self.log.emit(
-            "task_end",
-            **fields,
-            status=status,
-            exit_status=state.exit_status,
-            duration=round(state.duration, 6),
-            error=error,
-            digest=state.digest or None,
-            resumed=state.resumed,
-            note=note,
-        )
-
-    def _capture(self, state: TaskState) -> None:
-        task = state.task
-        name = task.step.capture
-        assert name is not None
-        value = state.captured.text().removesuffix("\n")
-        truncated = state.captured.full
-        if truncated:
-            self.formatter.echo(
-                f"-- {task.key}: capture {name} truncated at {CAPTURE_LIMIT} bytes", True
-            )
-        self.captures.setdefault((name, combo_of(task.instance)), {})[task.host] = value
-        self.log.emit(
-            "capture",
-            step=task.step.id,
-            combo=combo_of(task.instance),
-            host=task.host,
-            name=name,
-            value=value,
-            truncated=truncated,
-        )
-        write_json(self.plan.run_dir / CAPTURES, captures_as_json(self.captures))
-
-    def _step_started(self, inst: Instance) -> None:
+    def step_started(self, inst: Instance) -> None:
         inst_state = self.progress.instance_state(inst)
         if not inst_state.started:
             inst_state.started = True
@@ -518,7 +365,7 @@ class RecipeRun:
         """A step instance's tasks are all done (or started, in the background)."""
         bad = self.progress.settle(inst)
         if inst.runs:
-            self._step_started(inst)
+            self.step_started(inst)
             self.log.emit("step_end", **self.progress.step_end(inst))
             failed = self.progress.instance_state(inst).failed
             if failed and inst.step.critical and not self.keep_going:
@@ -526,7 +373,7 @@ class RecipeRun:
             elif failed and self.fail_fast and inst.combo is not None and not self._swept():
                 self.progress.sweep_stopped = inst.combo.index  # the first failed combination
         for background in self.progress.backgrounds_after(inst):
-            self._background.stop(id(background))  # each job records its own end
+            self.jobs.backgrounds.stop(id(background))  # each job records its own end
 
     def _swept(self) -> bool:
         return self.progress.sweep_stopped is not None
@@ -534,7 +381,7 @@ class RecipeRun:
     async def _combo_done(self, index: int) -> None:
         """End of a combination: stop its background tasks that wait for nothing else."""
         for inst in self.progress.backgrounds_of_combo(index):
-            await self._background.stop_and_wait(id(inst))
+            await self.jobs.backgrounds.stop_and_wait(id(inst))
 
     # ------------------------------------------------------------------ outcome
 
@@ -550,7 +397,3 @@ class RecipeRun:
     def summary_lines(self) -> Iterator[str]:
         """The summary for a person: per step instance, the hosts in each state (folded)."""
         return summary_lines(self.summary())
-
-
-def _stopping(state: TaskState) -> None:
-    state.stopping = True  # its stop is its planned end: ok, "stopped"

@@ -9,12 +9,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from apssh_cli.recipe.references import combo_of
-from apssh_cli.recipe.state import EXIT_OK, FAILED, OK
+from apssh_cli.recipe.state import EXIT_OK, FAILED, OK, TaskState
 
 if TYPE_CHECKING:
     from apssh_cli.recipe.runner import RecipeRun
 
-__all__ = ["run_summary"]
+__all__ = ["run_summary", "task_fields"]
+
+
+def task_fields(state: TaskState) -> dict[str, Any]:
+    """What names a task in events and the summary."""
+    task = state.task
+    combo = combo_of(task.instance)
+    return {"task": task.key, "step": task.step.id, "combo": combo, "host": task.host}
 
 
 def run_summary(run: RecipeRun) -> dict[str, Any]:
@@ -66,7 +73,7 @@ def run_summary(run: RecipeRun) -> dict[str, Any]:
         "steps": steps,
         "tasks": [
             {
-                **run.task_fields(state),
+                **task_fields(state),
                 "status": state.status,
                 "exit_status": state.exit_status,
                 "duration": round(state.duration, 6),

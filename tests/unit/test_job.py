@@ -345,3 +345,99 @@ def test_scheduler_timeout_and_forever_jobs_keep_asynciojobs_behaviour() -> None
     assert run(scheduler.co_run()) is True
     assert done.outcome.status is Status.OK
     assert forever.outcome.status in (Status.INTERRUPTED, Status.SKIPPED)
+
+
+# ---------------------------------------------------------------- the hooks runners use
+
+
+def test_prepare_supplies_the_commands_at_start_or_declines() -> None:
+    capture = CaptureFormatter()
+    node = LocalNode(formatter=capture)
+    told: list[str] = []
+    wanted = ["first"]
+
+    async def prepare(job: SshJob) -> list[str] | None:
+        return [f"echo {wanted[0]}"] if wanted[0] else None
+
+    job = SshJob(node, prepare=prepare, critical=False, finished=lambda j: told.append("done"))
+    wanted[0] = "late"  # the commands are known when the job starts, not when it is made
+    run(job.co_run())
+    assert capture.stdout("localhost") == "late\n" and job.outcome.status is Status.OK
+    wanted[0] = ""
+    run(job.co_run())  # declined: nothing runs, the outcome says skipped
+    assert job.outcome.status is Status.SKIPPED and told == ["done", "done"]
+
+
+def test_stop_at_failure_without_raising_and_a_time_limit_for_the_whole_job() -> None:
+    capture = CaptureFormatter()
+    commands = [Run("exit 3"), Run("echo never")]
+    job = SshJob(LocalNode(formatter=capture), commands=commands, critical=False,
+                 stop_at_failure=True)  # fmt: skip
+    assert run(job.co_run()) == 3 and job.outcome.status is Status.FAILED
+    assert capture.stdout("localhost") == ""
+    slow = SshJob(LocalNode(), commands=[Run("sleep 0.2"), Run("sleep 30")], critical=False,
+                  time_limit=1)  # fmt: skip
+    run(slow.co_run())
+    assert slow.outcome.status is Status.TIMEOUT and slow.outcome.error == "timeout (1s)"
+
+
+def test_retries_a_whole_job_on_an_unreachable_host(tmp_path: Path, refused_port: int) -> None:
+    attempts: list[int] = []
+    node = unreachable_node("n1", tmp_path, refused_port)
+    job = SshJob(node, commands=["true"], critical=False, retries=2,
+                 on_connected=lambda: attempts.append(1))  # fmt: skip
+    original = node.connect
+
+    async def counted() -> None:
+        attempts.append(0)
+        await original()
+
+    node.connect = counted  # type: ignore[method-assign]
+    run(job.co_run())
+    assert job.outcome.status is Status.UNREACHABLE and attempts == [0, 0, 0]
+
+
+def test_stop_ends_a_running_job_without_raising_cancel_still_raises() -> None:
+    async def scenario() -> tuple[int | None, Status, str]:
+        job = SshJob(LocalNode(), commands=["sleep 30 # job-stop"], critical=False)
+        task = asyncio.ensure_future(job.co_run())
+        await asyncio.sleep(0.5)
+        job.stop()
+        returned = await task  # no CancelledError: a stopped job is an outcome
+        other = SshJob(LocalNode(), commands=["sleep 30"], critical=False)
+        cancelled = asyncio.ensure_future(other.co_run())
+        await asyncio.sleep(0.5)
+        cancelled.cancel()
+        try:
+            await cancelled
+        except asyncio.CancelledError:
+            how = "raised"
+        else:
+            how = "returned"
+        return returned, job.outcome.status, how
+
+    returned, status, how = run(scenario())
+    assert returned is None and status is Status.INTERRUPTED and how == "raised"
+
+
+def test_a_detached_job_returns_once_running_and_stop_ends_it() -> None:
+    ended: list[Status] = []
+
+    async def scenario() -> tuple[float, bool]:
+        def finished(job: SshJob) -> None:
+            ended.append(job.outcome.status)
+
+        job = SshJob(LocalNode(), commands=["sleep 30 # job-detached"], critical=False,
+                     detach_after=0.3, finished=finished)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await job.co_run()  # returns while the command runs on
+        took = loop.time() - started
+        assert job.detached is not None and not ended
+        running = job.detached
+        job.stop()
+        await asyncio.wait([running], timeout=GUARD)
+        return took, job.detached is None
+
+    took, forgotten = run(scenario())
+    assert took < 10 and forgotten and ended == [Status.INTERRUPTED]
