@@ -1,16 +1,16 @@
-"""Run a plan: one SshNode per host and per gateway, one Scheduler of SshJobs.
+"""Run a plan on the fleet engine: its nodes, its Scheduler, its abort, its journal.
 
-Every task is an SshJob in the recipe's :class:`~apssh_cli.engine.job.Scheduler`;
-a *join* job per step instance settles the step (its ``required=`` are the
-step's tasks) and a *combo end* job per matrix combination orders the sweep. A
-task requires the joins of its required steps (``sync = "all"``), or the same
-host's task there (``sync = "host"``). A task decides when it starts whether it
-runs: the recipe may be aborting, a required step may have failed, the host may
-have failed before, an earlier run may have done it already (``--resume``).
+The engine does what is not about recipes: nodes (``FleetNodes``: one connection
+per host and per gateway hop, a host that is also a gateway included, matrix
+included), signals (``stop_on_signals``: SIGINT, SIGTERM, SIGHUP), windows,
+retries, time limits, stopping and background jobs (``SshJob``'s hooks). Here:
+the jobs of the DAG (:mod:`~apssh_cli.recipe.schedule`), each task's decisions
+(:mod:`~apssh_cli.recipe.tasks`), the DAG's state (:mod:`~apssh_cli.recipe.progress`),
+the abort, and the run directory: journal, captures, summary.
 
-Nodes are built once for the whole recipe and closed at the end, whatever
-happens: one connection per host and per gateway, matrix included. asyncssh and
-asynciojobs are imported when the scheduler is built, not before.
+Cancelling the task that awaits :meth:`RecipeRun.co_run` stops every task, closes
+the connections, records the run as ``cancelled``, then re-raises (as FleetRun).
+asyncssh and asynciojobs are imported when the scheduler is built, not before.
 """
 
 from __future__ import annotations
