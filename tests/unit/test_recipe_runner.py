@@ -339,3 +339,18 @@ def test_a_stopped_background_step_ends_before_the_run_and_is_ok(tmp_path: Path)
     assert end["note"] == "stopped"
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     assert left.stdout == ""
+
+
+def test_recipes_and_run_read_one_exit_status_table() -> None:
+    # one table (apssh_cli.results): a task's state gives the exit status a host's would
+    from apssh_cli.cli.render import exit_status
+    from apssh_cli.recipe.state import recipe_exit
+    from apssh_cli.results import STATUS_EXIT, HostResult, Status
+
+    counted = [s for s in STATUS_EXIT if s not in (Status.SKIPPED, Status.INTERRUPTED)]
+    for status in counted:
+        assert recipe_exit([status.value]) == exit_status([HostResult("h", status)])
+    worst = [Status.FAILED, Status.TIMEOUT, Status.UNREACHABLE]
+    assert recipe_exit([s.value for s in worst]) == exit_status([HostResult("h", s) for s in worst])
+    # skipped and cancelled tasks are consequences: their cause counts, not they
+    assert recipe_exit(["ok", "skipped", "cancelled"]) == 0
