@@ -80,8 +80,14 @@ def _value(key: str, text: str) -> Any:
 
 
 def _toml_string(text: str) -> str:
-    """``text`` as a TOML string: literal when it can be, else basic (JSON's escapes are TOML's)."""
-    return f"'{text}'" if "'" not in text and "\n" not in text else json.dumps(text)
+    """``text`` as a TOML string: a literal one when it can be, else a basic one."""
+    literal = "'" not in text and not any(
+        (char < " " and char != "\t") or char == "\x7f" for char in text
+    )  # a literal string holds no quote and no control character but tab
+    if literal:
+        return f"'{text}'"
+    # JSON's escapes are TOML's, but for DEL, which TOML wants escaped too
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _toml_reason(exc: tomllib.TOMLDecodeError) -> str:

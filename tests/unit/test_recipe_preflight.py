@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from apssh_cli.cli.main import main
 from apssh_cli.inventory.model import Inventory
@@ -292,6 +293,23 @@ def test_var_values_read_as_toml_only_when_they_are_one_value() -> None:
     assert parse_variables([suggested]) == {"s": "\"it's"}
     with pytest.raises(RecipeError, match="write KEY=VALUE"):
         parse_variables(["noequal"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_var_text_is_a_value_or_one_recipe_error_whose_quoting_gives_it_back(
+    text: str,
+) -> None:
+    try:
+        value = parse_variables([f"k={text}"])["k"]
+    except RecipeError as error:
+        assert text.strip()[:1] in "[{\"'" and text.strip()
+        suggested = error.message.rsplit("quote it: ", 1)[1]
+        assert parse_variables([suggested]) == {"k": text}
+    else:
+        assert isinstance(value, str | int | float | bool | list | dict)
+        if isinstance(value, str) and not text.strip().startswith(("'", '"')):
+            assert value == text  # not TOML: the text as written
 
 
 def test_check_variables_takes_what_the_loader_takes(tmp_path: Path) -> None:
