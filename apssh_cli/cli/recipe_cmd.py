@@ -360,13 +360,13 @@ def run(
     _, planned = _plan(recipe_file, inventory, params, **plan_args)
     # the options against the plan, before any directory is made or anything connects
     _warn(preflight(planned, resume=resume is not None), strict)
+    for target in planned.targets:
+        check_hostnames(target)
     # a new run directory is created now, exclusively: two runs never share one
     if planned.fresh and create_run_dir(planned.run_dir):
         planned.claimed = True
     elif planned.fresh:  # another run took this id meanwhile: the next free one
         _, planned = _plan(recipe_file, inventory, params, claim=True, **plan_args)
-    for target in planned.targets:
-        check_hostnames(target)
     config = ssh_config if ssh_config is not None else DEFAULT_SSH_CONFIG
     events_out: Any = None
     if events == "-":

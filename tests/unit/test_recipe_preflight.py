@@ -463,3 +463,32 @@ def test_the_summary_goes_to_stderr_and_json_is_one_line_per_object(
     assert "recipe pre: ok" in err
     code, out, _ = apssh(capsys, "recipe", "plan", recipe, "--json")
     assert code == 0 and len(out.splitlines()) == 1 and json.loads(out)["recipe"] == "pre"
+
+
+def test_a_run_id_taken_between_the_checks_and_the_claim_gives_the_next_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apssh_cli.recipe import journal, planner
+
+    monkeypatch.delenv("APSSH_INVENTORY", raising=False)
+    monkeypatch.setattr(planner, "new_run_id", lambda: "20261203-101010")
+    real = journal.create_run_dir
+    rivals: list[Path] = []
+
+    def rival_first(path: Path) -> bool:
+        if not rivals:  # another run creates it just before us
+            rivals.append(path)
+            real(path)
+            return False
+        return real(path)
+
+    monkeypatch.setattr(journal, "create_run_dir", rival_first)
+    recipe = write(tmp_path, LOCAL)
+    code, _, err = apssh(capsys, "recipe", "run", recipe, "-q")
+    assert code == 0, err
+    runs = tmp_path / "runs" / "pre"
+    assert rivals == [runs / "20261203-101010"]
+    assert sorted(p.name for p in runs.iterdir()) == ["20261203-101010", "20261203-101010-2"]
+    assert not any(rivals[0].iterdir())  # the rival's, untouched
+    assert (runs / "20261203-101010-2" / "journal.jsonl").is_file()
+
