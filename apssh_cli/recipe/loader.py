@@ -240,7 +240,8 @@ class _Builder:
                     "matrix",
                     key,
                 )
-            if len({repr(value) for value in values}) != len(values):
+            # by the text that names a combination: 1 and "1" would share its directory
+            if len({str(value) for value in values}) != len(values):
                 raise self.fail(f"[matrix]: {key}: a value is repeated", "matrix", key)
             matrix[key] = tuple(values)
         return matrix

@@ -226,6 +226,8 @@ def test_an_unknown_recipe_key_lists_the_known_ones_when_none_is_near(tmp_path: 
         ('[recipe]\nname = "T T"\nformat = 1\n', "name is required"),
         ('[recipe]\nname = "t"\nformat = 1\ncolor = 1\n', "unknown key 'color'"),
         ('[recipe]\nname = "t"\nformat = 1\n[matrix]\nsize = []\n', "non-empty list"),
+        ('[recipe]\nname = "t"\nformat = 1\n[matrix]\nsize = [1, 2, 1]\n', "is repeated"),
+        ('[recipe]\nname = "t"\nformat = 1\n[matrix]\nsize = [1, "1"]\n', "is repeated"),
     ],
 )
 def test_bad_recipe_table(tmp_path: Path, head: str, fragment: str) -> None:
