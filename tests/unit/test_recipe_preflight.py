@@ -491,4 +491,3 @@ def test_a_run_id_taken_between_the_checks_and_the_claim_gives_the_next_one(
     assert sorted(p.name for p in runs.iterdir()) == ["20261203-101010", "20261203-101010-2"]
     assert not any(rivals[0].iterdir())  # the rival's, untouched
     assert (runs / "20261203-101010-2" / "journal.jsonl").is_file()
-
