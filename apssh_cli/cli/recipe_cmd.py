@@ -84,7 +84,7 @@ STRICT_OPTION = click.option(
     "--strict",
     is_flag=True,
     help="Warnings are errors (exit 1): a step whose hosts pattern selects no host, "
-    "a --var the recipe never uses.",
+    "a --var the recipe never uses, {ok.STEP} of a step left out.",
 )
 
 
@@ -124,11 +124,15 @@ def _warn(warnings: list[str], strict: bool) -> None:
 
 
 def _warnings(loaded: Any, planned: Plan | None, params: dict[str, Any]) -> list[str]:
-    """What ``check`` and ``plan`` warn about: unused --var names, steps with no host."""
-    from apssh_cli.recipe.preflight import empty_steps, parse_variables, unused_variables
+    """What ``check`` and ``plan`` warn about, as ``run`` does (recipe.preflight)."""
+    from apssh_cli.recipe import preflight
 
-    variables = parse_variables(params.get("variables") or ())
-    return unused_variables(loaded, variables) + (empty_steps(planned) if planned else [])
+    warnings = preflight.unused_variables(
+        loaded, preflight.parse_variables(params.get("variables") or ())
+    )
+    if planned is not None:
+        warnings += preflight.empty_steps(planned) + preflight.left_out_host_lists(planned)
+    return warnings
 
 
 def _plan(

@@ -10,8 +10,9 @@ abort after connecting:
   a ``--var`` name that no template uses (nor a matrix key): a warning;
 - ``--only`` / ``--from`` leaving out the step a selected step's capture comes from:
   without ``--resume`` an error; with it, the resumed run must hold that capture;
-- a step that runs but whose pattern (after ``-g`` / ``-x``) selects no host: a
-  warning (the command line makes it an error with ``--strict``).
+- a step that runs but whose pattern (after ``-g`` / ``-x``) selects no host, and an
+  ``{ok.STEP}`` / ``{failed.STEP}`` of a step left out (always empty): warnings (the
+  command line makes them errors with ``--strict``).
 
 Errors are :class:`~apssh_cli.recipe.model.RecipeError` (file, step, line);
 warnings are returned as text. Pure: no SSH, no asyncio.
@@ -23,14 +24,15 @@ import datetime
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from apssh_cli.inventory.selection import did_you_mean
 from apssh_cli.recipe.checks import safe_fields, step_templates
 from apssh_cli.recipe.journal import read_previous
 from apssh_cli.recipe.loader import is_scalar, is_value
-from apssh_cli.recipe.model import VAR_PATTERN, Recipe, RecipeError
+from apssh_cli.recipe.model import VAR_PATTERN, Action, Recipe, RecipeError
+from apssh_cli.recipe.template import Field
 
 if TYPE_CHECKING:
     from apssh_cli.recipe.planner import Instance, Plan
@@ -202,6 +204,24 @@ def empty_steps(plan: Plan) -> list[str]:
     return warnings
 
 
+def _left_out_sources(plan: Plan) -> Iterator[tuple[Instance, Action, Field, Instance]]:
+    """(instance, action, field, source) for each deferred reference of an instance that
+    runs to a step instance that does not (``--only``, ``--from``)."""
+    captured_by = {step.capture: step.id for step in plan.recipe.steps if step.capture}
+    for inst in plan.instances:
+        if not inst.runs:
+            continue
+        for action in inst.step.actions:
+            for _, text in action.templates():
+                for fld in safe_fields(text):
+                    if not fld.is_deferred:
+                        continue
+                    step_id = captured_by[fld.name] if fld.kind == "cap" else fld.name
+                    source = _source(inst, step_id)
+                    if source is not None and not source.selected:
+                        yield inst, action, fld, source
+
+
 def check_left_out_captures(plan: Plan, *, resume: bool) -> None:
     """A capture read by a step that runs comes from a step that runs, or from ``--resume``.
 
@@ -210,41 +230,48 @@ def check_left_out_captures(plan: Plan, *, resume: bool) -> None:
             ``--resume``; or the resumed run holds no value of it (for that combination).
     """
     recipe = plan.recipe
-    captured_by = {step.capture: step for step in recipe.steps if step.capture}
     previous: dict[str, Any] | None = None
-    for inst in plan.instances:
-        if not inst.runs:
+    for inst, action, fld, source in _left_out_sources(plan):
+        if fld.kind != "cap":
             continue
-        for action in inst.step.actions:
-            for _, text in action.templates():
-                for fld in safe_fields(text):
-                    if fld.kind != "cap":
-                        continue
-                    source = _source(inst, captured_by[fld.name].id)
-                    if source is None or source.selected:
-                        continue
-                    how = _left_out_by(plan, source.step.id)
-                    if not resume:
-                        raise recipe.error(
-                            f"{fld.source}: step {source.step.id!r}, which captures it, is left "
-                            f"out by {how}: its value would come from an earlier run; give "
-                            f"--resume [RUN_DIR], or run {source.step.id!r} too",
-                            inst.step,
-                            action.line,
-                        )
-                    if previous is None:
-                        previous = read_previous(plan.run_dir)[1]
-                    combo = source.combo.slug if source.combo is not None else ""
-                    values = previous.get(fld.name)
-                    if not isinstance(values, dict) or not values.get(combo):
-                        where = f" for {combo}" if combo else ""
-                        raise recipe.error(
-                            f"{fld.source}: the run in {plan.run_dir} has no value of "
-                            f"{fld.name!r}{where} (step {source.step.id!r}, left out by {how}, "
-                            f"did not capture it there): run {source.step.id!r} too",
-                            inst.step,
-                            action.line,
-                        )
+        how = _left_out_by(plan, source.step.id)
+        if not resume:
+            raise recipe.error(
+                f"{fld.source}: step {source.step.id!r}, which captures it, is left out by "
+                f"{how}: its value would come from an earlier run; give --resume [RUN_DIR], "
+                f"or run {source.step.id!r} too",
+                inst.step,
+                action.line,
+            )
+        if previous is None:
+            previous = read_previous(plan.run_dir)[1]
+        combo = source.combo.slug if source.combo is not None else ""
+        values = previous.get(fld.name)
+        if not isinstance(values, dict) or not values.get(combo):
+            where = f" for {combo}" if combo else ""
+            raise recipe.error(
+                f"{fld.source}: the run in {plan.run_dir} has no value of {fld.name!r}{where} "
+                f"(step {source.step.id!r}, left out by {how}, did not capture it there): "
+                f"run {source.step.id!r} too",
+                inst.step,
+                action.line,
+            )
+
+
+def left_out_host_lists(plan: Plan) -> list[str]:
+    """A warning for each ``{ok.STEP}`` / ``{failed.STEP}`` of a step left out: an empty list."""
+    warnings = []
+    for inst, action, fld, source in _left_out_sources(plan):
+        if fld.kind in ("ok", "failed"):
+            how = _left_out_by(plan, source.step.id)
+            message = (
+                f"{fld.source}: step {source.step.id!r} is left out by {how}: no host of it "
+                "ends in this run, the list is empty (also with --resume)"
+            )
+            warning = str(plan.recipe.error(message, inst.step, action.line))
+            if warning not in warnings:  # one per action, not one per combination
+                warnings.append(warning)
+    return warnings
 
 
 def _source(inst: Instance, step_id: str) -> Instance | None:
@@ -282,4 +309,8 @@ def preflight(plan: Plan, *, resume: bool = False) -> list[str]:
     variables = plan.selection.variables
     check_variables(plan.recipe, variables)
     check_left_out_captures(plan, resume=resume)
-    return [*unused_variables(plan.recipe, variables), *empty_steps(plan)]
+    return [
+        *unused_variables(plan.recipe, variables),
+        *empty_steps(plan),
+        *left_out_host_lists(plan),
+    ]

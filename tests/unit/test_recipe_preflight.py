@@ -220,6 +220,29 @@ def test_only_with_resume_takes_the_captures_of_the_resumed_run(
     assert not (run_dir / "size=3").exists()
 
 
+def test_the_hosts_of_a_step_left_out_are_an_empty_list_said_as_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APSSH_INVENTORY", raising=False)
+    body = (
+        HEAD + '[[step]]\nid = "a"\nlocal = "true"\n'
+        '[[step]]\nid = "b"\nrequires = ["a"]\nlocal = "echo ok:{ok.a}:{failed.a}:"\n'
+    )
+    recipe = write(tmp_path, body)
+    warnings = [
+        f"{recipe}:10: step 'b': {{{kind}.a}}: step 'a' is left out by --only b: no host of it "
+        "ends in this run, the list is empty (also with --resume)"
+        for kind in ("ok", "failed")
+    ]
+    code, out, err = apssh(capsys, "recipe", "run", recipe, "--only", "b")
+    assert code == 0 and out == "b local: ok:::\n"  # what the warning is about
+    assert err.splitlines()[:2] == [f"apssh: warning: {line}" for line in warnings]
+    code, _, err = apssh(capsys, "recipe", "check", recipe, "--only", "b", "--strict")
+    assert code == 1 and err.splitlines()[-1] == f"apssh: {warnings[1]} (--strict)"
+    code, _, err = apssh(capsys, "recipe", "run", recipe)  # a runs: nothing to say
+    assert code == 0 and "warning" not in err
+
+
 # ------------------------------------------------------------------ --var
 
 
