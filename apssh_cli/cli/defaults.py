@@ -9,9 +9,10 @@ A user who always wants ``-w 50`` or ``--timeout 5m`` writes it once::
     known_hosts = "strict"
     user = "root"
     inventory = "~/lab/inventory.toml"
+    color = "never"
 
 or sets ``APSSH_WINDOW``, ``APSSH_TIMEOUT``, ``APSSH_CONNECT_TIMEOUT``,
-``APSSH_KNOWN_HOSTS``, ``APSSH_USER``, ``APSSH_INVENTORY``. ``APSSH_CONFIG``
+``APSSH_KNOWN_HOSTS``, ``APSSH_USER``, ``APSSH_INVENTORY``, ``APSSH_COLOR``. ``APSSH_CONFIG``
 names another file (empty: none). Precedence: the command line, then the
 environment, then the config file, then the built-in default. ``user``,
 ``known_hosts`` and ``connect_timeout`` are defaults for hosts whose inventory
@@ -34,6 +35,7 @@ from typing import Any
 import click
 
 from apssh_cli.cli.options import MAX_COUNT, Seconds
+from apssh_cli.cli.render import COLOR_CHOICES
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.hostvars import KNOWN_HOSTS_POLICIES
 
@@ -72,6 +74,12 @@ def _policy(value: Any) -> str:
     return str(value)
 
 
+def _colour(value: Any) -> str:
+    if value not in COLOR_CHOICES:
+        raise ValueError(f"expected one of {', '.join(COLOR_CHOICES)}, got {value!r}")
+    return str(value)
+
+
 # config key -> (environment variable, checker)
 SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "window": ("APSSH_WINDOW", _window),
@@ -80,6 +88,7 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "known_hosts": ("APSSH_KNOWN_HOSTS", _policy),
     "user": ("APSSH_USER", _text),
     "inventory": ("APSSH_INVENTORY", _text),
+    "color": ("APSSH_COLOR", _colour),
 }
 
 
@@ -174,7 +183,7 @@ def apply(params: dict[str, Any], defaults: Defaults, ctx: click.Context | None)
     """
     lines: list[str] = []
     host_defaults: dict[str, Any] = {}
-    names = {"window": "window", "timeout": "timeout", "inventory": "inventory"}
+    names = {"window": "window", "timeout": "timeout", "inventory": "inventory", "color": "color"}
     for key in SETTINGS:
         param = {"user": "login"}.get(key, key)
         if param not in params:

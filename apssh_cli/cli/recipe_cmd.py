@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,6 +80,14 @@ def _selection_options(function: F) -> F:
     return function
 
 
+STRICT_OPTION = click.option(
+    "--strict",
+    is_flag=True,
+    help="Warnings are errors (exit 1): a step whose hosts pattern selects no host, "
+    "a --var the recipe never uses, {ok.STEP} of a step left out.",
+)
+
+
 def _ssh_options(function: F) -> F:
     """``-O``, ``-F`` and ``--port``, as run, push and pull take them."""
     from apssh_cli.cli.run_options import SSH_OPTIONS
@@ -106,25 +113,26 @@ def recipe() -> None:
     """
 
 
-def parse_variables(values: tuple[str, ...]) -> dict[str, Any]:
-    """``--var key=value`` pairs; the value is TOML when it parses, else a string.
+def _warn(warnings: list[str], strict: bool) -> None:
+    """Each warning on stderr; with ``--strict`` they are errors and the last one is raised."""
+    if strict and warnings:
+        for text in warnings[:-1]:
+            click.echo(f"apssh: error: {text}", err=True)
+        raise ConfigError(f"{warnings[-1]} (--strict)")
+    for text in warnings:
+        click.echo(f"apssh: warning: {text}", err=True)
 
-    Raises:
-        ConfigError: a pair without ``=``, or a bad name.
-    """
-    from apssh_cli.recipe.model import VAR_PATTERN
 
-    variables: dict[str, Any] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not VAR_PATTERN.fullmatch(key):
-            raise ConfigError(f"--var {item!r}: write KEY=VALUE (KEY: letters, digits, _)")
-        try:
-            variables[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            variables[key] = value
-    return variables
+def _warnings(loaded: Any, planned: Plan | None, params: dict[str, Any]) -> list[str]:
+    """What ``check`` and ``plan`` warn about, as ``run`` does (recipe.preflight)."""
+    from apssh_cli.recipe import preflight
+
+    warnings = preflight.unused_variables(
+        loaded, preflight.parse_variables(params.get("variables") or ())
+    )
+    if planned is not None:
+        warnings += preflight.empty_steps(planned) + preflight.left_out_host_lists(planned)
+    return warnings
 
 
 def _plan(
@@ -139,8 +147,11 @@ def _plan(
 ) -> Any:
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import Selection, make_plan
+    from apssh_cli.recipe.preflight import check_variables, parse_variables
 
     loaded = load_recipe(recipe_file)
+    variables = parse_variables(params.get("variables") or ())
+    check_variables(loaded, variables)  # before planning: a bad sweep is said as such
     paths = [path for path in inventory if path]
     # a recipe of local steps needs no inventory
     need_inventory = need_inventory and any(not step.is_local for step in loaded.steps)
@@ -149,7 +160,7 @@ def _plan(
         inv = _with_port(inv, port)
     only = tuple(s.strip() for s in (params.get("only") or "").split(",") if s.strip())
     selection = Selection(
-        variables=parse_variables(params.get("variables") or ()),
+        variables=variables,
         pattern=params.get("group"),
         exclude=params.get("exclude"),
         start=params.get("start"),
@@ -167,10 +178,13 @@ def _plan(
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(dir_okay=False))
 @_inventory_option(required=False)
 @_selection_options
-def check(recipe_file: str, inventory: tuple[str, ...], **params: Any) -> int:
+@STRICT_OPTION
+def check(recipe_file: str, inventory: tuple[str, ...], strict: bool, **params: Any) -> int:
     """Check RECIPE (and its use with an inventory): never connects.
 
     Without -i, names that may be host variables and host patterns are not checked.
+    A step whose pattern selects no host and a --var the recipe never uses are
+    warnings, errors with --strict.
 
     \b
     Examples:
@@ -178,6 +192,7 @@ def check(recipe_file: str, inventory: tuple[str, ...], **params: Any) -> int:
       apssh recipe check recipes/sweep.toml -i .lab/inventory.toml --var samples=5
     """
     loaded, plan = _plan(recipe_file, inventory, params, need_inventory=False)
+    _warn(_warnings(loaded, plan, params), strict)
     what = f"{len(loaded.steps)} steps"
     if plan is not None:
         what += f", {len(plan.tasks)} tasks on {len(plan.hosts)} hosts"
@@ -204,9 +219,10 @@ def plan(recipe_file: str, inventory: tuple[str, ...], as_json: bool, **params: 
       apssh recipe plan recipes/sweep.toml -i .lab/inventory.toml
       apssh recipe plan recipes/sweep.toml -i .lab/inventory.toml --only measure --json
     """
-    _, planned = _plan(recipe_file, inventory, params, need_inventory=True)
-    if as_json:
-        click.echo(json.dumps(planned.to_json(), indent=2))
+    loaded, planned = _plan(recipe_file, inventory, params, need_inventory=True)
+    _warn(_warnings(loaded, planned, params), strict=False)
+    if as_json:  # one line, as every --json output
+        click.echo(json.dumps(planned.to_json()))
     else:
         click.echo(planned.text(), nl=False)
     return 0
@@ -251,7 +267,9 @@ def graph(recipe_file: str, inventory: tuple[str, ...], fmt: str, output: str | 
 
 
 @recipe.command(epilog=RECIPE_EXIT_HELP)
-@click.argument("recipe_file", metavar="RECIPE", type=click.Path(dir_okay=False))
+# not required for click: `run --resume sweep.toml` takes the recipe for a run directory, said
+# below in words rather than as a missing argument
+@click.argument("recipe_file", metavar="RECIPE", required=False, type=click.Path(dir_okay=False))
 @_inventory_option(required=True)
 @_selection_options
 @click.option(
@@ -272,6 +290,7 @@ def graph(recipe_file: str, inventory: tuple[str, ...], fmt: str, output: str | 
 @click.option("--events", metavar="FILE|-", help="Write JSON events (JSON Lines) there.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary: no streamed lines.")
+@STRICT_OPTION
 @_ssh_options
 @click.option(
     "--raw-output",
@@ -279,7 +298,7 @@ def graph(recipe_file: str, inventory: tuple[str, ...], fmt: str, output: str | 
     help="Print remote output unescaped (risky: a host can then drive your terminal; docs/cli.md).",
 )
 def run(
-    recipe_file: str,
+    recipe_file: str | None,
     inventory: tuple[str, ...],
     resume: str | None,
     keep_going: bool,
@@ -289,6 +308,7 @@ def run(
     events: str | None,
     as_json: bool,
     quiet: bool,
+    strict: bool,
     ssh_options: tuple[str, ...],
     ssh_config: str | None,
     port: int | None,
@@ -306,12 +326,20 @@ def run(
     from apssh_cli.cli.defaults import load_defaults
     from apssh_cli.cli.run_options import check_ssh_values, library_warnings
     from apssh_cli.inventory.targets import check_hostnames
-    from apssh_cli.recipe.journal import last_run
+    from apssh_cli.recipe.journal import create_run_dir, last_run
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import default_runs_dir
+    from apssh_cli.recipe.preflight import preflight
     from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
     from apssh_cli.ssh.sshoptions import SshOptions, ssh_settings
 
+    if recipe_file is None:
+        if resume is not None and Path(resume).is_file():
+            raise ConfigError(
+                f"--resume {resume}: a file (the recipe?) where a run directory goes; the "
+                f"recipe comes first: apssh recipe run {resume} --resume [RUN_DIR]"
+            )
+        raise click.MissingParameter(param_hint="'RECIPE'", param_type="argument")
     defaults = load_defaults()  # the config file's and APSSH_* window and inventory
     if window is None:
         window = defaults.get("window")
@@ -323,22 +351,26 @@ def run(
             directory = last_run(default_runs_dir(load_recipe(recipe_file)))
         else:
             directory = Path(resume)
+            if directory.is_file():
+                raise ConfigError(
+                    f"--resume {resume}: a file (a recipe?), not a run directory: give "
+                    "runs/NAME/RUN_ID, or --resume alone for the last run"
+                )
         if not directory.is_dir():
             raise ConfigError(f"--resume: no run directory {directory}")
     options = SshOptions(ssh_options)
     check_ssh_values(options)  # before any connect, even an early one, and any run directory
-    # a new run directory is created now, exclusively: two runs never share one
-    _, planned = _plan(
-        recipe_file,
-        inventory,
-        params,
-        need_inventory=True,
-        run_dir=directory,
-        claim=True,
-        port=port,
-    )
+    plan_args: dict[str, Any] = {"need_inventory": True, "run_dir": directory, "port": port}
+    _, planned = _plan(recipe_file, inventory, params, **plan_args)
+    # the options against the plan, before any directory is made or anything connects
+    _warn(preflight(planned, resume=resume is not None), strict)
     for target in planned.targets:
         check_hostnames(target)
+    # a new run directory is created now, exclusively: two runs never share one
+    if planned.fresh and create_run_dir(planned.run_dir):
+        planned.claimed = True
+    elif planned.fresh:  # another run took this id meanwhile: the next free one
+        _, planned = _plan(recipe_file, inventory, params, claim=True, **plan_args)
     config = ssh_config if ssh_config is not None else DEFAULT_SSH_CONFIG
     events_out: Any = None
     if events == "-":
@@ -380,10 +412,10 @@ def run(
             early.close()
         if events_out is not None and events_out is not sys.stdout:
             events_out.close()
-    for line in runner.summary_lines():
-        click.echo(line, file=human)
-    if as_json:
-        click.echo(json.dumps(runner.summary(), indent=2))
+    for line in runner.summary_lines():  # on stderr, as `apssh run` prints its summary
+        click.echo(line, err=True)
+    if as_json:  # one line (JSON Lines), after the events of `--events -`
+        click.echo(json.dumps(runner.summary()))
     return status
 
 

@@ -251,10 +251,10 @@ _OUTPUT_OPTIONS = [
         "--colour",
         "color",
         type=click.Choice(COLOR_CHOICES),
-        default="auto",
-        show_default=True,
+        default=None,
         help="Colour host names and statuses: auto (on a terminal, unless NO_COLOR is "
-        "set), always, never.",
+        "set; the default), always, never. Default from APSSH_COLOR or `color` in the "
+        "config file.",
     ),
     click.option(
         "--raw-output",

@@ -11,7 +11,8 @@ with the journal, the captures, the pulled files and a summary.
 Modules: ``model`` (the values), ``loader`` and ``checks`` (file -> Recipe, or one
 error), ``template``, ``planner`` (Recipe + inventory -> Plan), ``runner`` (Plan ->
 Scheduler -> outcome) with ``state``, ``sink`` (output lines), ``actions`` (commands
-and digests), ``journal`` (the run directory) and ``report``; ``graph`` (mermaid, dot).
+and digests), ``journal`` (the run directory) and ``report``; ``preflight`` (a run's
+options against its plan, before anything connects); ``graph`` (mermaid, dot).
 
 May import: the inventory package, errors, results, output, commands; the ssh and
 engine packages only lazily, when a run starts (``plan`` and ``check`` never load

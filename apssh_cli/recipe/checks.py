@@ -7,8 +7,6 @@ not refused, so that ``check`` without ``-i`` still works.
 
 from __future__ import annotations
 
-from typing import Any
-
 from apssh_cli.recipe.model import ACTION_KINDS, Recipe, Step
 from apssh_cli.recipe.template import (
     IN_DOUBLE,
@@ -96,7 +94,7 @@ def repeating_steps(recipe: Recipe) -> set[str]:
         named = {
             f.name
             for _, text in step_templates(step)
-            for f in _safe_fields(text)
+            for f in safe_fields(text)
             if f.kind == "name"
         }
         if named & keys or any(req in repeating for req in step.requires):
@@ -104,7 +102,8 @@ def repeating_steps(recipe: Recipe) -> set[str]:
     return repeating
 
 
-def _safe_fields(text: str) -> list[Any]:
+def safe_fields(text: str) -> list[Field]:
+    """The fields of a template, none for one the loader refuses (checked there)."""
     try:
         return fields(text)
     except TemplateError:
@@ -221,7 +220,7 @@ def raw_uses(recipe: Recipe) -> list[str]:
     uses: list[str] = []
     for step in recipe.steps:
         for key, text in step_templates(step):
-            for field in _safe_fields(text):
+            for field in safe_fields(text):
                 if field.raw:
                     effect = _RAW_EFFECT.get(
                         key, "no effect here: an argument or a path takes a value as it is"

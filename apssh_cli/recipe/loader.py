@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from apssh_cli.inventory.selection import did_you_mean
 from apssh_cli.recipe.checks import check_graph, check_templates
 from apssh_cli.recipe.model import (
     ACTION_KINDS,
@@ -161,14 +162,15 @@ class _Builder:
     def build(self) -> Recipe:
         for key in self.data:
             if key not in TOP_KEYS:
-                raise self.fail(f"unknown key {key!r} (known: {', '.join(sorted(TOP_KEYS))})", key)
+                raise self.fail(unknown_key(key, TOP_KEYS, known=True), key)
         head = self.data.get("recipe")
         if not isinstance(head, dict):
             raise self.fail("missing [recipe] table (name and format are required)", "recipe")
         for key in head:
             if key not in RECIPE_KEYS:
-                known = ", ".join(sorted(RECIPE_KEYS))
-                raise self.fail(f"[recipe]: unknown key {key!r} (known: {known})", "recipe", key)
+                raise self.fail(
+                    f"[recipe]: {unknown_key(key, RECIPE_KEYS, known=True)}", "recipe", key
+                )
         if "format" not in head:
             raise self.fail("[recipe]: format is required (format = 1)", "recipe")
         if head["format"] != FORMAT or isinstance(head["format"], bool):
@@ -214,7 +216,7 @@ class _Builder:
         for key, value in table.items():
             if not VAR_PATTERN.fullmatch(key):
                 raise self.fail(f"[vars]: bad name {key!r} (letters, digits, _)", "vars", key)
-            if not _is_value(value):
+            if not is_value(value):
                 raise self.fail(
                     f"[vars]: {key} must be a string, number, boolean or a list of them",
                     "vars",
@@ -232,13 +234,14 @@ class _Builder:
                 raise self.fail(f"[matrix]: bad name {key!r} (letters, digits, _)", "matrix", key)
             if not isinstance(values, list) or not values:
                 raise self.fail(f"[matrix]: {key} must be a non-empty list", "matrix", key)
-            if not all(_is_scalar(value) for value in values):
+            if not all(is_scalar(value) for value in values):
                 raise self.fail(
                     f"[matrix]: {key}: values must be strings, numbers or booleans",
                     "matrix",
                     key,
                 )
-            if len({repr(value) for value in values}) != len(values):
+            # by the text that names a combination: 1 and "1" would share its directory
+            if len({str(value) for value in values}) != len(values):
                 raise self.fail(f"[matrix]: {key}: a value is repeated", "matrix", key)
             matrix[key] = tuple(values)
         return matrix
@@ -281,7 +284,7 @@ class _Builder:
 
         for key in table:
             if key not in STEP_KEYS:
-                raise fail(f"unknown key {key!r}", key)
+                raise fail(unknown_key(key, STEP_KEYS), key)
         hosts = table.get("hosts")
         if hosts is not None and (not isinstance(hosts, str) or not hosts.strip()):
             raise fail("hosts must be a non-empty pattern string", "hosts")
@@ -390,8 +393,9 @@ class _Builder:
                     raise fail(f"do[{number + 1}] must be a table", "do", number)
                 for key in entry:
                     if key not in ACTION_KEYS:
+                        hint = did_you_mean(key, sorted(ACTION_KEYS))
                         raise fail(
-                            f"do[{number + 1}]: unknown key {key!r} (an action: "
+                            f"do[{number + 1}]: unknown key {key!r}{hint} (an action: "
                             f"{', '.join(ACTION_KINDS)}, with args or to)",
                             "do",
                             number,
@@ -420,7 +424,7 @@ class _Builder:
             if kind not in ("script", "string"):
                 raise fail(f"{prefix}args go with script or string, not {kind}", *at[2:], "args")
             raw_args = table["args"]
-            if not isinstance(raw_args, list) or not all(_is_scalar(arg) for arg in raw_args):
+            if not isinstance(raw_args, list) or not all(is_scalar(arg) for arg in raw_args):
                 raise fail(f"{prefix}args must be a list of strings or numbers", *at[2:], "args")
             args = tuple(_scalar_text(arg) for arg in raw_args)
         to = table.get("to")
@@ -493,12 +497,25 @@ class _Builder:
             raise self.fail(f"{key}: {exc}", *at, step=step) from None
 
 
-def _is_scalar(value: Any) -> bool:
+def unknown_key(key: str, keys: Collection[str], *, known: bool = False) -> str:
+    """``unknown key 'requries' (did you mean requires?)``, as the inventory says it.
+
+    ``known``: a short list of keys, listed when no near one is found.
+    """
+    hint = did_you_mean(key, sorted(keys))
+    if not hint and known:
+        hint = f" (known: {', '.join(sorted(keys))})"
+    return f"unknown key {key!r}{hint}"
+
+
+def is_scalar(value: Any) -> bool:
+    """A string, number or boolean: a matrix value, an argument."""
     return isinstance(value, str | int | float | bool)
 
 
-def _is_value(value: Any) -> bool:
-    return _is_scalar(value) or (isinstance(value, list) and all(_is_scalar(v) for v in value))
+def is_value(value: Any) -> bool:
+    """What a variable holds (``[vars]``, ``--var``): a scalar or a list of scalars."""
+    return is_scalar(value) or (isinstance(value, list) and all(is_scalar(v) for v in value))
 
 
 def _scalar_text(value: Any) -> str:

@@ -359,10 +359,41 @@ def test_cli_from_only_resume_and_plan_open_no_connection(
     code, _, _ = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, "-q")
     assert code == 0
     before = all_logins(topology)
-    code, out, _ = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, "--resume")
+    code, _, err = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, "--resume")
     assert code == 0
-    assert "a: ok direct[1-3] (direct[1-3] resumed)" in out
+    assert "a: ok direct[1-3] (direct[1-3] resumed)" in err  # the summary: on stderr
     assert delta(before, all_logins(topology)) == {}
+
+
+def test_options_refused_before_running_open_no_connection(
+    topology: Topology, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = tmp_path / "cap.toml"
+    recipe.write_text(
+        HEAD
+        + '[[step]]\nid = "who"\nhosts = "nodes"\nrun = "hostname"\ncapture = "name"\n'
+        + '[[step]]\nid = "use"\nhosts = "nodes"\nrequires = ["who"]\nrun = "echo {cap.name}"\n'
+    )
+    inventory = str(topology.inventory)
+    before = all_logins(topology)
+    refusals = [
+        (["--only", "use"], "is left out by --only use"),
+        (["-g", "bastion", "--strict"], "selects no host"),
+        (["-g", "nodes,!nodes", "--strict"], "selects no host"),
+        (["--var", "name=[1,"], "not valid TOML"),
+        (["--resume", str(recipe)], "not a run directory"),
+    ]
+    for options, fragment in refusals:
+        code, out, err = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, *options)
+        assert (code, out) == (1, ""), err
+        # one line per problem (-g bastion: one per step)
+        assert all(fragment in line for line in err.splitlines()), err
+    assert delta(before, all_logins(topology)) == {}  # no SSH login: neither node nor bastion
+    assert not (tmp_path / "runs").exists()
+    # the same recipe with good options logs in: the count above can see logins
+    code, _, err = apssh(capsys, "recipe", "run", str(recipe), "-i", inventory, "-q")
+    assert code == 0, err
+    assert delta(before, all_logins(topology)) == {"bastion": 1, "node1": 1, "node2": 1}
 
 
 def test_the_example_recipes_run(
@@ -388,12 +419,12 @@ def test_the_example_recipes_run(
     resume = str(recipes / "resume.toml")
     code, out, err = apssh(capsys, "recipe", "run", resume, "-i", inventory)
     assert code == 2
-    assert "work: ok node1; failed node2" in out
+    assert "work: ok node1; failed node2" in err
     topology.exec(node2, "touch /tmp/apssh-resume.fixed")
     code, out, err = apssh(capsys, "recipe", "run", resume, "-i", inventory, "--resume")
     assert code == 0, err
-    assert "work: ok node[1-2] (node1 resumed)" in out
-    assert "prepare: ok node[1-2] (node[1-2] resumed)" in out
+    assert "work: ok node[1-2] (node1 resumed)" in err
+    assert "prepare: ok node[1-2] (node[1-2] resumed)" in err
 
 
 def test_step_window_runs_hosts_one_at_a_time(topology: Topology, tmp_path: Path) -> None:
@@ -440,7 +471,7 @@ def test_ctrl_c_aborts_runs_always_steps_and_exits_130(topology: Topology, tmp_p
         process.kill()
     assert process.returncode == 130, err
     assert "cleanup direct3: cleanup ran" in out
-    assert "long: cancelled direct3" in out
+    assert "long: cancelled direct3" in err
     assert remote_count(topology, topology.direct[2], "recipe-ctrl-c") == 0
     last = json.loads(events.read_text().splitlines()[-1])
     assert last["event"] == "recipe_end" and last["exit"] == 130

@@ -148,3 +148,27 @@ def test_a_pipe_never_gets_colour_unless_always(tmp_path: Path) -> None:
         [*command, "--color", "always", "echo hi"], capture_output=True, stdin=subprocess.DEVNULL
     )
     assert done.stdout == b"\x1b[36mloc1:\x1b[0m hi\n"
+
+
+def test_colour_default_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
+    inventory = tmp_path / "local.toml"
+    inventory.write_text(LOCAL_INVENTORY)
+    config = tmp_path / "config.toml"
+    config.write_text('color = "always"\n')
+    command = [sys.executable, "-m", "apssh_cli.cli.main", "-i", str(inventory), "echo hi"]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("APSSH_")}
+
+    def stdout(**env: str) -> bytes:
+        done = subprocess.run(
+            command, capture_output=True, stdin=subprocess.DEVNULL, env={**base, **env}
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert stdout(APSSH_CONFIG=str(config)) == b"\x1b[36mloc1:\x1b[0m hi\n"
+    assert stdout(APSSH_CONFIG=str(config), APSSH_COLOR="never") == b"loc1: hi\n"
+    assert stdout(APSSH_CONFIG="", APSSH_COLOR="always") == b"\x1b[36mloc1:\x1b[0m hi\n"
+    done = subprocess.run(
+        command, capture_output=True, stdin=subprocess.DEVNULL, env={**base, "APSSH_COLOR": "red"}
+    )
+    assert done.returncode == 1 and b"APSSH_COLOR='red'" in done.stderr

@@ -163,6 +163,61 @@ def test_bad_recipes_give_one_error_with_file_step_and_line(
 
 
 @pytest.mark.parametrize(
+    ("body", "message", "line"),
+    [
+        (
+            "[[step]]\nid = 'a'\nhosts = 'all'\nrun = 'x'\nrequries = []\n",
+            "unknown key 'requries' (did you mean requires, retries?)",
+            8,
+        ),
+        (
+            "[[step]]\nid = 'a'\nhosts = 'all'\nrun = 'x'\ntimout = 5\n",
+            "unknown key 'timout' (did you mean timeout?)",
+            8,
+        ),
+        (
+            "[[step]]\nid = 'a'\nhots = 'all'\nrun = 'x'\n",
+            "unknown key 'hots' (did you mean hosts?)",
+            6,
+        ),
+        (  # nothing near: no hint
+            "[[step]]\nid = 'a'\nhosts = 'all'\nrun = 'x'\ncolour = 1\n",
+            "unknown key 'colour'",
+            8,
+        ),
+        (
+            "[[step]]\nid = 'a'\nhosts = 'all'\n[[step.do]]\nrun = 'x'\nags = ['1']\n",
+            "do[1]: unknown key 'ags' (did you mean args?) (an action: run, script, string, "
+            "push, pull, local, with args or to)",
+            9,
+        ),
+        (
+            "[var]\nx = 1\n[[step]]\nid = 'a'\nlocal = 'x'\n",
+            "unknown key 'var' (did you mean vars?)",
+            4,
+        ),
+    ],
+)
+def test_unknown_keys_suggest_near_ones_as_the_inventory_does(
+    tmp_path: Path, body: str, message: str, line: int
+) -> None:
+    with pytest.raises(RecipeError) as caught:
+        load(tmp_path, body)
+    assert (caught.value.message, caught.value.line) == (message, line)
+
+
+def test_an_unknown_recipe_key_lists_the_known_ones_when_none_is_near(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError) as caught:
+        load(tmp_path, "[[step]]\nid = 'a'\nlocal = 'x'\n", head=HEAD + "windw = 2\n")
+    assert caught.value.message == "[recipe]: unknown key 'windw' (did you mean window?)"
+    with pytest.raises(RecipeError) as caught:
+        load(tmp_path, "[[step]]\nid = 'a'\nlocal = 'x'\n", head=HEAD + "zz = 2\n")
+    assert caught.value.message == (
+        "[recipe]: unknown key 'zz' (known: description, format, name, timeout, window)"
+    )
+
+
+@pytest.mark.parametrize(
     ("head", "fragment"),
     [
         ('[recipe]\nname = "t"\n', "format is required"),
@@ -171,6 +226,8 @@ def test_bad_recipes_give_one_error_with_file_step_and_line(
         ('[recipe]\nname = "T T"\nformat = 1\n', "name is required"),
         ('[recipe]\nname = "t"\nformat = 1\ncolor = 1\n', "unknown key 'color'"),
         ('[recipe]\nname = "t"\nformat = 1\n[matrix]\nsize = []\n', "non-empty list"),
+        ('[recipe]\nname = "t"\nformat = 1\n[matrix]\nsize = [1, 2, 1]\n', "is repeated"),
+        ('[recipe]\nname = "t"\nformat = 1\n[matrix]\nsize = [1, "1"]\n', "is repeated"),
     ],
 )
 def test_bad_recipe_table(tmp_path: Path, head: str, fragment: str) -> None:
