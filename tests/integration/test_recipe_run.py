@@ -512,7 +512,7 @@ def test_sighup_stops_the_recipe_as_ctrl_c_does_and_exits_129(
     assert process.returncode == 128 + signal.SIGHUP, err
     assert "Traceback" not in err
     assert "cleanup direct1: cleanup ran" in out
-    assert "long: cancelled direct1" in out
+    assert "long: cancelled direct1" in err  # the summary: on stderr
     assert remote_count(topology, topology.direct[0], "recipe-sighup") == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["exit"] == 129 and summary["status"] == "aborted"
