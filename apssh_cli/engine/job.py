@@ -213,7 +213,8 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
         finished: called with the job once it ended, however (outcome set).
         retries: extra attempts of the whole job when the host is unreachable
             (never when refused), after 0.5 s, 1 s, 2 s, then 4 s.
-        time_limit: seconds for each attempt as a whole (outcome ``timeout``).
+        time_limit: seconds for each attempt as a whole (outcome ``timeout``, and
+            ``outcome.extra["time_limit"]`` set).
         stop_at_failure: stop at the first failing command without raising
             (default: as ``critical``).
         detach_after: a background job: :meth:`co_run` returns once connected and
@@ -402,6 +403,9 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
                     raise
                 self.outcome.status = Status.TIMEOUT
                 self.outcome.error = f"timeout ({self.time_limit:g}s)"
+                self.outcome.extra["time_limit"] = (
+                    self.time_limit
+                )  # the whole job's, not a command's
                 if self.critical:
                     raise CommandTimeoutError(
                         self.node.label, self.text_label(), self.time_limit or 0.0

@@ -121,8 +121,8 @@ class TaskJobs:
                 self.finish(state, CANCELLED, error=self.run.abort_reason or "cancelled")
             return
         error = outcome.error
-        if job.time_limit is not None and error == f"timeout ({job.time_limit:g}s)":
-            error = f"step timeout ({job.time_limit:g}s)"  # the whole task's, not a command's
+        if "time_limit" in outcome.extra:  # the whole task's, not a command's
+            error = f"step timeout ({job.time_limit:g}s)"
         state.exit_status = outcome.rc
         status = task_status(outcome.status)
         self.finish(state, status, error=error if status != OK else None)

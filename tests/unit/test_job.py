@@ -379,6 +379,7 @@ def test_stop_at_failure_without_raising_and_a_time_limit_for_the_whole_job() ->
                   time_limit=1)  # fmt: skip
     run(slow.co_run())
     assert slow.outcome.status is Status.TIMEOUT and slow.outcome.error == "timeout (1s)"
+    assert slow.outcome.extra == {"time_limit": 1}
 
 
 def test_retries_a_whole_job_on_an_unreachable_host(tmp_path: Path, refused_port: int) -> None:

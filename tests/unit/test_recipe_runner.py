@@ -168,6 +168,8 @@ local = "sleep 30"
     assert time.monotonic() - started < 20
     assert status(run) == {"three/local": "ok", "slow/local": "timeout"}
     assert run.exit_status == 3
+    slow = next(state for state in run.tasks if state.key == "slow/local")
+    assert slow.error == "step timeout (0.5s)"  # the engine's time limit, named for a recipe
 
 
 def test_recipe_timeout_aborts_with_5(tmp_path: Path) -> None:
