@@ -428,7 +428,7 @@ def run_plan(
             click.echo(target.describe())
         click.echo(f"apssh: dry run: {description} on {len(plan.targets)} host(s)", err=True)
         return ExitCode.OK
-    from apssh_cli.engine.early import default_window, start_early_connections
+    from apssh_cli.engine.prestart import default_window, start_early_connections
 
     if plan.verbose:
         for line in plan.settings:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.commands import Run
-from apssh_cli.engine.early import default_window, start_early_connections
 from apssh_cli.engine.job import SshJob
+from apssh_cli.engine.prestart import default_window, start_early_connections
 from apssh_cli.errors import UnreachableError
 from apssh_cli.inventory.model import Host
 from apssh_cli.inventory.targets import Target
@@ -267,7 +267,7 @@ def test_the_head_start_is_reached_before_asyncssh_and_asyncio_are_imported() ->
     code = (
         "import sys\n"
         "import apssh_cli.cli.main, apssh_cli.cli.run_cmd, apssh_cli.cli.transfer_cmd\n"
-        "import apssh_cli.engine.early, apssh_cli.cli.recipe_cmd\n"
+        "import apssh_cli.engine.prestart, apssh_cli.cli.recipe_cmd\n"
         "import apssh_cli.recipe.loader, apssh_cli.recipe.planner, apssh_cli.recipe.journal\n"
         "late = sorted(m for m in ('asyncssh', 'asyncio', 'asynciojobs') if m in sys.modules)\n"
         "assert not late, late\n"
