@@ -43,8 +43,8 @@ from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.results import CommandResult
 from apssh_cli.ssh import hostkeys, loopend
 from apssh_cli.ssh.connection import (
+    ConnectionSettings,
     Credentials,
-    Target,
     connect_error,
     open_connection,
     with_retries,
@@ -226,7 +226,7 @@ class SshNode(UpstreamNodeMixin):
         self.keepalive_count_max = _non_negative("keepalive_count_max", keepalive_count_max)
         self.context = context
         self._follow_proxyjump = True
-        self._target: Target | None = None
+        self._target: ConnectionSettings | None = None
         self._log = host_logger(self.label)
         # connection state, bound to one event loop (see _bind_loop)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -260,7 +260,7 @@ class SshNode(UpstreamNodeMixin):
         """Whether the node holds an open connection (``node.is_connected()`` works too)."""
         return ConnectedFlag(self._conn is not None)
 
-    def resolve(self) -> Target:
+    def resolve(self) -> ConnectionSettings:
         """Apply the ssh_config file (read once per node) to the given settings.
 
         Raises:
@@ -283,7 +283,7 @@ class SshNode(UpstreamNodeMixin):
                 gateway = self._jump_chain(config.proxy_jump)
             interval = _first(self.keepalive_interval, config.keepalive_interval)
             count = _first(self.keepalive_count_max, config.keepalive_count_max)
-            self._target = Target(
+            self._target = ConnectionSettings(
                 host=config.hostname or self.hostname,
                 port=self.port or config.port or DEFAULT_PORT,
                 username=self.username or config.user,
