@@ -275,7 +275,7 @@ main()
 """
 
 
-@pytest.mark.parametrize("command", ["run", "push", "recipe"])
+@pytest.mark.parametrize("command", ["run", "push", "pull", "recipe"])
 def test_the_early_connects_start_before_asyncssh_is_imported(
     tmp_path: Path, refused_port: int, command: str
 ) -> None:
@@ -296,6 +296,7 @@ def test_the_early_connects_start_before_asyncssh_is_imported(
     args = {
         "run": ["-i", "inv.toml", "-g", "nodes", "true"],
         "push": ["-i", "inv.toml", "-g", "nodes", "f", "/tmp/"],
+        "pull": ["-i", "inv.toml", "-g", "nodes", "/etc/hostname", "pulled"],
         "recipe": ["recipe", "run", "r.toml", "-i", "inv.toml"],
     }[command]
     env = {**os.environ, "HOME": str(tmp_path)}  # no user config, ssh_config or known_hosts
