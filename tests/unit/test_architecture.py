@@ -176,3 +176,29 @@ def test_no_import_circles_inside_a_subpackage(package: str) -> None:
     }
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_circle_check_sees_lazy_imports_and_skips_type_checking_ones(tmp_path: Path) -> None:
+    # the check of the test above, on two made-up modules: a lazy import back is a circle,
+    # an import under `if TYPE_CHECKING:` is not
+    first, second = tmp_path / "first.py", tmp_path / "second.py"
+    first.write_text("from pkg.sub import second\n")
+    second.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from pkg.sub.first import X\n"
+        "def later():\n    from pkg.sub import first\n"
+    )
+    found = {
+        name: runtime_imports(f"pkg.sub.{name}", path)
+        for name, path in (("first", first), ("second", second))
+    }
+    assert "pkg.sub.first" in found["second"]  # the lazy one
+    graph = {
+        f"pkg.sub.{name}": {m for m in names if m in {"pkg.sub.first", "pkg.sub.second"}}
+        for name, names in found.items()
+    }
+    assert find_cycle(graph) == ["pkg.sub.first", "pkg.sub.second", "pkg.sub.first"]
+    second.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.sub import first\n"
+    )
+    assert "pkg.sub.first" not in runtime_imports("pkg.sub.second", second)
