@@ -28,7 +28,8 @@ line when it can be found. The variables' rules live in `apssh_cli.inventory.hos
 reading TOML and finding lines in `apssh_cli.inventory.tomlsource`, the loading
 itself (groups, precedence, gateways) in `apssh_cli.inventory.loader`, and the
 values (`Host`, `Group`, ...) in `apssh_cli.inventory.hosts`: this module imports
-them all, and none of them imports it (a type annotation aside).
+them all (the loader when an inventory is loaded), and none of them imports it (a
+type annotation aside).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apssh_cli.errors import InventoryError, SelectionError
 from apssh_cli.inventory.hosts import (
@@ -59,9 +60,11 @@ from apssh_cli.inventory.hostvars import (
     NO_GATEWAY,
     parse_target,
 )
-from apssh_cli.inventory.loader import Loader
 from apssh_cli.inventory.selection import did_you_mean, select
 from apssh_cli.inventory.tomlsource import read_text
+
+if TYPE_CHECKING:
+    from apssh_cli.inventory.loader import Loader
 
 __all__ = [
     "ALIASES",
@@ -118,7 +121,7 @@ class Inventory:
         """
         if not paths:
             raise InventoryError("no inventory file given")
-        loader = Loader()
+        loader = _new_loader()
         seen: set[Path] = set()
         for path in paths:
             path = Path(path)
@@ -140,7 +143,7 @@ class Inventory:
         Relative paths (identity_file, known_hosts) start at ``base_dir``, or
         stay relative to the current directory without one.
         """
-        loader = Loader()
+        loader = _new_loader()
         loader.add_text(text, source, os.fspath(base_dir) if base_dir is not None else None)
         return cls(*loader.build())
 
@@ -149,7 +152,7 @@ class Inventory:
         cls, data: Mapping[str, Any], source: str = "<dict>", *, base_dir: str | Path | None = None
     ) -> Inventory:
         """Build an inventory from already parsed TOML data (``base_dir``: as `from_toml_text`)."""
-        loader = Loader()
+        loader = _new_loader()
         loader.add_data(data, source, None, os.fspath(base_dir) if base_dir is not None else None)
         return cls(*loader.build())
 
@@ -262,3 +265,12 @@ class Inventory:
         if host.name not in ungrouped.hosts:
             self._groups[UNGROUPED] = replace(ungrouped, hosts=(*ungrouped.hosts, host.name))
         self._members = None
+
+
+def _new_loader() -> Loader:
+    # imported when an inventory is loaded, not before: a `-t` run never pays for it (and
+    # the early connects start a few milliseconds sooner); the loader does not import this
+    # module, so this is no circle
+    from apssh_cli.inventory.loader import Loader
+
+    return Loader()
