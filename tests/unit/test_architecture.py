@@ -7,7 +7,8 @@
 - no import circles between the subsystems (subpackages and top modules),
   lazy (function-level) imports included;
 - no import circles between the modules of one subpackage either, lazy ones
-  included: only imports under ``if TYPE_CHECKING:`` (never run) may point back.
+  included: only imports under ``if TYPE_CHECKING:`` (never run) may point back;
+- each subsystem imports only the layers below it in docs/architecture.md's graph.
 """
 
 from __future__ import annotations
@@ -159,6 +160,36 @@ def test_no_import_circles_between_subsystems() -> None:
                 graph.setdefault(source, set()).add(unit(name))
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+# the layers of docs/architecture.md's graph, top first: a subsystem imports only lower ones
+LAYERS = [
+    {"cli"},
+    {"nodes", "formatters", "service", "topology"},  # upstream apssh's names, on top
+    {"recipe"},
+    {"engine"},
+    {"commands"},
+    {"ssh", "deferred"},
+    {"output", "inventory", "lab"},
+    {"errors", "results", "log", "durations"},
+]
+
+
+def test_each_subsystem_imports_only_the_layers_below() -> None:
+    layer = {name: depth for depth, names in enumerate(LAYERS) for name in names}
+    ours = {unit(module) for module in ALL} - {"__init__", "__main__"}
+    assert ours == set(layer), "a subsystem missing from LAYERS (and docs/architecture.md)"
+    upward = sorted(
+        (module, name)
+        for module, found in ALL.items()
+        if unit(module) in layer
+        for name in found
+        if name.startswith("apssh_cli.")
+        and unit(name) in layer
+        and unit(name) != unit(module)
+        and layer[unit(name)] <= layer[unit(module)]
+    )
+    assert not upward, upward
 
 
 @pytest.mark.parametrize("package", sorted({unit(m) for m in ALL if m.count(".") >= 2}))
