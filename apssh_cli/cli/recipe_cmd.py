@@ -421,7 +421,7 @@ def run(
 
 def _start_connecting(planned: Plan, window: int | None, ssh_config: Any) -> EarlyConnections:
     """TCP connects to the recipe's first hosts, before asyncio and asyncssh are imported."""
-    from apssh_cli.engine.early import start_early_connections
+    from apssh_cli.engine.prestart import start_early_connections
 
     return start_early_connections(planned.targets, planned.window(window), ssh_config=ssh_config)
 

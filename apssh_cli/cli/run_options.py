@@ -266,8 +266,9 @@ _OUTPUT_OPTIONS = [
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Everything a run needs once the options are checked: hosts, output, execution."""
+class FleetPlan:
+    """What `run`, `push` or `pull` hands the fleet engine once the options are checked:
+    hosts, output, execution (a recipe's plan is `apssh_cli.recipe.planner.Plan`)."""
 
     targets: list[Target]
     output: OutputOptions
@@ -282,7 +283,7 @@ class Plan:
     ssh_options: tuple[str, ...] = ()  # -O
 
 
-def make_plan(params: Mapping[str, Any]) -> Plan:
+def make_fleet_plan(params: Mapping[str, Any]) -> FleetPlan:
     """Check the shared options and resolve the targets.
 
     Raises:
@@ -339,7 +340,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         raise ConfigError("no hosts left to run on (check -g, -x and -t)")
     if params.get("port") is not None:
         targets = [with_port(target, params["port"]) for target in targets]
-    return Plan(
+    return FleetPlan(
         targets=targets,
         output=output,
         window=params["window"],
@@ -406,7 +407,7 @@ def _is_terminal(stream: Any) -> bool:
 
 
 def run_plan(
-    plan: Plan,
+    plan: FleetPlan,
     commands: Mapping[str, Sequence[Any]],
     *,
     description: str,
@@ -414,7 +415,7 @@ def run_plan(
     """Print the plan for ``--dry-run``, or run it; return the exit status.
 
     Args:
-        plan: from `make_plan`.
+        plan: from `make_fleet_plan`.
         commands: the library commands of each host, by target name.
         description: what runs, for ``--dry-run``.
     """
@@ -428,7 +429,7 @@ def run_plan(
             click.echo(target.describe())
         click.echo(f"apssh: dry run: {description} on {len(plan.targets)} host(s)", err=True)
         return ExitCode.OK
-    from apssh_cli.engine.early import default_window, start_early_connections
+    from apssh_cli.engine.prestart import default_window, start_early_connections
 
     if plan.verbose:
         for line in plan.settings:
