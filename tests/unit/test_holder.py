@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,15 @@ def test_same_user_peer_is_accepted() -> None:
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")
-def test_another_user_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "s"
+def test_another_user_is_refused() -> None:
+    # under /tmp itself: nobody cannot traverse pytest's 0700 tmp_path
+    directory = Path(tempfile.mkdtemp())
+    directory.chmod(0o777)
+    path = directory / "s"
     server = socket.socket(socket.AF_UNIX)
+    server.settimeout(10)  # a child that failed to connect must not hang the test
     server.bind(str(path))
     os.chmod(path, 0o777)
-    os.chmod(tmp_path, 0o777)
     server.listen(1)
     pid = os.fork()
     if pid == 0:  # the child becomes nobody and connects
@@ -39,6 +44,7 @@ def test_another_user_is_refused(tmp_path: Path) -> None:
     with server, conn:
         assert not same_user(conn)
     os.waitpid(pid, 0)
+    shutil.rmtree(directory)
 
 
 def test_control_dir_is_private(tmp_path: Path) -> None:
