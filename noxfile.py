@@ -117,7 +117,8 @@ def _require_docker(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Container tests against real OpenSSH servers (fails without Docker, never skips)."""
     _require_docker(session)
-    session.install("-e", ".[test]")
+    # clush: the reference of the stdin differential test (tests/integration/test_cli_stdin.py)
+    session.install("-e", ".[test]", "clustershell")
     session.run("bash", "docker/build-image", external=True)
     session.run(
         "pytest",

@@ -48,6 +48,22 @@ _SCRIPT_MODE = 0o700
 _INCLUDE_MODE = 0o600
 
 
+# the name of the stdin file in a command's private directory (a script's includes
+# cannot take it: their names are checked against it)
+STDIN_NAME = ".apssh-stdin"
+
+StdinData = bytes | str | Path
+
+
+def _stdin_content(stdin: StdinData | None) -> bytes | Path | None:
+    """``stdin=`` as install_files takes it: bytes, or a local file (streamed)."""
+    if stdin is None or isinstance(stdin, bytes | Path):
+        return stdin
+    if isinstance(stdin, str):
+        return stdin.encode("utf-8")
+    raise TypeError(f"stdin must be bytes, str or a Path, not {type(stdin).__name__}")
+
+
 def parse_allowed_exits(allowed: Iterable[ExitSpec] | None) -> frozenset[int]:
     """Turn ``allowed_exits`` into the set of accepted return codes.
 
@@ -179,7 +195,14 @@ class _CaptureSink(Formatter):
 
 
 class _ShellCommand(Command):
-    """What Run, RunScript and RunString share: x11, capture, ignore_outputs."""
+    """What Run, RunScript and RunString share: x11, capture, ignore_outputs, stdin.
+
+    A command's stdin is /dev/null, unless ``stdin`` is given: then the data is
+    uploaded into a private directory on the node (mode 700, as a script is) and
+    the command reads it from there (``{ CMD; } < FILE``); the directory is removed
+    whatever happens. The channel's own stdin stays with the remote wrapper's
+    watcher (see :mod:`apssh_cli.ssh.remote_wrapper`).
+    """
 
     def __init__(
         self,
@@ -192,12 +215,68 @@ class _ShellCommand(Command):
         capture: Capture | None,
         ignore_outputs: bool,
         quoted: bool,
+        stdin: StdinData | None = None,
     ) -> None:
         super().__init__(allowed_exits=allowed_exits, timeout=timeout, label=label, verbose=verbose)
         self.x11 = x11
         self.capture = capture
         self.ignore_outputs = ignore_outputs
         self.is_quoted = quoted
+        self.stdin = _stdin_content(stdin)
+
+    def failure_message(self, result: CommandResult) -> str | None:
+        if isinstance(result, _FailedBeforeRunning):  # it never ran: the reason is ours
+            return f"could not start: {result.stderr_tail}"
+        return None
+
+    def _stdin_files(self) -> list[tuple[str, bytes | Path, int]]:
+        """The stdin file to install next to the command, if any."""
+        if self.stdin is None:
+            return []
+        if isinstance(self.stdin, Path) and not self.stdin.is_file():
+            raise ConfigError("stdin file not found", source=str(self.stdin))
+        return [(STDIN_NAME, self.stdin, _INCLUDE_MODE)]
+
+    async def _run_in_private_dir(
+        self,
+        node: NodeLike,
+        files: list[tuple[str, bytes | Path, int]],
+        make_line: Callable[[str], str],
+        *,
+        display: str,
+        timeout: float | None,
+        verbose: bool,
+    ) -> CommandResult:
+        """Install ``files`` in a private directory, run ``make_line(directory)``, remove it.
+
+        One deadline for the whole: installing, then running. The directory is
+        removed also on failure, timeout or cancellation.
+        """
+        from apssh_cli.ssh.sftp import TransferError
+
+        await node.connect()
+        directory: str | None = None
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                directory = await node.install_files(files)
+                line = make_line(directory)
+                if self.stdin is not None:
+                    stdin_path = shlex.quote(f"{directory}/{STDIN_NAME}")
+                    line = f"{{ {line}\n}} < {stdin_path}"
+                # what is left, and a second: ours fires first; the node's bound follows it
+                left = deadline.when()
+                remaining = None if left is None else left - asyncio.get_running_loop().time() + 1
+                return await self._run_line(
+                    node, line, display=display, timeout=remaining, verbose=verbose
+                )
+        except TransferError as exc:
+            return _transfer_failed(node, display, exc)
+        except TimeoutError:
+            assert timeout is not None
+            raise CommandTimeoutError(node.label, display, timeout) from None
+        finally:
+            if directory is not None:
+                await shielded_cleanup(node.remove_private_dir(directory))
 
     async def _run_line(
         self,
@@ -247,6 +326,10 @@ class Run(_ShellCommand):
         x11: forward X11 (an X11 program on the node shows on the local DISPLAY).
         capture: store the command's stdout (not printed) into ``capture.variables``.
         ignore_outputs: send stdin, stdout and stderr to /dev/null.
+        stdin: what the command reads on its stdin: bytes, text (UTF-8), or a local
+            file (a :class:`~pathlib.Path`, streamed). It is uploaded to a private
+            directory on the node first (one SFTP upload per node), removed after.
+            None: /dev/null.
 
     Raises:
         ValueError: no part.
@@ -262,6 +345,7 @@ class Run(_ShellCommand):
         x11: bool = False,
         capture: Capture | None = None,
         ignore_outputs: bool = False,
+        stdin: StdinData | None = None,
     ) -> None:
         if not argv:
             raise ValueError("Run needs a command")
@@ -274,6 +358,7 @@ class Run(_ShellCommand):
             capture=capture,
             ignore_outputs=ignore_outputs,
             quoted=False,
+            stdin=stdin,
         )
         self.argv = tuple(argv)
 
@@ -303,8 +388,18 @@ class Run(_ShellCommand):
     async def co_run(
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
     ) -> CommandResult:
+        files = self._stdin_files()
         await node.connect()
         line = self.command_line  # rendered here: captures made so far are known
+        if files:
+            return await self._run_in_private_dir(
+                node,
+                files,
+                lambda _directory: line,
+                display=self.label or line,
+                timeout=self._timeout(timeout),
+                verbose=verbose,
+            )
         return await self._run_line(
             node,
             line,
@@ -334,6 +429,7 @@ class _PrivateDirCommand(_ShellCommand):
         x11: bool,
         capture: Capture | None,
         ignore_outputs: bool,
+        stdin: StdinData | None,
     ) -> None:
         super().__init__(
             allowed_exits=allowed_exits,
@@ -344,6 +440,7 @@ class _PrivateDirCommand(_ShellCommand):
             capture=capture,
             ignore_outputs=ignore_outputs,
             quoted=False,
+            stdin=stdin,
         )
         self.args = tuple(args)
         self.includes = tuple(Path(include) for include in includes or ())
@@ -381,6 +478,7 @@ class _PrivateDirCommand(_ShellCommand):
                 raise ConfigError("include file not found", source=str(include))
             executable = include.stat().st_mode & 0o100
             files.append((include.name, include, _SCRIPT_MODE if executable else _INCLUDE_MODE))
+        files += self._stdin_files()
         names = [name for name, _, _ in files]
         if len(set(names)) != len(names):
             raise ConfigError(f"script and includes must have distinct names: {names}")
@@ -389,34 +487,21 @@ class _PrivateDirCommand(_ShellCommand):
     async def co_run(
         self, node: NodeLike, *, timeout: float | None = None, verbose: bool = False
     ) -> CommandResult:
-        from apssh_cli.ssh.sftp import TransferError
-
         files = self._files()
-        await node.connect()
-        limit = self._timeout(timeout)
-        display = self.describe()
-        directory: str | None = None
-        try:
-            # one deadline for the whole command: installing, then running
-            async with asyncio.timeout(limit) as deadline:
-                directory = await node.install_files(files)
-                script = shlex.quote(f"{directory}/{self.script_name}")
-                args = self.args_line
-                line = f"{script} {args}" if args else script
-                # what is left, and a second: ours fires first; the node's bound follows it
-                left = deadline.when()
-                remaining = None if left is None else left - asyncio.get_running_loop().time() + 1
-                return await self._run_line(
-                    node, line, display=display, timeout=remaining, verbose=verbose
-                )
-        except TransferError as exc:
-            return _transfer_failed(node, display, exc)
-        except TimeoutError:
-            assert limit is not None
-            raise CommandTimeoutError(node.label, display, limit) from None
-        finally:
-            if directory is not None:
-                await shielded_cleanup(node.remove_private_dir(directory))
+
+        def script_line(directory: str) -> str:
+            script = shlex.quote(f"{directory}/{self.script_name}")
+            args = self.args_line  # rendered now: captures made so far are known
+            return f"{script} {args}" if args else script
+
+        return await self._run_in_private_dir(
+            node,
+            files,
+            script_line,
+            display=self.describe(),
+            timeout=self._timeout(timeout),
+            verbose=verbose,
+        )
 
 
 class RunScript(_PrivateDirCommand):
@@ -433,7 +518,8 @@ class RunScript(_PrivateDirCommand):
         local_script: the script file (it needs a ``#!`` line, or is run by sh).
         args: its arguments, joined with spaces (``RunScript.quoted`` quotes each one).
         includes: more local files copied next to it (e.g. a library it sources).
-        allowed_exits, timeout, label, verbose, x11, capture, ignore_outputs: as for Run.
+        allowed_exits, timeout, label, verbose, x11, capture, ignore_outputs, stdin: as
+            for Run (the stdin file goes into the script's private directory).
     """
 
     def __init__(
@@ -448,6 +534,7 @@ class RunScript(_PrivateDirCommand):
         x11: bool = False,
         capture: Capture | None = None,
         ignore_outputs: bool = False,
+        stdin: StdinData | None = None,
     ) -> None:
         super().__init__(
             args,
@@ -459,6 +546,7 @@ class RunScript(_PrivateDirCommand):
             x11=x11,
             capture=capture,
             ignore_outputs=ignore_outputs,
+            stdin=stdin,
         )
         self.local_script = Path(local_script)
 
@@ -480,7 +568,8 @@ class RunString(_PrivateDirCommand):
         args: its arguments, joined with spaces (``RunString.quoted`` quotes each one).
         remote_name: the script's file name on the node (default ``apssh-script``).
         includes: local files copied next to it.
-        allowed_exits, timeout, label, verbose, x11, capture, ignore_outputs: as for Run.
+        allowed_exits, timeout, label, verbose, x11, capture, ignore_outputs, stdin: as
+            for Run (the stdin file goes into the script's private directory).
     """
 
     def __init__(
@@ -496,6 +585,7 @@ class RunString(_PrivateDirCommand):
         x11: bool = False,
         capture: Capture | None = None,
         ignore_outputs: bool = False,
+        stdin: StdinData | None = None,
     ) -> None:
         super().__init__(
             args,
@@ -507,6 +597,7 @@ class RunString(_PrivateDirCommand):
             x11=x11,
             capture=capture,
             ignore_outputs=ignore_outputs,
+            stdin=stdin,
         )
         name = remote_name or "apssh-script"
         if "/" in name or name in (".", ".."):
@@ -591,6 +682,7 @@ class _Transfer(Command):
             recurse=self.recurse,
             preserve=self.preserve,
             host=node.label,
+            warn=functools.partial(_skipped, node),
         )
 
 
@@ -602,11 +694,22 @@ def _size(path: str | Path) -> int:
         return 0
 
 
-def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:
-    # a failed transfer reads like a failed command: a line on stderr, rc 1
-    message = f"{display}: {exc}"
+def _skipped(node: NodeLike, message: str) -> None:
+    # what a transfer leaves out (a FIFO in a tree) reads like a command's warning: a
+    # line on the host's stderr, seen without -v
     node.formatter.output(OutputEvent(node.label, STDERR, message, current_step()))
-    return CommandResult(display, 1, message)
+
+
+def _transfer_failed(node: NodeLike, display: str, exc: Exception) -> CommandResult:
+    # a failed transfer reads like a failed command: rc 1, and the reason once (by
+    # default a line on stderr; the command line says it in its [failed] line)
+    message = f"{display}: {exc}"
+    node.formatter.command_failed(node.label, display, message)
+    return _FailedBeforeRunning(display, 1, message)
+
+
+class _FailedBeforeRunning(CommandResult):
+    """The result of a transfer that failed (a push, a pull, a script's install)."""
 
 
 class Push(_Transfer):
@@ -654,11 +757,13 @@ class Push(_Transfer):
 
     def largest_file(self) -> int:
         """The size of the largest local file this push moves (0 if none is there)."""
+        from apssh_cli.ssh.sftp import walk_files
+
         sizes = [0]
         for path in self.localpaths:
             if path.is_dir() and self.recurse:
-                for directory, _dirs, files in os.walk(path):
-                    sizes += (_size(os.path.join(directory, name)) for name in files)
+                for directory, files in walk_files(path):
+                    sizes += (_size(directory / name) for name in files)
             elif path.is_file():
                 sizes.append(_size(path))
         return max(sizes)
@@ -671,6 +776,10 @@ class Pull(_Transfer):
     """Copy files from the node to the local machine over SFTP (binary-safe).
 
     Each file is written under a temporary name next to its target, then renamed.
+    A copy gets the remote file's mode bits, less the umask (a 0600 file stays
+    private). Only regular files are read: a FIFO, a socket or a device met in a
+    tree is skipped with a line on the host's stderr; one named in ``remotepaths``
+    fails the transfer (rc 1).
 
     Args:
         remotepaths: one path or several (then ``localpath`` is a directory).

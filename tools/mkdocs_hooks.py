@@ -53,7 +53,8 @@ _INLINE_LINK = re.compile(r"(\]\()(<[^>]*>|[^)\s]+)((?:\s+\"[^\"]*\")?\))")
 # [label]: target, not a footnote ([^1]: text)
 _REFERENCE_LINK = re.compile(r"^( {0,3}\[(?!\^)[^\]]+\]:\s*)(\S+)", re.M)
 _FENCE = re.compile(r"^([ \t]*)(```+|~~~+).*?^\1\2[ \t]*$", re.M | re.S)
-_CODE_SPAN = re.compile(r"(`+)[^`]*?\1")
+# CommonMark: a run of N backticks up to the next run of exactly N (`` a ` b `` included)
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)", re.S)
 
 
 def _docs_rel(config: MkDocsConfig) -> str:

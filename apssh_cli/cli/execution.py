@@ -45,6 +45,9 @@ class ExecutionOptions:
             for connection failures only.
         job_timeout: the default timeout of each command, seconds.
         verbose: nodes report connection and command events.
+        verbosity: how many ``-v``: 1 the library's INFO log (what was resolved,
+            connections); 2 its DEBUG log and asyncssh's authentication lines; 3
+            asyncssh's whole debug log.
         early_connections: TCP connects started before asyncssh was imported.
     """
 
@@ -52,6 +55,7 @@ class ExecutionOptions:
     connect_retries: int = 0
     job_timeout: float | None = None
     verbose: bool = False
+    verbosity: int = 0
     keepalive: float | None = None
     early_connections: EarlyConnections | None = None
 
@@ -96,7 +100,7 @@ async def run_targets(
     try:
         with (
             stop_on_signals(fleet, on_second=_exit_now) as received,
-            _library_log(renderer, options.verbose),
+            _library_log(renderer, max(options.verbosity, int(options.verbose))),
         ):
             results = await fleet.run()
     finally:
@@ -132,18 +136,24 @@ class _NoteHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def _library_log(renderer: Renderer, verbose: bool) -> Iterator[None]:
-    """With ``-v``, show the library's INFO log (connections, retries, recorded host keys)."""
-    if not verbose:
+def _library_log(renderer: Renderer, verbosity: int) -> Iterator[None]:
+    """With ``-v``, show the library's INFO log (what was resolved, connections, retries,
+    recorded host keys); ``-vv`` its DEBUG log too, and asyncssh's authentication
+    lines; ``-vvv`` asyncssh's whole debug log (:mod:`apssh_cli.ssh.debuglog`)."""
+    if not verbosity:
         yield
         return
+    from apssh_cli.ssh.debuglog import asyncssh_log
+
     logger = logging.getLogger("apssh_cli")
     handler = _NoteHandler(renderer)
+    handler.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
     try:
-        yield
+        with asyncssh_log(verbosity):
+            yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)

@@ -59,6 +59,7 @@ class ApsshGroup(click.Group):
         module_name, attribute = target.split(":")
         command: click.Command = getattr(import_module(module_name), attribute)
         ctx.meta[_SUBCOMMAND_PATH] = f"{ctx.command_path} {cmd_name}"
+        _accept_debug(command)
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -111,6 +112,24 @@ class ApsshGroup(click.Group):
 
 
 _SUBCOMMAND_PATH = "apssh.subcommand_path"  # in ctx.meta: "apssh run" once resolved
+_DEBUG_READY: set[int] = set()  # ids of the commands that accept --debug already
+
+
+def _accept_debug(command: click.Command) -> None:
+    """``--debug`` among any command's options (``apssh -g nodes --debug uptime``,
+    ``apssh recipe run --debug x.toml``): `main` reads it from the command line."""
+    if id(command) in _DEBUG_READY:
+        return
+    _DEBUG_READY.add(id(command))
+    if not any("--debug" in param.opts for param in command.params):
+        command.params.append(
+            click.Option(["--debug"], is_flag=True, hidden=True, expose_value=False)
+        )
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            _accept_debug(subcommand)
+
+
 _GROUP_FLAGS = {"--debug", "--version", "-V", "--help", "-h"}
 
 

@@ -81,6 +81,15 @@ def _selection_options(function: F) -> F:
     return function
 
 
+def _ssh_options(function: F) -> F:
+    """``-O``, ``-F`` and ``--port``, as run, push and pull take them."""
+    from apssh_cli.cli.run_options import SSH_OPTIONS
+
+    for option in reversed(SSH_OPTIONS):
+        function = option(function)
+    return function
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def recipe() -> None:
     """Run experiments written as TOML recipes: a DAG of steps over inventory hosts.
@@ -126,6 +135,7 @@ def _plan(
     need_inventory: bool,
     run_dir: Path | None = None,
     claim: bool = False,
+    port: int | None = None,
 ) -> Any:
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import Selection, make_plan
@@ -135,6 +145,8 @@ def _plan(
     # a recipe of local steps needs no inventory
     need_inventory = need_inventory and any(not step.is_local for step in loaded.steps)
     inv = load_inventory(paths) if (paths or need_inventory) else None
+    if inv is not None and port is not None:
+        inv = _with_port(inv, port)
     only = tuple(s.strip() for s in (params.get("only") or "").split(",") if s.strip())
     selection = Selection(
         variables=parse_variables(params.get("variables") or ()),
@@ -260,6 +272,12 @@ def graph(recipe_file: str, inventory: tuple[str, ...], fmt: str, output: str | 
 @click.option("--events", metavar="FILE|-", help="Write JSON events (JSON Lines) there.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the summary: no streamed lines.")
+@_ssh_options
+@click.option(
+    "--raw-output",
+    is_flag=True,
+    help="Print remote output unescaped (risky: a host can then drive your terminal; docs/cli.md).",
+)
 def run(
     recipe_file: str,
     inventory: tuple[str, ...],
@@ -271,6 +289,10 @@ def run(
     events: str | None,
     as_json: bool,
     quiet: bool,
+    ssh_options: tuple[str, ...],
+    ssh_config: str | None,
+    port: int | None,
+    raw_output: bool,
     **params: Any,
 ) -> int:
     """Run RECIPE on the inventory's hosts: one SSH connection per host for the whole run.
@@ -282,9 +304,13 @@ def run(
       apssh recipe run recipes/sweep.toml -i .lab/inventory.toml --resume
     """
     from apssh_cli.cli.defaults import load_defaults
+    from apssh_cli.cli.run_options import check_ssh_values, library_warnings
+    from apssh_cli.inventory.targets import check_hostnames
     from apssh_cli.recipe.journal import last_run
     from apssh_cli.recipe.loader import load_recipe
     from apssh_cli.recipe.planner import default_runs_dir
+    from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
+    from apssh_cli.ssh.sshoptions import SshOptions, ssh_settings
 
     defaults = load_defaults()  # the config file's and APSSH_* window and inventory
     if window is None:
@@ -299,10 +325,21 @@ def run(
             directory = Path(resume)
         if not directory.is_dir():
             raise ConfigError(f"--resume: no run directory {directory}")
+    options = SshOptions(ssh_options)
+    check_ssh_values(options)  # before any connect, even an early one, and any run directory
     # a new run directory is created now, exclusively: two runs never share one
     _, planned = _plan(
-        recipe_file, inventory, params, need_inventory=True, run_dir=directory, claim=True
+        recipe_file,
+        inventory,
+        params,
+        need_inventory=True,
+        run_dir=directory,
+        claim=True,
+        port=port,
     )
+    for target in planned.targets:
+        check_hostnames(target)
+    config = ssh_config if ssh_config is not None else DEFAULT_SSH_CONFIG
     events_out: Any = None
     if events == "-":
         events_out = sys.stdout
@@ -311,24 +348,33 @@ def run(
             events_out = open(events, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise ConfigError(f"--events: cannot write {events}: {exc.strerror}") from None
-    early = _start_connecting(planned, window) if resume is None else None
+    early = (
+        _start_connecting(planned, window, config)
+        if resume is None and not options.redirects()
+        else None
+    )
     try:
+        from apssh_cli.cli.render import escape_library_log
         from apssh_cli.recipe.runner import RecipeRun
 
         # stdout carries the events or the JSON summary when asked: people's lines go to stderr
         human = sys.stderr if (events == "-" or as_json) else sys.stdout
-        runner = RecipeRun(
-            planned,
-            keep_going=keep_going,
-            fail_fast=fail_fast,
-            window=window,
-            resume=resume is not None,
-            events=events_out,
-            stdout=human,
-            quiet=quiet,
-            early_connections=early,
-        )
-        status = runner.run(handle_signals=True)
+        # the nodes are made inside: they take -F and -O
+        with ssh_settings(config, options), library_warnings(shown=True):
+            runner = RecipeRun(
+                planned,
+                keep_going=keep_going,
+                fail_fast=fail_fast,
+                window=window,
+                resume=resume is not None,
+                events=events_out,
+                stdout=human,
+                quiet=quiet,
+                early_connections=early,
+            )
+            runner.formatter.escape = not raw_output
+            escape_library_log()  # its warnings may quote remote file names
+            status = runner.run(handle_signals=True)
     finally:
         if early is not None:
             early.close()
@@ -341,8 +387,27 @@ def run(
     return status
 
 
-def _start_connecting(planned: Plan, window: int | None) -> EarlyConnections:
+def _start_connecting(planned: Plan, window: int | None, ssh_config: Any) -> EarlyConnections:
     """TCP connects to the recipe's first hosts, before asyncio and asyncssh are imported."""
     from apssh_cli.engine.early import start_early_connections
 
-    return start_early_connections(planned.targets, planned.window(window))
+    return start_early_connections(planned.targets, planned.window(window), ssh_config=ssh_config)
+
+
+def _with_port(inventory: Any, port: int) -> Any:
+    """``--port``: the port of every inventory host but the gateways (which keep theirs)."""
+    from dataclasses import replace
+
+    from apssh_cli.inventory.model import Inventory
+
+    gateways = {host.gateway for host in inventory.hosts.values() if host.gateway is not None}
+    hosts = {
+        name: host if name in gateways or host.connection == "local" else replace(host, port=port)
+        for name, host in inventory.hosts.items()
+    }
+    return Inventory(
+        hosts=hosts,
+        groups=inventory.groups,
+        implicit=inventory.implicit_hosts,
+        conflicts=inventory.conflicts,
+    )

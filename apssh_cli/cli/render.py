@@ -10,6 +10,17 @@ host is done) and writes to the sinks chosen on the command line:
 - a live progress line on stderr (terminals only) that never tears output lines;
 - the final summary on stderr, and the exit status.
 
+Colour (``--color``, :func:`colour_wanted`): host names and statuses, on a
+terminal only unless ``--color always``; ``NO_COLOR`` turns the default off. The
+codes are apssh's own, put around text that is already escaped: a host's text
+never carries a code to the terminal.
+
+Remote text is untrusted: every line for a person (streamed, ``--format``, ``-b``,
+notes and error lines) goes through :func:`~apssh_cli.output.escape_text`, and a
+``-b`` block indents its hosts' lines (:data:`GATHER_INDENT`), so that no host can
+print a header of its own; ``--raw-output`` passes the lines through unescaped.
+``--json`` and ``--out-dir`` keep the exact text (JSON escapes it, see `json_line`).
+
 It is built on the library's sinks (:mod:`apssh_cli.output`); only ``--json`` and
 ``--gather`` keep output, bounded per host (:data:`~apssh_cli.output.DEFAULT_CAPTURE_BYTES`).
 This module is pure Python (no asyncssh): the fleet engine drives it, and tests
@@ -20,13 +31,18 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
+import os
+import re
 import shutil
 import string
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+import click
 
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.errors import ConfigError
@@ -34,19 +50,36 @@ from apssh_cli.inventory.hostrange import fold
 from apssh_cli.inventory.secrets import SecretMask
 from apssh_cli.inventory.targets import Target
 from apssh_cli.output import (
+    CUT_MARK,
     DEFAULT_CAPTURE_BYTES,
+    MAX_LINE_BYTES,
     STDERR,
     CaptureFormatter,
+    EscapeLogFilter,
     Formatter,
     HostFormatter,
     OutputEvent,
     SubdirFormatter,
     TeeFormatter,
+    current_step,
+    escape_text,
 )
 from apssh_cli.results import HostResult, Status
 
 FORMAT_FIELDS = ("host", "fqdn", "user", "line", "time", "step")
 JSON_SCHEMA_VERSION = 1
+
+# every line of a -b block starts with this: a host's own line can never start at
+# the first column, where the rules and the header of a block are
+GATHER_INDENT = "  "
+
+# what JSON output escapes although json.dumps(ensure_ascii=False) would not: C1
+# controls, Unicode format controls and separators (a terminal that shows the JSON
+# cannot be driven by them) and lone surrogates, the bytes that were not UTF-8
+# (\udc80-\udcff: Python's json.loads and "surrogateescape" give the bytes back)
+_JSON_UNSAFE = re.compile(
+    "[\x7f-\x9f\xad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+)
 
 # severity of each status, for the exit status: the most severe present wins
 STATUS_EXIT: dict[Status, ExitCode] = {
@@ -70,6 +103,43 @@ SUMMARY_ROWS: tuple[tuple[str, tuple[Status, ...]], ...] = (
     ("interrupted", (Status.INTERRUPTED,)),
     ("not started", (Status.SKIPPED,)),
 )
+
+
+COLOR_CHOICES = ("auto", "always", "never")
+HOST_COLOUR = "cyan"
+STATUS_COLOURS: dict[Status, str] = {
+    Status.OK: "green",
+    Status.FAILED: "red",
+    Status.SKIPPED: "yellow",
+    Status.INTERRUPTED: "yellow",
+    Status.TIMEOUT: "yellow",
+    Status.UNREACHABLE: "magenta",
+    Status.AUTH_REFUSED: "magenta",
+    Status.HOSTKEY_REFUSED: "magenta",
+}
+
+
+def colour_wanted(choice: str, stream: Any, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether to colour what goes to ``stream``: ``--color always|never``, or for
+    ``auto`` a terminal (not ``TERM=dumb``) when ``NO_COLOR`` is unset or empty."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    environ = os.environ if environ is None else environ
+    if environ.get("NO_COLOR") or environ.get("TERM") == "dumb":
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def paint(text: str, colour: str | None, on: bool, *, bold: bool = False) -> str:
+    """``text`` in ``colour`` when ``on`` (apssh's own text only, never a host's)."""
+    if not on or colour is None:
+        return text
+    return click.style(text, fg=colour, bold=bold or None)
 
 
 def exit_status(results: Iterable[HostResult], *, interrupted: bool = False) -> ExitCode:
@@ -122,6 +192,8 @@ class OutputOptions:
 
     Args:
         raw: ``--raw``: lines without the host prefix.
+        raw_output: ``--raw-output``: remote text printed unescaped (control
+            characters reach the terminal; see docs/cli.md for the risk).
         fmt: ``--format``: a template with {host} {fqdn} {user} {line} {time} and strftime codes.
         gather: ``--gather``: identical outputs printed once, at the end.
         json: ``--json``: JSON lines on stdout instead of text.
@@ -130,9 +202,12 @@ class OutputOptions:
         failed_to: ``--failed-to``: write the targets to retry, for ``-t @FILE``.
         progress: show the live progress line (only on a terminal).
         summary: print the final summary on stderr.
+        color_stdout: colour host names on stdout (streamed lines, ``-b`` headers).
+        color_stderr: colour host names and statuses on stderr.
     """
 
     raw: bool = False
+    raw_output: bool = False
     fmt: str | None = None
     gather: bool = False
     json: bool = False
@@ -141,6 +216,8 @@ class OutputOptions:
     failed_to: Path | None = None
     progress: bool = False
     summary: bool = True
+    color_stdout: bool = False
+    color_stderr: bool = False
 
     @property
     def captures(self) -> bool:
@@ -287,7 +364,9 @@ class Renderer(Formatter):
                     f"cannot create --out-dir: {exc.strerror or exc}", source=str(options.out_dir)
                 ) from exc
         self._stream_sink = self._streamer(targets)
-        self._capture = CaptureFormatter(max_bytes=capture_bytes) if options.captures else None
+        self._capture = (
+            CaptureFormatter(max_bytes=capture_bytes, exact=True) if options.captures else None
+        )
         self._files = (
             SubdirFormatter(options.out_dir, out_suffix=".out", err_suffix=".err")
             if options.out_dir is not None
@@ -306,26 +385,33 @@ class Renderer(Formatter):
             template = options.fmt
         else:
             template = "{label} {line}"
-        fields = {
-            target.name: {
-                "host": self._short[target.name],
-                "label": (self._short[target.name] + ":").ljust(self._pad + 1),
-                "fqdn": target.host.hostname,
-                "user": target.host.user or "",
+
+        def streamer(coloured: bool) -> HostFormatter:
+            fields = {
+                target.name: {
+                    "host": self._short[target.name],
+                    "label": self._padded(target.name, coloured),
+                    "fqdn": target.host.hostname,
+                    "user": target.host.user or "",
+                }
+                for target in targets
             }
-            for target in targets
-        }
-        # out and err are our guarded streams (typed as text streams for the sink)
-        streamer = HostFormatter(
-            template,
-            stdout=self._out,  # type: ignore[arg-type]
-            stderr=self._err,  # type: ignore[arg-type]
-            fields=fields,
-            localtime=self._localtime,
-        )
+            # out and err are our guarded streams (typed as text streams for the sink)
+            return HostFormatter(
+                template,
+                stdout=self._out,  # type: ignore[arg-type]
+                stderr=self._err,  # type: ignore[arg-type]
+                fields=fields,
+                localtime=self._localtime,
+                escape=not options.raw_output,
+            )
+
+        to_stderr = _StderrOnly(streamer(options.color_stderr))
         if options.gather:  # gathered stdout is printed at the end; stderr as it comes
-            return _StderrOnly(streamer)
-        return streamer
+            return to_stderr
+        if options.color_stdout == options.color_stderr:
+            return streamer(options.color_stdout)
+        return _ByStream(streamer(options.color_stdout), to_stderr)
 
     # ------------------------------------------------------------ events
 
@@ -347,8 +433,11 @@ class Renderer(Formatter):
     def note(self, name: str, text: str) -> None:
         """A verbose event (connected, command started or done): one line on stderr."""
         state = self._hosts.get(name)
-        label = self._label(state) if state is not None else f"{name}:"  # a gateway
-        self._err.write(f"{label} -- {self._secrets.text(text)}\n")
+        on = self.options.color_stderr
+        # a gateway is not one of the run's hosts
+        label = self._padded(name, on) if state is not None else paint(f"{name}:", HOST_COLOUR, on)
+        # notes quote errors and the library's log, which may quote remote names
+        self._err.write(f"{label} -- {escape_text(self._secrets.text(text))}\n")
 
     # the events below come only from verbose (-v) nodes; "connected" is left to
     # the library's log ("connected to ADDR via GATEWAY")
@@ -364,6 +453,20 @@ class Renderer(Formatter):
 
     def command_done(self, host: str, command: str, rc: int | None) -> None:
         self.note(host, f"done: {command} (rc={rc})")
+
+    def command_failed(self, host: str, command: str, message: str) -> None:
+        """A transfer failed: its host's ``[failed]`` line says why, so the terminal
+        gets no stderr line of it too; files and captures (``-o``, ``--json``) do."""
+        event = OutputEvent(host, STDERR, message, current_step())
+        if self.options.gather:  # -b shows no error for a failed host: its stderr says it
+            self.output(event)
+            return
+        if host not in self._hosts:
+            return
+        event = event._replace(line=self._secrets.text(event.line))
+        for sink in (self._capture, self._files):
+            if sink is not None:
+                sink.output(event)
 
     def host_done(self, result: HostResult) -> None:
         """A host finished (any status): JSON object, error line, files closed."""
@@ -386,11 +489,15 @@ class Renderer(Formatter):
         if self._files is not None:
             self._files.close_host(result.host, create=result.status is not Status.SKIPPED)
         if self.options.json:
-            self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._out.write(json_line(record) + "\n")
         elif self.stdout_broken:  # stopping quietly: `apssh ... | head`
             pass
         elif result.status is not Status.OK and result.error and not self.options.gather:
-            self._err.write(f"{self._label(state)} [{result.status}] {result.error}\n")
+            error = escape_text(result.error)
+            on = self.options.color_stderr
+            label = self._padded(result.host, on)
+            status = paint(f"[{result.status}]", STATUS_COLOURS.get(result.status), on)
+            self._err.write(f"{label} {status} {error}\n")
         else:
             self._redraw()
 
@@ -424,7 +531,10 @@ class Renderer(Formatter):
         self._out.flush()
         self._write_lists(ordered)
         if self.options.summary:
-            for text in summary_lines(ordered, duration, interrupted=interrupted):
+            lines = summary_lines(
+                ordered, duration, interrupted=interrupted, colour=self.options.color_stderr
+            )
+            for text in lines:
                 self._raw_err.write(text + "\n")
         self._raw_err.flush()
         return status
@@ -438,6 +548,11 @@ class Renderer(Formatter):
     def _label(self, state: _HostState) -> str:
         return (self._short[state.target.name] + ":").ljust(self._pad + 1)
 
+    def _padded(self, name: str, coloured: bool) -> str:
+        """A host's label, aligned; the colour goes around the name, not the padding."""
+        label = self._short[name] + ":"
+        return paint(label, HOST_COLOUR, coloured) + " " * (self._pad + 1 - len(label))
+
     def _print_gathered(self, results: Sequence[HostResult]) -> None:
         groups: dict[tuple[str, str, int | None, str | None], list[str]] = {}
         for result in results:
@@ -446,18 +561,40 @@ class Renderer(Formatter):
             error = result.error if result.status is not Status.FAILED else None
             key = (result.stdout, str(result.status), result.rc, error)
             groups.setdefault(key, []).append(result.host)
+        on = self.options.color_stdout
         for (stdout, status, rc, error), names in groups.items():
             header = f"{fold(names)} ({len(names)})"
+            shown = paint(header, HOST_COLOUR, on)
+            trouble = ""
             if status != str(Status.OK):
-                header += f" {status}"
+                trouble += f" {status}"
             if rc not in (None, 0):
-                header += f" rc={rc}"
+                trouble += f" rc={rc}"
+            header += trouble
+            shown += paint(trouble, STATUS_COLOURS.get(Status(status)), on)
             if error:
-                header += f": {error}"
+                header += f": {escape_text(error)}"
+                shown += f": {escape_text(error)}"
             rule = "-" * min(max(len(header), 15), 79)
-            self._out.write(f"{rule}\n{header}\n{rule}\n")
+            self._out.write(f"{rule}\n{shown}\n{rule}\n")
             if stdout:
-                self._out.write(stdout if stdout.endswith("\n") else stdout + "\n")
+                self._out.write(self._block(stdout))
+
+    def _block(self, text: str) -> str:
+        """A gathered output as printed: each line indented, escaped, long ones cut."""
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        shown = []
+        escape = not self.options.raw_output
+        for line in lines:
+            line = line.removesuffix("\r")
+            # the capture joined the pieces of long lines again: cut them as streaming does
+            while len(line) > MAX_LINE_BYTES:
+                piece, line = line[:MAX_LINE_BYTES], line[MAX_LINE_BYTES:]
+                shown.append(GATHER_INDENT + (escape_text(piece) if escape else piece) + CUT_MARK)
+            shown.append(GATHER_INDENT + (escape_text(line) if escape else line))
+        return "".join(line + "\n" for line in shown)
 
     def _write_lists(self, results: Sequence[HostResult]) -> None:
         failed = [r for r in results if r.status is not Status.OK]
@@ -516,6 +653,18 @@ class Renderer(Formatter):
         return text
 
 
+class _ByStream(Formatter):
+    """stdout lines to one sink, stderr lines to another (each coloured for its stream)."""
+
+    def __init__(self, stdout: Formatter, stderr: Formatter) -> None:
+        super().__init__()
+        self._stdout = stdout
+        self._stderr = stderr
+
+    def output(self, event: OutputEvent) -> None:
+        (self._stderr if event.stream == STDERR else self._stdout).output(event)
+
+
 class _StderrOnly(Formatter):
     """Passes stderr lines on (``--gather`` streams them; stdout is gathered)."""
 
@@ -529,6 +678,25 @@ class _StderrOnly(Formatter):
 
 
 # ---------------------------------------------------------------- records
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """``record`` as one line of JSON: UTF-8 text kept, control characters escaped.
+
+    json.dumps escapes C0 controls; C1 and format controls are escaped too, and
+    the bytes that were not UTF-8 (surrogate escapes) become ``\\udc80``-``\\udcff``
+    (``json.loads(line)["stdout"].encode("utf-8", "surrogateescape")`` is the
+    exact output).
+    """
+    text = json.dumps(record, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def escape_library_log() -> None:
+    """Escape the library's log messages (they may quote remote file names), once."""
+    logger = logging.getLogger("apssh_cli")
+    if not any(isinstance(item, EscapeLogFilter) for item in logger.filters):
+        logger.addFilter(EscapeLogFilter())
 
 
 def host_record(result: HostResult) -> dict[str, Any]:
@@ -561,13 +729,20 @@ def summary_record(results: Sequence[HostResult], status: int, duration: float) 
 
 
 def summary_lines(
-    results: Sequence[HostResult], duration: float, *, interrupted: bool = False
+    results: Sequence[HostResult],
+    duration: float,
+    *,
+    interrupted: bool = False,
+    colour: bool = False,
 ) -> list[str]:
     """The human summary: counts, then a folded host list per kind of trouble."""
     counts: dict[Status, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
-    parts = [f"{count} {status}" for status, count in sorted(counts.items(), key=_severity)]
+    parts = [
+        paint(f"{count} {status}", STATUS_COLOURS.get(status), colour)
+        for status, count in sorted(counts.items(), key=_severity)
+    ]
     head = f"apssh: {len(results)} host{'s' if len(results) != 1 else ''} in {duration:.1f}s"
     if interrupted:
         head += " (interrupted)"
@@ -586,7 +761,8 @@ def summary_lines(
             )
         else:
             text = fold([r.host for r in chosen])
-        lines.append(f"  {label.ljust(width)}  {text}")
+        shown = paint(label, STATUS_COLOURS.get(statuses[0]), colour)
+        lines.append(f"  {shown}{' ' * (width - len(label))}  {text}")
     return lines
 
 

@@ -8,12 +8,13 @@ pushed and run with the remaining words as its arguments.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import click
 
-from apssh_cli.cli import upstream_hints
+from apssh_cli.cli import stdin, upstream_hints
 from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
 from apssh_cli.cli.run_options import files_option, make_plan, run_options, run_plan
 from apssh_cli.errors import ConfigError
@@ -40,6 +41,13 @@ class RunCommand(click.Command):
     is_flag=True,
     help="The first word is a local script: push it, run it with the other words as arguments.",
 )
+@click.option(
+    "--stdin/--no-stdin",
+    "use_stdin",
+    default=None,
+    help="Send the local stdin to every host's command (read once; default: when stdin "
+    "is not a terminal, and not with -s).",
+)
 @click.argument("command", nargs=-1, required=True)
 @click.pass_context
 def run(
@@ -48,6 +56,7 @@ def run(
     command: tuple[str, ...],
     script: bool,
     includes: tuple[str, ...],
+    use_stdin: bool | None,
     **params: Any,
 ) -> int:
     """Run COMMAND on every selected host, at most -w hosts at a time.
@@ -56,10 +65,13 @@ def run(
     ssh does (quote what the local shell must not expand). A remote command
     named like an apssh subcommand goes after `--`.
 
+    When stdin is not a terminal it is read once and every host's command
+    reads it (`--no-stdin`: never; with -s, only with `--stdin`).
+
     \b
     Examples:
       apssh -i lab.toml -g nodes uptime
-      apssh -t root@node1,node2 -w 10 -- cat /etc/os-release
+      apssh -t root@node1,node2 -w 10 'cat > /tmp/motd' < motd.txt
       apssh -i lab.toml -g nodes -s recipes/setup.sh --force
     """
     _refuse_subcommand_name(ctx, command, script)
@@ -82,17 +94,22 @@ def run(
     else:
         description = " ".join(command)
     commands: dict[str, list[Any]] = {}
-    if not plan.dry_run:
-        from apssh_cli.commands import Run, RunScript
+    if plan.dry_run:
+        return run_plan(plan, commands, description=description)
+    from apssh_cli.commands import Run, RunScript
 
+    reading = stdin.wanted(use_stdin, script=script)
+    with stdin.read_stdin() if reading else contextlib.nullcontext() as data:
         for target in plan.targets:
             if script:
                 commands[target.name] = [
-                    RunScript.quoted(command[0], *command[1:], includes=includes, timeout=timeout)
+                    RunScript.quoted(
+                        command[0], *command[1:], includes=includes, timeout=timeout, stdin=data
+                    )
                 ]
             else:
-                commands[target.name] = [Run(" ".join(command), timeout=timeout)]
-    return run_plan(plan, commands, description=description)
+                commands[target.name] = [Run(" ".join(command), timeout=timeout, stdin=data)]
+        return run_plan(plan, commands, description=description)
 
 
 def _refuse_subcommand_name(ctx: click.Context, command: tuple[str, ...], script: bool) -> None:

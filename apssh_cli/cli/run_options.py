@@ -9,10 +9,12 @@ when something really runs.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +23,7 @@ import click
 from apssh_cli.cli import upstream_hints
 from apssh_cli.cli.exitcodes import ExitCode
 from apssh_cli.cli.options import MAX_RETRIES, Count, Seconds, inventory_options, load_inventory
-from apssh_cli.cli.render import OutputOptions, check_format
+from apssh_cli.cli.render import COLOR_CHOICES, OutputOptions, check_format, colour_wanted
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.targets import (
     Overrides,
@@ -30,6 +32,7 @@ from apssh_cli.inventory.targets import (
     resolve_gateway,
     resolve_targets,
 )
+from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +51,9 @@ def transfer_options(function: F) -> F:
 
 
 def _with_options(function: F, raw_flags: tuple[str, ...]) -> F:
-    raw = click.option(*raw_flags, "raw", is_flag=True, help="Print lines without the host prefix.")
+    raw = click.option(
+        *raw_flags, "raw", is_flag=True, help="Print lines without the host prefix (escaped)."
+    )
     options: list[Callable[[F], F]] = [
         *_OUTPUT_OPTIONS,
         raw,
@@ -72,7 +77,61 @@ def files_option(*decls: str, help: str) -> Callable[[F], F]:
     )
 
 
+def _check_ssh_options(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from apssh_cli.ssh.sshoptions import parse_option
+
+    for value in values:
+        try:
+            parse_option(value)
+        except ConfigError as exc:
+            raise click.BadParameter(exc.message, param_hint="-O") from None
+    return values
+
+
+def _check_out_dir(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Any:
+    # ssh and clush users type `-o StrictHostKeyChecking=no`: never a directory of that name
+    from apssh_cli.ssh.sshoptions import looks_like_ssh_option
+
+    if value is not None and looks_like_ssh_option(str(value)):
+        raise click.BadParameter(
+            f"{str(value)!r} is an ssh option: apssh takes ssh options as -O {value} "
+            f"(-o is the output directory, as in pssh; for a directory of that name: "
+            f"-o ./{value})",
+            param_hint="-o",
+        )
+    return value
+
+
+SSH_OPTIONS = [
+    click.option(
+        "-O",
+        "--ssh-option",
+        "ssh_options",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_check_ssh_options,
+        help="An ssh_config option, as ssh -o (repeatable; the first value wins; "
+        "the options apssh honours: docs/cli.md).",
+    ),
+    click.option(
+        "-F",
+        "--ssh-config",
+        type=click.Path(dir_okay=False, exists=True),
+        metavar="FILE",
+        help="The ssh_config file to read instead of ~/.ssh/config.",
+    ),
+    click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        metavar="PORT",
+        help="The port of every host (a host:port in -t wins; gateways keep theirs).",
+    ),
+]
+
 _TARGET_OPTIONS = [
+    *SSH_OPTIONS,
     click.option(
         "-n", "--dry-run", is_flag=True, help="Print the hosts and their routes; run nothing."
     ),
@@ -82,7 +141,8 @@ _TARGET_OPTIONS = [
     click.option(
         "--known-hosts",
         type=click.Choice(KNOWN_HOSTS_POLICIES),
-        help="Host key policy of every hop (default: the inventory's, else accept-new).",
+        help="Host key policy of every hop (default: the inventory's, else "
+        "StrictHostKeyChecking, else accept-new).",
     ),
     files_option(
         "-k", "--key", "keys", help="Private key to try first, on every hop (repeatable)."
@@ -113,7 +173,13 @@ _TARGET_OPTIONS = [
 ]
 
 _EXECUTION_OPTIONS = [
-    click.option("-v", "--verbose", is_flag=True, help="Show connections and commands as they go."),
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="Show connections and commands as they go, and what was resolved (route, user, "
+        "keys, known_hosts, ssh_config); -vv: authentication; -vvv: asyncssh's debug log.",
+    ),
     click.option(
         "--retries",
         type=Count(minimum=0, maximum=MAX_RETRIES),
@@ -159,6 +225,7 @@ _OUTPUT_OPTIONS = [
         "--out-dir",
         type=click.Path(file_okay=False, path_type=Path),
         metavar="DIR",
+        callback=_check_out_dir,
         help="Write each host's output to DIR/<host>.out and DIR/<host>.err, not stdout.",
     ),
     click.option(
@@ -179,6 +246,22 @@ _OUTPUT_OPTIONS = [
         metavar="TEMPLATE",
         help="Line format: {host} {fqdn} {user} {line} {time} and strftime codes.",
     ),
+    click.option(
+        "--color",
+        "--colour",
+        "color",
+        type=click.Choice(COLOR_CHOICES),
+        default="auto",
+        show_default=True,
+        help="Colour host names and statuses: auto (on a terminal, unless NO_COLOR is "
+        "set), always, never.",
+    ),
+    click.option(
+        "--raw-output",
+        is_flag=True,
+        help="Print remote output unescaped (risky: a host can then drive your "
+        "terminal and forge other hosts' lines; docs/cli.md).",
+    ),
 ]
 
 
@@ -191,10 +274,12 @@ class Plan:
     window: int | None
     timeout: float | None
     connect_retries: int
-    verbose: bool
+    verbose: int  # -v: 1, -vv: 2, -vvv: 3 (0: quiet)
     dry_run: bool
     keepalive: float | None = None
     settings: tuple[str, ...] = ()  # -v: where window, timeout, user... came from
+    ssh_config: str | None = None  # -F
+    ssh_options: tuple[str, ...] = ()  # -O
 
 
 def make_plan(params: Mapping[str, Any]) -> Plan:
@@ -252,17 +337,29 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         raise
     if not targets:
         raise ConfigError("no hosts left to run on (check -g, -x and -t)")
+    if params.get("port") is not None:
+        targets = [with_port(target, params["port"]) for target in targets]
     return Plan(
         targets=targets,
         output=output,
         window=params["window"],
         timeout=params["timeout"],
         connect_retries=params["retries"],
-        verbose=params["verbose"],
+        verbose=int(params["verbose"] or 0),
         dry_run=params["dry_run"],
         keepalive=params.get("keepalive"),
         settings=tuple(settings),
+        ssh_config=params.get("ssh_config"),
+        ssh_options=tuple(params.get("ssh_options") or ()),
     )
+
+
+def with_port(target: Target, port: int) -> Target:
+    """``--port``: the host's port, unless written in ``-t`` (``host:port``) or local."""
+    host = target.host
+    if target.is_local or (host.port is not None and not target.from_inventory):
+        return target
+    return replace(target, route=(*target.gateways, replace(host, port=port)))
 
 
 def _output_options(params: Mapping[str, Any]) -> OutputOptions:
@@ -287,6 +384,7 @@ def _output_options(params: Mapping[str, Any]) -> OutputOptions:
         progress = _is_terminal(sys.stderr)
     return OutputOptions(
         raw=params["raw"],
+        raw_output=params["raw_output"],
         fmt=params["fmt"],
         gather=params["gather"],
         json=params["as_json"],
@@ -295,6 +393,8 @@ def _output_options(params: Mapping[str, Any]) -> OutputOptions:
         failed_to=params["failed_to"],
         progress=bool(progress) and not params["quiet"],
         summary=not params["quiet"],
+        color_stdout=colour_wanted(params.get("color") or "auto", sys.stdout),
+        color_stderr=colour_wanted(params.get("color") or "auto", sys.stderr),
     )
 
 
@@ -318,6 +418,11 @@ def run_plan(
         commands: the library commands of each host, by target name.
         description: what runs, for ``--dry-run``.
     """
+    from apssh_cli.ssh.sshoptions import SshOptions, ssh_settings
+
+    options = SshOptions(plan.ssh_options)
+    ssh_config = plan.ssh_config if plan.ssh_config is not None else DEFAULT_SSH_CONFIG
+    check_ssh_values(options)  # before any connect, even an early one
     if plan.dry_run:
         for target in plan.targets:
             click.echo(target.describe())
@@ -330,11 +435,13 @@ def run_plan(
             click.echo(f"apssh: {line}", err=True)
     window = plan.window or default_window()
     # the first hosts' TCP connects go out now: importing asyncio and asyncssh (below)
-    # takes longer than their round trips
-    early = start_early_connections(plan.targets, window)
+    # takes longer than their round trips; not where -O could send a host elsewhere
+    early = start_early_connections(
+        [] if options.redirects() else plan.targets, window, ssh_config=ssh_config
+    )
     try:
         from apssh_cli.cli.execution import ExecutionOptions, execute
-        from apssh_cli.cli.render import Renderer
+        from apssh_cli.cli.render import Renderer, escape_library_log
         from apssh_cli.ssh.keys import check_key_files
 
         # a key that cannot be used is one message before anything runs, not a failure per host
@@ -342,24 +449,66 @@ def run_plan(
             file for target in plan.targets for hop in target.route for file in hop.identity_files
         )
 
+        escape_library_log()  # its warnings may quote remote file names
         renderer = Renderer(plan.targets, plan.output, stdout=sys.stdout, stderr=sys.stderr)
         try:
-            return execute(
-                plan.targets,
-                lambda target: commands[target.name],
-                renderer,
-                ExecutionOptions(
-                    window=window,
-                    connect_retries=plan.connect_retries,
-                    verbose=plan.verbose,
-                    keepalive=plan.keepalive,
-                    early_connections=early,
-                ),
-            )
+            with ssh_settings(ssh_config, options), library_warnings(shown=not plan.verbose):
+                return execute(
+                    plan.targets,
+                    lambda target: commands[target.name],
+                    renderer,
+                    ExecutionOptions(
+                        window=window,
+                        connect_retries=plan.connect_retries,
+                        verbose=bool(plan.verbose),
+                        verbosity=plan.verbose,
+                        keepalive=plan.keepalive,
+                        early_connections=early,
+                    ),
+                )
         finally:
             renderer.close()
     finally:
         early.close()
+
+
+def check_ssh_values(options: Any) -> None:
+    """The values of ``-O`` options, as asyncssh reads them (imports it: only with -O)."""
+    if options:
+        from apssh_cli.ssh.sshconfig import check_options
+
+        check_options(options)
+
+
+class _WarningLine(logging.Handler):
+    """A library warning (``host=NAME text``) as one line: ``apssh: warning: NAME: text``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        head, _, text = record.getMessage().partition(" ")
+        if head.startswith("host="):
+            text = f"{head.removeprefix('host=')}: {text}"
+        else:
+            text = f"{head} {text}".strip()
+        click.echo(f"apssh: warning: {text}", err=True)
+
+
+@contextlib.contextmanager
+def library_warnings(*, shown: bool) -> Iterator[None]:
+    """Show the library's warnings (a host key that differs under ``--known-hosts off``)
+    on stderr; with ``-v`` (``shown`` False) the verbose log shows them already."""
+    if not shown:
+        yield
+        return
+    logger = logging.getLogger("apssh_cli")
+    handler = _WarningLine()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def host_fields(target: Target) -> dict[str, Any]:

@@ -2,12 +2,15 @@
 
 Paths may use ``{host}`` (the host's name), ``{hostname}``, ``{user}``, ``{port}``
 and the host's inventory variables: ``apssh push -g nodes conf/{host}.toml /etc/app.toml``.
-``pull`` writes into ``LOCALDIR/<host>/`` unless LOCALDIR itself uses ``{host}``.
+``pull`` writes into ``LOCALDIR/<host>/`` unless LOCALDIR itself uses ``{host}``;
+two hosts whose LOCALDIR would be one directory (or one inside the other) are
+refused before anything runs.
 Same targets, window, output options, summary and exit status as `run`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +74,9 @@ def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
 
     Paths may use {host}, {hostname}, {user}, {port} and the host's inventory
     variables. When LOCALDIR uses one, it is each host's own directory and no
-    <host> level is added.
+    <host> level is added; two hosts may not share one (refused before anything
+    runs). A copy keeps the remote mode bits (less the umask); FIFOs, sockets and
+    devices are not read. A host whose pull fails leaves no empty directory.
 
     \b
     Examples:
@@ -92,15 +97,58 @@ def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
         else:
             directory = Path(local_dir) / target.name.replace("/", "_")
         commands[target.name] = [remotes, directory]
-    if not plan.dry_run:
+    _refuse_shared_directories({name: directory for name, (_, directory) in commands.items()})
+    description = f"pull {' '.join(paths)}"
+    if plan.dry_run:
+        return _run_transfers(plan, commands, "pull", recurse, preserve, description)
+    created: list[Path] = []
+    try:
         for _, directory in commands.values():
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
+            _make_directory(directory, created)
+        return _run_transfers(plan, commands, "pull", recurse, preserve, description)
+    finally:
+        _remove_empty(created)
+
+
+def _make_directory(directory: Path, created: list[Path]) -> None:
+    """Create ``directory`` and its missing parents; note each one created, parents first."""
+    missing = [path for path in (directory, *directory.parents) if not path.exists()]
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create local directory: {exc.strerror or exc}", source=str(directory)
+        ) from exc
+    created.extend(reversed(missing))
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the directories this pull created and left empty (a host that failed),
+    deepest first; one that holds anything stays."""
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def _refuse_shared_directories(directories: dict[str, Path]) -> None:
+    """Refuse two hosts whose pull writes one local directory, or one inside the other's:
+    the second host's files would replace the first's (``results/{site}``, one site)."""
+    owners: dict[Path, str] = {}
+    for host, directory in directories.items():
+        resolved = directory.resolve()  # through links: two spellings of one place
+        if (other := owners.get(resolved)) is not None:
+            raise ConfigError(
+                f"hosts {other} and {host} would pull into the same local directory "
+                f"{directory}: give each host its own (with {{host}})"
+            )
+        owners[resolved] = host
+    for resolved, host in owners.items():
+        for parent in resolved.parents:
+            if (other := owners.get(parent)) is not None:
                 raise ConfigError(
-                    f"cannot create local directory: {exc.strerror or exc}", source=str(directory)
-                ) from exc
-    return _run_transfers(plan, commands, "pull", recurse, preserve, f"pull {' '.join(paths)}")
+                    f"host {host}'s local directory {directories[host]} is inside host "
+                    f"{other}'s ({directories[other]}): give each host its own (with {{host}})"
+                )
 
 
 def _run_transfers(

@@ -123,6 +123,16 @@ _CONNECT_STATUS: list[tuple[type[ConnectError], Status]] = [
 ]
 
 
+def connect_status(error: ConnectError) -> Status:
+    """How a connection failure ends a host: refused (auth, host key: never retried) or unreachable.
+
+    >>> from apssh_cli.errors import HostKeyRefusedError
+    >>> connect_status(HostKeyRefusedError("n1", "changed key")).value
+    'hostkey-refused'
+    """
+    return next(status for kind, status in _CONNECT_STATUS if isinstance(error, kind))
+
+
 def _as_commands(command: Any, commands: Any) -> list[Command]:
     """The job's commands, as upstream apssh reads ``command=``/``commands=``.
 
@@ -297,7 +307,7 @@ class SshJob(asynciojobs.AbstractJob):  # type: ignore[misc]
             status = Status.INTERRUPTED  # the status says it all: no error text to repeat it
             raise
         except ConnectError as exc:
-            status = next(st for cls, st in _CONNECT_STATUS if isinstance(exc, cls))
+            status = connect_status(exc)
             outcome.error = exc.message
             raise
         except CommandFailedError as exc:

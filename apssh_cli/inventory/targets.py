@@ -30,6 +30,29 @@ from apssh_cli.inventory.model import ALL, UNGROUPED, Host, Inventory
 from apssh_cli.inventory.selection import evaluate
 
 ROUTE_SEPARATOR = "->"
+# what OpenSSH refuses in a host name ("hostname contains invalid characters"): a
+# name reaches ProxyCommand's %h, which a shell runs
+_SHELL_CHARACTERS = set("'`\"$\\;&<>|(){}")
+
+
+def hostname_problem(name: str) -> str | None:
+    """Why ssh would refuse ``name`` as a host name (None: it would not).
+
+    >>> hostname_problem("node1.lab")
+    >>> hostname_problem("$(reboot)")
+    "hostname contains invalid characters ('$', '(', ')')"
+    """
+    bad = [
+        char
+        for char in name
+        if char in _SHELL_CHARACTERS or char.isspace() or ord(char) < 32 or ord(char) == 127
+    ]
+    if bad:
+        shown = ", ".join(repr(char) for char in dict.fromkeys(bad))
+        return f"hostname contains invalid characters ({shown})"
+    if name.startswith("-"):
+        return "hostname contains invalid characters (a leading '-')"
+    return None
 
 
 @dataclass(frozen=True)
@@ -129,6 +152,9 @@ def parse_hop(text: str, *, source: str | None = None, line: int | None = None) 
         raise fail(exc.message) from exc
     if any(char.isspace() for char in host.hostname):
         raise fail("white space in host name")
+    problem = hostname_problem(host.hostname)
+    if problem is not None:
+        raise fail(problem)
     return host
 
 
@@ -239,7 +265,25 @@ def resolve_targets(
     for target in targets:
         if target.name not in excluded and target.name not in unique:
             unique[target.name] = apply_overrides(target, overrides)
+    for target in unique.values():
+        check_hostnames(target)
     return list(unique.values())
+
+
+def check_hostnames(target: Target) -> None:
+    """Refuse a target whose hops have a host name ssh would refuse (before any shell
+    of a ``ProxyCommand`` sees it).
+
+    Raises:
+        ConfigError: naming the host and the characters.
+    """
+    if target.is_local:
+        return
+    for hop in target.route:
+        problem = hostname_problem(hop.hostname)
+        if problem is not None:
+            where = f"host {target.name!r}" if hop is target.host else f"gateway {hop.name!r}"
+            raise ConfigError(f"{where}: {problem}: {hop.hostname!r}")
 
 
 def _spec_targets(
@@ -407,11 +451,15 @@ def build_nodes(
     Returns:
         The node of each target, by target name; and every node created
         (gateways included), in creation order.
+
+    Raises:
+        ConfigError: a host name ssh would refuse (:func:`check_hostnames`).
     """
     by_key: dict[tuple[Any, ...], Any] = {}
     created: list[Any] = []
     result: dict[str, Any] = {}
     for target in targets:
+        check_hostnames(target)  # every way to nodes (a recipe, the library) comes here
         if target.is_local:
             node = local_node(
                 formatter=settings.formatter, label=target.name, verbose=settings.verbose

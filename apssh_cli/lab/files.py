@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from apssh_cli.lab.model import DEFAULT_USER, KNOWN_HOSTS_POLICY, Endpoint, HostKey, KeyPair
 
@@ -26,17 +27,31 @@ def generate_keypair(private_path: Path) -> KeyPair:
     return KeyPair(private_path, public_path)
 
 
-def generate_host_key() -> HostKey:
-    """Return a fresh ed25519 host key."""
+def generate_host_key(kind: str = "ed25519") -> HostKey:
+    """Return a fresh host key: ``ed25519``, or ``rsa`` (a server of one type only)."""
+    if kind == "rsa":
+        return HostKey(*_rsa())
+    if kind != "ed25519":
+        raise ValueError(f"unknown host key type {kind!r} (ed25519 or rsa)")
     return HostKey(*_ed25519())
 
 
+def _rsa() -> tuple[str, str]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return _openssh_pair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
 def _ed25519() -> tuple[str, str]:
-    # OpenSSH's own formats: the private key as ssh-keygen writes it, "ssh-ed25519 AAAA..."
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    key = Ed25519PrivateKey.generate()
+    return _openssh_pair(Ed25519PrivateKey.generate())
+
+
+def _openssh_pair(key: Any) -> tuple[str, str]:
+    # OpenSSH's own formats: the private key as ssh-keygen writes it, "ssh-ed25519 AAAA..."
+    from cryptography.hazmat.primitives import serialization
+
     private = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.OpenSSH,

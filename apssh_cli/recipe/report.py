@@ -1,4 +1,7 @@
-"""The end of a run for a person: per step instance, the hosts in each state, folded."""
+"""The end of a run for a person: per step instance, the hosts in each state, folded.
+
+Errors may quote remote output (a command's stderr): they are shown escaped.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from apssh_cli.inventory.hostrange import fold
+from apssh_cli.output import escape_text
 from apssh_cli.recipe.state import BAD, CANCELLED, OK, RUNNING, SKIPPED
 
 MAX_ERRORS = 20
@@ -33,11 +37,11 @@ def summary_lines(summary: dict[str, Any]) -> Iterator[str]:
         yield f"{name}: " + "; ".join(parts)
     errors = [t for t in summary["tasks"] if t["status"] in BAD and t["error"]]
     for task in errors[:MAX_ERRORS]:
-        yield f"  {task['task']}: {task['error']}"
+        yield f"  {task['task']}: {escape_text(task['error'])}"
     if len(errors) > MAX_ERRORS:
         yield f"  ... {len(errors) - MAX_ERRORS} more errors in summary.json"
     tail = f"recipe {summary['recipe']}: {summary['status']}"
     if summary["abort_reason"]:
-        tail += f" ({summary['abort_reason']})"
+        tail += f" ({escape_text(summary['abort_reason'])})"
     tail += f", exit {summary['exit']}, {summary['duration']:.1f}s"
     yield f"{tail}; run dir {summary['run_dir']}"

@@ -47,6 +47,7 @@ from apssh_cli.recipe.planner import LOCAL_HOST, Instance, Plan, Task
 from apssh_cli.recipe.report import summary_lines
 from apssh_cli.recipe.sink import CURRENT_TASK, RecipeFormatter
 from apssh_cli.recipe.state import (
+    AUTH_REFUSED,
     BAD,
     CANCELLED,
     EXIT_ABORTED,
@@ -57,6 +58,7 @@ from apssh_cli.recipe.state import (
     EXIT_UNREACHABLE,
     FAILED,
     FINAL,
+    HOSTKEY_REFUSED,
     OK,
     PENDING,
     RUNNING,
@@ -513,7 +515,7 @@ class RecipeRun:
         self, job: Any, state: TaskState, commands: list[Any], connected: asyncio.Event
     ) -> None:
         """Run the task's commands (with retries on unreachable), record how it went."""
-        from apssh_cli.engine.job import SshJob
+        from apssh_cli.engine.job import SshJob, connect_status
         from apssh_cli.errors import ApsshError as _Error, ConnectError
         from apssh_cli.results import HostResult, Status
 
@@ -532,7 +534,7 @@ class RecipeRun:
                             await job.node.connect()
                         except ConnectError as exc:  # SshJob.co_run would try again
                             job.outcome = HostResult(
-                                host=job.node.label, status=Status.UNREACHABLE, error=exc.message
+                                host=job.node.label, status=connect_status(exc), error=exc.message
                             )
                             raise
                         connected.set()
@@ -555,7 +557,9 @@ class RecipeRun:
             Status.TIMEOUT: TIMEOUT,
             Status.INTERRUPTED: CANCELLED,
             Status.SKIPPED: CANCELLED,
-        }.get(outcome.status, UNREACHABLE)  # unreachable, refused key or host key
+            Status.AUTH_REFUSED: AUTH_REFUSED,
+            Status.HOSTKEY_REFUSED: HOSTKEY_REFUSED,
+        }.get(outcome.status, UNREACHABLE)
         state.exit_status = outcome.rc
         self._finish(state, status, error=outcome.error if status != OK else None)
 
@@ -881,6 +885,8 @@ class RecipeRun:
             return self._abort_exit
         for status, code in (
             (UNREACHABLE, EXIT_UNREACHABLE),
+            (AUTH_REFUSED, EXIT_UNREACHABLE),
+            (HOSTKEY_REFUSED, EXIT_UNREACHABLE),
             (TIMEOUT, EXIT_TIMEOUT),
             (FAILED, EXIT_FAILED),
         ):

@@ -1,4 +1,10 @@
-"""Where the output of a recipe's tasks goes: the terminal (``step host: line``) and the journal."""
+"""Where the output of a recipe's tasks goes: the terminal (``step host: line``) and the journal.
+
+The terminal gets remote text escaped (:func:`apssh_cli.output.escape_text`, off with
+``raw_output``: ``apssh recipe run --raw-output``), long lines cut and marked; the
+journal keeps the exact text (JSON escapes it), with ``cut`` on the pieces of a long
+line; captures get the pieces joined again.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,14 @@ import sys
 from contextvars import ContextVar
 from typing import IO, Any, Protocol
 
-from apssh_cli.output import STDERR, Formatter, OutputEvent
+from apssh_cli.output import (
+    CUT_MARK,
+    STDERR,
+    Formatter,
+    OutputEvent,
+    escape_text,
+    printable_text,
+)
 from apssh_cli.recipe.model import CAPTURE_LIMIT
 from apssh_cli.recipe.state import TaskState
 
@@ -41,21 +54,21 @@ class RecipeFormatter(Formatter):
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
         quiet: bool = False,
+        raw_output: bool = False,
     ) -> None:
         self._run = run
         self._stdout = stdout
         self._stderr = stderr
         self.quiet = quiet
+        self.escape = not raw_output
+        # tasks whose last captured stdout piece was cut: the next piece goes on that line
+        self._open_lines: set[int] = set()
 
     def output(self, event: OutputEvent) -> None:
         state = CURRENT_TASK.get()
         label = self._run.label_of(state) if state is not None else (event.step or "-")
         if state is not None and event.stream != STDERR and state.task.step.capture:
-            state.stdout_size += len(event.line.encode()) + 1
-            if state.stdout_size <= CAPTURE_LIMIT:
-                state.stdout.append(event.line)
-            else:
-                state.truncated = True
+            self._capture(state, event)
         self._run.log.emit(
             "output",
             step=state.task.step.id if state else event.step,
@@ -63,10 +76,30 @@ class RecipeFormatter(Formatter):
             host=event.host,
             stream=event.stream,
             line=event.line,
+            **({"cut": True} if event.cut else {}),
         )
         if not self.quiet:  # captures keep the real line; people see secrets masked
             line = self._run.secrets.text(event.line)
-            self.echo(f"{label} {event.host}: {line}", event.stream == STDERR)
+            text = escape_text(line) if self.escape else printable_text(line)
+            if event.cut:
+                text += CUT_MARK
+            self.echo(f"{label} {event.host}: {text}", event.stream == STDERR)
+
+    def _capture(self, state: TaskState, event: OutputEvent) -> None:
+        # captures go into later commands: text any UTF-8 encoder takes
+        text = printable_text(event.line)
+        continued = id(state) in self._open_lines
+        state.stdout_size += len(text.encode()) + (0 if continued else 1)
+        if state.stdout_size > CAPTURE_LIMIT:
+            state.truncated = True
+        elif continued:
+            state.stdout[-1] += text
+        else:
+            state.stdout.append(text)
+        if event.cut:
+            self._open_lines.add(id(state))
+        else:
+            self._open_lines.discard(id(state))
 
     def echo(self, text: str, to_stderr: bool = False) -> None:
         """A line for the person watching."""
@@ -79,4 +112,4 @@ class RecipeFormatter(Formatter):
 
     def connect_failed(self, host: str, error: Exception) -> None:
         if not self.quiet:
-            self.echo(f"-- {host}: {error}", True)
+            self.echo(f"-- {host}: {escape_text(str(error))}", True)

@@ -9,7 +9,10 @@ from apssh_cli.recipe.planner import Task
 # task states
 OK, FAILED, TIMEOUT, UNREACHABLE = "ok", "failed", "timeout", "unreachable"
 SKIPPED, CANCELLED, PENDING, RUNNING = "skipped", "cancelled", "pending", "running"
-BAD = (FAILED, TIMEOUT, UNREACHABLE)
+# the host refused us: never retried (the same key, the same host key would be refused again)
+AUTH_REFUSED, HOSTKEY_REFUSED = "auth-refused", "hostkey-refused"
+REFUSED = (AUTH_REFUSED, HOSTKEY_REFUSED)
+BAD = (FAILED, TIMEOUT, UNREACHABLE, *REFUSED)
 FINAL = (OK, *BAD, SKIPPED, CANCELLED)
 
 # exit statuses (docs/recipes.md): the most severe wins
@@ -28,7 +31,8 @@ class TaskState:
 
     Attributes:
         task: the planned task.
-        status: ok, failed, timeout, unreachable, skipped, cancelled (pending
+        status: ok, failed, timeout, unreachable, auth-refused, hostkey-refused,
+            skipped, cancelled (pending
             before it ends; running for a background task that has started).
         exit_status: the failing (or last) command's status, when there is one.
         duration: seconds, from its start.

@@ -261,8 +261,11 @@ def shell_places(parts: Sequence[Part]) -> dict[int, str]:
         if isinstance(item, int):  # a field
             if state == "heredoc":
                 line.append(item)
-            if state in _REFUSED:
-                places[item] = _REFUSED[state]
+            # inside a refused construct at any depth (`${x:-'{cap}'}`): shells disagree
+            # on how quotes nest there (dash and bash did), so no quoting is trusted
+            enclosing = next((s for s in reversed(stack) if s in _REFUSED), None)
+            if enclosing is not None:
+                places[item] = _REFUSED[enclosing]
             elif state == "single":
                 places[item] = IN_SINGLE
             elif state == "double":

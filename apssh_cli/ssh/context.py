@@ -27,13 +27,13 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from apssh_cli.ssh.early import EarlyConnections
-from apssh_cli.ssh.hostkeys import DEFAULT_KNOWN_HOSTS, KnownHostsFile
+from apssh_cli.ssh.hostkeys import DEFAULT_KNOWN_HOSTS, KnownHosts, KnownHostsFile
 
 if TYPE_CHECKING:
     from apssh_cli.ssh.node import SshNode
@@ -69,6 +69,11 @@ class SshContext:
             if instance is None:
                 instance = self._known_hosts[resolved] = KnownHostsFile(resolved)
             return instance
+
+    def known_hosts(self, paths: Sequence[str | Path], alias: str | None = None) -> KnownHosts:
+        """The known_hosts files ``paths`` of one host (the first one written to),
+        read through the context's :class:`KnownHostsFile` objects."""
+        return KnownHosts([self.known_hosts_file(path) for path in paths], alias)
 
     def jump_node(self, key: Hashable, make: Callable[[], SshNode]) -> SshNode:
         """The jump node for ``key`` (its settings), made by ``make()`` the first time."""

@@ -14,6 +14,15 @@ Connections opened at the same time may both meet a host that was new when they
 started: the file is re-read under a per-file lock before each write, so a key
 another connection has just recorded is accepted and never written twice, and
 only a *different* key is refused.
+
+A host's keys may be recorded in several files (:class:`KnownHosts`): the
+``UserKnownHostsFile`` entries (new keys are written to the first) and the
+``GlobalKnownHostsFile`` ones (only read), as with ssh. A ``HostKeyAlias`` is the
+name keys are looked up and recorded under (without the port, as ssh).
+
+A key of a type the host has no record of is refused like a changed key, and
+the message says so (:func:`refusal_message`): which type the server offered,
+which are recorded.
 """
 
 from __future__ import annotations
@@ -22,9 +31,10 @@ import enum
 import fcntl
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apssh_cli.errors import ConfigError
 from apssh_cli.log import logger
@@ -38,6 +48,9 @@ OFF = "off"
 POLICIES = (STRICT, ACCEPT_NEW, OFF)
 DEFAULT_POLICY = ACCEPT_NEW
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+# OpenSSH's defaults: the user's files (new keys go to the first), the system's
+DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
+DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 
 
 class Decision(enum.Enum):
@@ -77,10 +90,34 @@ def host_pattern(host: str, port: int | None) -> str:
     return f"[{host}]:{port}"
 
 
-def refusal_message(decision: Decision, host: str, port: int | None, path: Path) -> str:
-    """An actionable message for a refused key."""
+def refusal_message(
+    decision: Decision,
+    host: str,
+    port: int | None,
+    path: Path,
+    *,
+    presented: str | None = None,
+    offered: Sequence[str] = (),
+    recorded: Sequence[str] = (),
+) -> str:
+    """An actionable message for a refused key.
+
+    Args:
+        presented: the type of the key the server presented.
+        offered: the host key algorithms the server offers (its key exchange),
+            when known; else ``presented`` is what it offered.
+        recorded: the types recorded for the host: when ``presented`` is none of
+            them, the message says the server offers no key of a recorded type.
+    """
     name = host_pattern(host, port)
     if decision is Decision.REFUSE_CHANGED:
+        if presented is not None and recorded and presented not in recorded:
+            types = ", ".join(offered) if offered else presented
+            return (
+                f"host key for {name}: the server offers {types}, but only "
+                f"{', '.join(recorded)} is recorded in {path} (refused as a changed key; "
+                f"if the host was reinstalled: ssh-keygen -R '{name}' -f {path})"
+            )
         return (
             f"host key for {name} differs from the one recorded in {path} "
             f"(possible man-in-the-middle; if the host was reinstalled: "
@@ -187,3 +224,84 @@ class KnownHostsFile:
         with self.path.open("rb") as handle:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1) == b"\n"
+
+
+class KnownHosts:
+    """The known_hosts files of one host, as ssh reads them.
+
+    Args:
+        files: every file read, the one new keys are written to first (the
+            first ``UserKnownHostsFile``); the others are only read.
+        name: the name keys are recorded under (a ``HostKeyAlias``), instead of
+            the host's: then without port nor address, as ssh.
+    """
+
+    def __init__(self, files: Sequence[KnownHostsFile], name: str | None = None) -> None:
+        self.files = tuple(files)
+        self.alias = name
+
+    @property
+    def path(self) -> Path:
+        """The file new keys go to."""
+        return self.files[0].path
+
+    def _where(self, host: str, addr: str, port: int | None) -> tuple[str, str, int | None]:
+        if self.alias is not None:
+            return self.alias, "", None
+        return host, addr, port
+
+    def match(
+        self, host: str, addr: str, port: int | None
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """(trusted keys, trusted CAs, revoked keys) over every file, for asyncssh."""
+        host, addr, port = self._where(host, addr, port)
+        keys: list[Any] = []
+        cas: list[Any] = []
+        revoked: list[Any] = []
+        for file in self.files:
+            matched = file.load().match(host, addr, port)
+            keys += matched[0]
+            cas += matched[1]
+            revoked += matched[2]
+        return keys, cas, revoked
+
+    def recorded_types(self, host: str, addr: str, port: int | None) -> list[str]:
+        """The key types recorded for the host (``ssh-ed25519``...), in file order."""
+        keys = self.match(host, addr, port)[0]
+        return list(dict.fromkeys(key.get_algorithm() for key in keys))
+
+    def judge(
+        self, policy: str, host: str, addr: str, port: int | None, key: asyncssh.SSHKey
+    ) -> Decision | None:
+        """What to do with ``key`` presented by ``host``: None when it is recorded
+        (in any file, read afresh)."""
+        host, addr, port = self._where(host, addr, port)
+        if any(file.has_key(host, addr, port, key) for file in self.files):
+            return None
+        return decide(policy, any(file.has_record(host, addr, port) for file in self.files))
+
+    def record(self, host: str, port: int | None, key: asyncssh.SSHKey) -> bool:
+        """Write ``key`` to the first file (see :meth:`KnownHostsFile.record`)."""
+        host, _, port = self._where(host, "", port)
+        return self.files[0].record(host, port, key)
+
+    def refusal(
+        self,
+        decision: Decision,
+        host: str,
+        port: int | None,
+        key: asyncssh.SSHKey | None = None,
+        offered: Sequence[str] = (),
+    ) -> str:
+        """The message for a refused ``key`` (see :func:`refusal_message`)."""
+        recorded = self.recorded_types(host, "", port) if key is not None else []
+        host, _, port = self._where(host, "", port)
+        return refusal_message(
+            decision,
+            host,
+            port,
+            self.path,
+            presented=key.get_algorithm() if key is not None else None,
+            offered=offered,
+            recorded=recorded,
+        )

@@ -13,6 +13,8 @@ once per process (cached until its mtime changes).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import weakref
 from collections.abc import Iterable, Sequence
@@ -39,6 +41,15 @@ class ClientKeys:
     keys: tuple[LoadedKey, ...]
     use_agent: bool
     agent_path: str | None = None  # None: $SSH_AUTH_SOCK
+    sources: tuple[str, ...] = ()  # each key as a person knows it: its file, its fingerprint
+
+
+def describe_key(key: LoadedKey, path: str | Path | None = None) -> str:
+    """A key as -v and refusals show it: its file (if any), type and fingerprint."""
+    # OpenSSH's fingerprint: SHA256 of the public key blob, base64 without padding
+    digest = hashlib.sha256(key.public_data).digest()
+    what = f"{key.get_algorithm()} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
+    return f"{path} ({what})" if path is not None else f"a loaded key ({what})"
 
 
 # the agent's key pairs handed out by keyload.load_agent_keys, and the agent they come from
@@ -124,13 +135,16 @@ def resolve_keys(keys: Sequence[KeySpec] | None, identity_files: Sequence[str] =
         if isinstance(keys, str | Path | asyncssh.SSHKey | asyncssh.SSHKeyPair):
             keys = [keys]
         loaded: list[LoadedKey] = []
+        sources: list[str] = []
         use_agent = False
         for key in keys:
             if isinstance(key, asyncssh.SSHKey | asyncssh.SSHKeyPair):
                 loaded.append(key)
+                sources.append(describe_key(key))
                 continue
             try:
                 loaded.append(read_key(key))
+                sources.append(describe_key(loaded[-1], Path(key).expanduser()))
             except _EncryptedKeyError:
                 if not has_agent():
                     raise
@@ -142,16 +156,18 @@ def resolve_keys(keys: Sequence[KeySpec] | None, identity_files: Sequence[str] =
             # connection to it (key pairs handed over would leave it open)
             (agent_path,) = agents
             return ClientKeys((), use_agent=True, agent_path=agent_path)
-        return ClientKeys(tuple(loaded), use_agent=use_agent)
+        return ClientKeys(tuple(loaded), use_agent=use_agent, sources=tuple(sources))
     candidates = identity_files or DEFAULT_IDENTITIES
     found = []
+    sources = []
     for candidate in candidates:
         path = Path(candidate).expanduser()
         if not path.is_file():
             continue
         try:
             found.append(read_key(path))
+            sources.append(describe_key(found[-1], path))
         except ConfigError as exc:
             # an encrypted default key may still be in the agent
             logger.debug("skipping identity %s: %s", path, exc)
-    return ClientKeys(tuple(found), use_agent=True)
+    return ClientKeys(tuple(found), use_agent=True, sources=tuple(sources))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import posixpath
 import shlex
 import socket
@@ -64,7 +65,15 @@ from apssh_cli.ssh.process import (
 )
 from apssh_cli.ssh.remote_wrapper import PidMarker, kill_group_script
 from apssh_cli.ssh.sftp import TransferError
-from apssh_cli.ssh.sshconfig import DEFAULT_SSH_CONFIG, HostConfig, JumpHost, lookup
+from apssh_cli.ssh.sshconfig import (
+    DEFAULT_SSH_CONFIG,
+    HostConfig,
+    JumpHost,
+    SshOptions,
+    config_files,
+    current_settings,
+    lookup,
+)
 
 __all__ = [
     "LocalNode",
@@ -121,17 +130,26 @@ class SshNode(UpstreamNodeMixin):
         port: None: ~/.ssh/config ``Port``, else 22.
         gateway: the node to tunnel through; None: ~/.ssh/config ``ProxyJump``, if any.
         keys: private key paths or loaded keys; None: agent + IdentityFile or default files.
-        known_hosts: host key policy: ``strict``, ``accept-new`` (default) or ``off``;
-            a file path (as upstream apssh takes it) means that file, with the
-            default policy.
-        known_hosts_file: defaults to ~/.ssh/known_hosts.
+        known_hosts: host key policy: ``strict``, ``accept-new`` or ``off``; None:
+            the ssh configuration's ``StrictHostKeyChecking``, else accept-new. A
+            file path (as upstream apssh takes it) means that file, the policy as for None.
+        known_hosts_file: the known_hosts file (new keys are written there);
+            None: the ssh configuration's ``UserKnownHostsFile``, else
+            ~/.ssh/known_hosts (and ~/.ssh/known_hosts2, only read). The
+            ``GlobalKnownHostsFile`` ones are read too, as ssh does.
         connect_timeout: seconds allowed for TCP + handshake + authentication.
         connect_retries: extra attempts when unreachable (exponential backoff);
             refused keys are never retried.
         formatter: where command output goes (default: ``host:line`` on stdout/stderr).
         verbose: send connection and command events to the formatter.
         label: the name shown in output (default: hostname).
-        ssh_config: the ssh_config file to honour; None ignores it.
+        ssh_config: the ssh_config file to honour; None ignores it. The default:
+            ~/.ssh/config, or the file of the enclosing
+            :func:`~apssh_cli.ssh.sshconfig.ssh_settings` block (``-F``).
+        ssh_options: ``-O`` options (``"Name=value"``, OpenSSH's names, only those
+            of :data:`~apssh_cli.ssh.sshconfig.HONOURED`): read before the
+            ssh_config file, so their first value wins. None: those of the
+            enclosing ``ssh_settings`` block.
         timeout: upstream's name for ``connect_timeout``.
         debug: upstream's flag: report connection events (as ``verbose``).
 
@@ -157,7 +175,7 @@ class SshNode(UpstreamNodeMixin):
         port: int | None = None,
         gateway: SshNode | None = None,
         keys: Sequence[KeySpec] | None = None,
-        known_hosts: str | Path | None = hostkeys.DEFAULT_POLICY,
+        known_hosts: str | Path | None = None,
         known_hosts_file: str | Path | None = None,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         connect_retries: int = 0,
@@ -170,9 +188,14 @@ class SshNode(UpstreamNodeMixin):
         keepalive_interval: float | None = None,
         keepalive_count_max: int | None = None,
         context: SshContext | None = None,
+        ssh_options: Sequence[str] | SshOptions | None = None,
     ) -> None:
         # upstream apssh's spellings: known_hosts=<file>, timeout=, debug=
-        known_hosts, known_hosts_file = upstream_known_hosts(known_hosts, known_hosts_file)
+        policy: str | None = None  # None: decided by the ssh configuration when resolving
+        if known_hosts is not None:
+            policy, known_hosts_file = upstream_known_hosts(known_hosts, known_hosts_file)
+            if policy != known_hosts:  # upstream's file path: no policy given
+                policy = None
         if timeout is not None:
             connect_timeout = timeout
         self.debug = debug
@@ -183,14 +206,21 @@ class SshNode(UpstreamNodeMixin):
         self.port = port
         self.gateway = gateway
         self.keys = keys
-        self.known_hosts = hostkeys.check_policy(known_hosts)
+        self.known_hosts = hostkeys.check_policy(policy) if policy is not None else None
         self.known_hosts_file = known_hosts_file
         self.connect_timeout = connect_timeout
         self.connect_retries = connect_retries
         self.formatter = formatter if formatter is not None else DEFAULT_FORMATTER
         self.verbose = verbose
         self.label = label if label is not None else hostname
-        self.ssh_config = ssh_config
+        settings = current_settings()
+        # the default object itself: the enclosing ssh_settings() block's file (-F) applies
+        self.ssh_config = settings.config if ssh_config is DEFAULT_SSH_CONFIG else ssh_config
+        if ssh_options is None:
+            ssh_options = settings.options
+        self.ssh_options = (
+            ssh_options if isinstance(ssh_options, SshOptions) else SshOptions(ssh_options)
+        )
         self.keepalive_interval = _non_negative("keepalive_interval", keepalive_interval)
         self.keepalive_count_max = _non_negative("keepalive_count_max", keepalive_count_max)
         self.context = context
@@ -237,8 +267,14 @@ class SshNode(UpstreamNodeMixin):
         """
         if self._target is None:
             config = (
-                lookup(self.ssh_config, self.hostname, user=self.username, port=self.port)
-                if self.ssh_config is not None
+                lookup(
+                    self.ssh_config,
+                    self.hostname,
+                    user=self.username,
+                    port=self.port,
+                    options=self.ssh_options,
+                )
+                if self.ssh_config is not None or self.ssh_options
                 else HostConfig()
             )
             gateway = self.gateway
@@ -254,9 +290,18 @@ class SshNode(UpstreamNodeMixin):
                 gateway=gateway,
                 keepalive_interval=_first(interval, DEFAULT_KEEPALIVE_INTERVAL),
                 keepalive_count_max=int(_first(count, DEFAULT_KEEPALIVE_COUNT_MAX)),
-                config=_existing(self.ssh_config),
+                configs=tuple(config_files(self.ssh_options, self.ssh_config)),
                 alias=self.hostname,
-                ciphers_configured=config.ciphers is not None,
+                ciphers=config.ciphers,
+                host_key_algorithms=config.host_key_algorithms,
+                identities_only=bool(config.identities_only),
+                identity_agent=config.identity_agent,
+                host_key_policy=self.known_hosts
+                or config.host_key_policy
+                or hostkeys.DEFAULT_POLICY,
+                known_hosts=_known_hosts_files(self.known_hosts_file, config),
+                host_key_alias=config.host_key_alias,
+                config_entries=tuple(config.entries()),
             )
         return self._target
 
@@ -335,7 +380,7 @@ class SshNode(UpstreamNodeMixin):
                 ) from exc
             tunnel = target.gateway._conn
         context = self._context()
-        file = context.known_hosts_file(self.known_hosts_file)
+        known = context.known_hosts(target.known_hosts, alias=target.host_key_alias)
         sock = None
         if tunnel is None and context.early_connections is not None:
             try:
@@ -345,7 +390,7 @@ class SshNode(UpstreamNodeMixin):
         return await open_connection(
             self.label,
             target,
-            Credentials(self.keys, self.known_hosts, file),
+            Credentials(self.keys, target.host_key_policy, known),
             tunnel=tunnel,
             sock=sock,
             connect_timeout=self.connect_timeout,
@@ -635,12 +680,19 @@ def _non_negative(name: str, value: float | int | None) -> Any:
     return value
 
 
-def _existing(path: str | Path | None) -> Path | None:
-    # a missing ssh_config is no config (as with ssh); asyncssh would fail on it
-    if path is None:
-        return None
-    resolved = Path(path).expanduser()
-    return resolved if resolved.exists() else None
+def _known_hosts_files(given: str | Path | None, config: HostConfig) -> tuple[str, ...]:
+    """The known_hosts files of a host, the one new keys go to first: the given file,
+    else UserKnownHostsFile, else ssh's defaults; then the GlobalKnownHostsFile ones."""
+    if given is not None:
+        user: tuple[str, ...] = (str(given),)
+    elif config.user_known_hosts is not None:
+        user = config.user_known_hosts
+    else:
+        user = hostkeys.DEFAULT_USER_KNOWN_HOSTS
+    if not user:  # UserKnownHostsFile none: new keys have nowhere to go, as with ssh
+        user = (os.devnull,)
+    system = _first(config.global_known_hosts, hostkeys.DEFAULT_GLOBAL_KNOWN_HOSTS)
+    return (*user, *system)
 
 
 def _first(*values: Any) -> Any:
@@ -665,6 +717,7 @@ def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshN
         origin.known_hosts,
         str(origin.known_hosts_file),
         str(origin.ssh_config),
+        origin.ssh_options,
         keys,
         origin.connect_timeout,
         origin.keepalive_interval,
@@ -683,6 +736,7 @@ def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshN
             connect_timeout=origin.connect_timeout,
             formatter=origin.formatter,
             ssh_config=origin.ssh_config,
+            ssh_options=origin.ssh_options,
             keepalive_interval=origin.keepalive_interval,
             keepalive_count_max=origin.keepalive_count_max,
             context=context,

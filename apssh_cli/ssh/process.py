@@ -25,8 +25,10 @@ from apssh_cli.output import (
     Formatter,
     LineSplitter,
     OutputEvent,
+    Piece,
     Stream,
     current_step,
+    printable_text,
 )
 from apssh_cli.results import CommandResult
 
@@ -51,7 +53,12 @@ def private_dir_name() -> str:
 
 
 class _Emitter:
-    """Turns output chunks of one stream into formatter lines; keeps a stderr tail."""
+    """Turns output chunks of one stream into formatter lines; keeps a stderr tail.
+
+    Linear in the output and bounded in memory whatever the host prints: the
+    splitter cuts a line longer than MAX_LINE_BYTES into pieces, and the tail
+    holds at most STDERR_TAIL_LINES of them.
+    """
 
     def __init__(self, host: str, formatter: Formatter, stream: Stream, tail: deque[str]):
         self.host = host
@@ -61,16 +68,17 @@ class _Emitter:
         self.splitter = LineSplitter()
 
     def feed(self, data: bytes) -> None:
-        self._emit(self.splitter.feed(data))
+        self._emit(self.splitter.split(data))
 
     def close(self) -> None:
         self._emit(self.splitter.flush())
 
-    def _emit(self, lines: list[str]) -> None:
-        for line in lines:
-            if self.stream == STDERR:
-                self.tail.append(line)
-            self.formatter.output(OutputEvent(self.host, self.stream, line, current_step()))
+    def _emit(self, pieces: list[Piece]) -> None:
+        step = current_step()
+        for text, end, cut in pieces:
+            if self.stream == STDERR:  # error messages quote it: no surrogate escapes there
+                self.tail.append(printable_text(text))
+            self.formatter.output(OutputEvent(self.host, self.stream, text, step, end, cut))
 
 
 async def _pump(read: Reader, emitter: _Emitter) -> None:

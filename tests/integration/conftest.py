@@ -29,6 +29,9 @@ import atexit
 import contextlib
 import os
 import secrets
+import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,9 +191,10 @@ class SshdFactory:
         return endpoint
 
     @staticmethod
-    def new_host_key() -> HostKey:
-        """A fresh ed25519 host key (``.public_line`` goes into known_hosts)."""
-        return lab.generate_host_key()
+    def new_host_key(kind: str = "ed25519") -> HostKey:
+        """A fresh host key, ed25519 or rsa: the server's only one (``.public_line``
+        goes into known_hosts)."""
+        return lab.generate_host_key(kind)
 
     @staticmethod
     def known_hosts_line(endpoint: Endpoint) -> str:
@@ -235,3 +239,25 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def ssh_agent(tmp_path: Path, ssh_keypair: KeyPair) -> Any:
+    """A real ssh-agent holding the session's key; yields its socket path."""
+    if shutil.which("ssh-agent") is None:
+        pytest.fail("ssh-agent is needed (Debian: openssh-client)", pytrace=False)
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(
+            ["ssh-add", str(ssh_keypair.private_path)], env=env, check=True, capture_output=True
+        )
+        yield str(sock)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(10)

@@ -116,7 +116,7 @@ def test_gather_folds_identical_outputs_across_routes(topology: Topology) -> Non
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[1].endswith(f"({len(topology.internal) + len(topology.direct)})")
-    assert lines[3:] == ["same", "Linux"]
+    assert lines[3:] == ["  same", "  Linux"]  # a block's lines are indented
 
 
 def test_json_all_hosts(topology: Topology) -> None:

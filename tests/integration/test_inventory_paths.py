@@ -9,28 +9,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from apssh_cli.lab import KeyPair, Topology
+from tests.integration.command import run_apssh
 
 pytestmark = pytest.mark.integration
 
 
 def apssh(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    # PYTHONPATH: the package, wherever the run starts (cwd is not the checkout)
-    root = str(Path(__file__).parents[2])
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": root}
-    return subprocess.run(
-        [sys.executable, "-m", "apssh_cli.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=cwd,
-    )
+    return run_apssh(*args, home=home, cwd=cwd)
 
 
 @pytest.fixture

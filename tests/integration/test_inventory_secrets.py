@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from apssh_cli.inventory.secrets import MASK
 from apssh_cli.lab import Topology
+from tests.integration.command import run_apssh
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,7 @@ run = "echo got-{api_token}; exit 3"
 
 
 def apssh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apssh_cli.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_apssh(*args)
 
 
 @pytest.fixture

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from apssh_cli.lab import Topology
+from tests.integration.command import run_apssh
 
 pytestmark = pytest.mark.integration
 
 
 def apssh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "apssh_cli.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_apssh(*args)
 
 
 def marked(topology: Topology, marker: str) -> list[str]:
@@ -36,9 +31,15 @@ def marked(topology: Topology, marker: str) -> list[str]:
     ]
 
 
+def remove(topology: Topology, marker: str) -> None:
+    """The topology is shared by the session's tests: leave nothing on its nodes."""
+    for endpoint in topology.direct:
+        topology.exec(endpoint, f"rm -f {marker}")
+
+
 def test_run_with_a_typo_in_x_runs_nowhere(topology: Topology) -> None:
     first, second, *_ = (endpoint.name for endpoint in topology.direct)
-    marker = f"/tmp/apssh-x-{secrets.token_hex(4)}"
+    marker = f"/tmp/xsel-{secrets.token_hex(4)}"  # not apssh-*: other tests count those
     typo = second[:-1] + "9"  # direct9: no such host
     done = apssh("-i", str(topology.inventory), "-g", "direct", "-x", typo, f"touch {marker}")
     assert done.returncode == 1
@@ -48,10 +49,11 @@ def test_run_with_a_typo_in_x_runs_nowhere(topology: Topology) -> None:
     done = apssh("-i", str(topology.inventory), "-g", "direct", "-x", second, f"touch {marker}")
     assert done.returncode == 0, done.stderr
     assert second not in marked(topology, marker) and first in marked(topology, marker)
+    remove(topology, marker)
 
 
 def test_recipe_run_with_a_typo_in_x_runs_nowhere(topology: Topology, tmp_path: Path) -> None:
-    marker = f"/tmp/apssh-x-{secrets.token_hex(4)}"
+    marker = f"/tmp/xsel-{secrets.token_hex(4)}"  # not apssh-*: other tests count those
     recipe = tmp_path / "r.toml"
     recipe.write_text(
         f'[recipe]\nname = "x"\nformat = 1\n[[step]]\nid = "mark"\nhosts = "direct"\n'
@@ -67,3 +69,4 @@ def test_recipe_run_with_a_typo_in_x_runs_nowhere(topology: Topology, tmp_path: 
     done = apssh("recipe", "run", str(recipe), "-i", inventory, "-x", excluded, "-q")
     assert done.returncode == 0, done.stderr
     assert sorted(marked(topology, marker)) == sorted(e.name for e in topology.direct[1:])
+    remove(topology, marker)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -79,12 +75,13 @@ def test_known_hosts_given_as_a_file_path_is_that_file(
         port=endpoint.port,
         username="root",
         keys=load_private_keys([ssh_keypair.private_path]),
-        known_hosts=str(known_hosts),  # upstream: a file; the policy stays accept-new
+        known_hosts=str(known_hosts),  # upstream: a file; the policy: accept-new (no config)
         ssh_config=None,
         timeout=30,
         formatter=CaptureFormatter(),
     )
-    assert node.known_hosts == "accept-new" and node.known_hosts_file == known_hosts
+    assert node.known_hosts is None and node.known_hosts_file == known_hosts  # none given
+    assert node.resolve().host_key_policy == "accept-new"
     assert node.connect_timeout == 30
 
     async def scenario() -> int:
@@ -95,28 +92,6 @@ def test_known_hosts_given_as_a_file_path_is_that_file(
     # the key was recorded in the file given, and checked against it the next time
     assert endpoint.host_key.split()[1] in known_hosts.read_text()
     assert run(scenario()) == 0
-
-
-@pytest.fixture
-def ssh_agent(tmp_path: Path, ssh_keypair: KeyPair) -> Any:
-    """A real ssh-agent holding the session's key; yields its socket path."""
-    if shutil.which("ssh-agent") is None:
-        pytest.fail("ssh-agent is needed (Debian: openssh-client)", pytrace=False)
-    sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            subprocess.run(["sleep", "0.05"], check=True)
-        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
-        subprocess.run(
-            ["ssh-add", str(ssh_keypair.private_path)], env=env, check=True, capture_output=True
-        )
-        yield str(sock)
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(10)
 
 
 def test_agent_keys_load_inside_a_running_loop_and_connect(

@@ -178,11 +178,14 @@ def test_command_failed_error_as_upstream_raises_it() -> None:
 
 def test_node_keywords_as_upstream(tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
-    node = SshNode("h", known_hosts=str(known), timeout=7, debug=True, keys=[])
-    assert (node.known_hosts, node.known_hosts_file) == ("accept-new", known)
+    node = SshNode("h", known_hosts=str(known), timeout=7, debug=True, keys=[], ssh_config=None)
+    # no policy given: the ssh configuration's (none here), else accept-new
+    assert (node.known_hosts, node.known_hosts_file) == (None, known)
+    assert node.resolve().host_key_policy == "accept-new"
+    assert node.resolve().known_hosts[0] == str(known)
     assert node.connect_timeout == 7 and node.debug and node.verbose
     assert node.keys is None  # upstream: no keys given means the default ones
-    assert SshNode("h", known_hosts=None).known_hosts == "accept-new"
+    assert SshNode("h", known_hosts=None, ssh_config=None).resolve().host_key_policy == "accept-new"
     assert SshNode("h", known_hosts="strict").known_hosts == "strict"
     assert SshNode("h", known_hosts=known).known_hosts_file == known
     assert SshNode("h", known_hosts="lab_known_hosts").known_hosts_file == Path("lab_known_hosts")

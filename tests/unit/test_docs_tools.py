@@ -174,3 +174,9 @@ def test_man_pages_lint_clean(checker: list[str], written: dict[str, str], tmp_p
             [program, *checker[1:], str(tmp_path / name)], capture_output=True, text=True
         )
         assert (done.returncode, done.stderr + done.stdout) == (0, ""), name
+
+
+def test_a_code_span_holding_a_backtick_hides_what_follows_its_pairs() -> None:
+    # ``a ` b`` is one code span: the next `[host]:port` span is code, not a reference link
+    text = "see `` ' ` \" `` and `[host]:port` here\n"
+    assert list(mkdocs_hooks._links(text)) == []

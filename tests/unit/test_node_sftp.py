@@ -1,27 +1,40 @@
-"""SFTP helpers without a server: names from the node, the request pipeline."""
+"""SFTP helpers without a server: names from the node, how a line quotes them, file
+kinds, the local tree walk, the request pipeline."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+import subprocess
+import unicodedata
 from collections.abc import Awaitable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncssh
 import pytest
+from hypothesis import given, strategies as st
 
 from apssh_cli.ssh.sftp import (
     SESSIONS,
     SPREAD_THRESHOLD,
     TransferError,
     _close_all,
+    _kind,
     _pipeline,
     _safe_name,
     _Sessions,
     _Spread,
+    _temp_name,
+    shown,
+    walk_files,
 )
 
 
-@pytest.mark.parametrize("name", ["a", "..a", "...", "a..", ".hidden", "été"])
+@pytest.mark.parametrize(
+    "name", ["a", "..a", "...", "a..", ".hidden", "été", "nl\nname", "esc\x1b[2J", "bad\udcffbyte"]
+)
 def test_plain_names_pass(name: str) -> None:
     assert _safe_name(name) == name
 
@@ -30,6 +43,103 @@ def test_plain_names_pass(name: str) -> None:
 def test_names_that_would_leave_the_destination_are_refused(name: str) -> None:
     with pytest.raises(TransferError, match="refusing the remote name"):
         _safe_name(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("plain été.txt", "plain été.txt"),
+        ("nl\nname", "nl\\nname"),
+        ("esc\x1b[31mred\x07", "esc\\x1b[31mred\\x07"),
+        ("tab\tx\r", "tab\tx\\r"),  # a tab is harmless
+        ("back\\slash", "back\\slash"),
+        ("zero\u200bwidth\u202e", "zero\\u200bwidth\\u202e"),
+        ("del\x7f", "del\\x7f"),
+        (b"bad\xffbyte", "bad\\xffbyte"),
+        (b"caf\xc3\xa9", "café"),
+        (b"c1\xc2\x9b", "c1\\u009b"),  # U+009B, a one-character CSI
+        ("tag\U000e0041", "tag\\U000e0041"),
+    ],
+)
+def test_a_quoted_name_is_escaped(name: str | bytes, line: str) -> None:
+    assert shown(name) == line
+
+
+@given(st.one_of(st.text(), st.binary()))
+def test_a_quoted_name_is_one_line_that_drives_no_terminal(name: str | bytes) -> None:
+    line = shown(name)
+    # what a terminal acts on: controls (tab aside), format controls, line separators,
+    # lone surrogates (undecodable bytes); the rule of remote output (escape_text)
+    acting = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+    assert not [c for c in line if c != "\t" and unicodedata.category(c) in acting]
+    assert shown(line) == line  # escaped once: quoting it again changes nothing
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [
+        (stat.S_IFREG | 0o600, None),
+        (stat.S_IFDIR | 0o755, "a directory"),
+        (stat.S_IFLNK | 0o777, "a symbolic link"),
+        (stat.S_IFIFO | 0o644, "a FIFO"),
+        (stat.S_IFSOCK | 0o755, "a socket"),
+        (stat.S_IFCHR | 0o666, "a character device"),
+        (stat.S_IFBLK | 0o660, "a block device"),
+    ],
+)
+def test_file_kinds_from_the_mode(mode: int, kind: str | None) -> None:
+    assert _kind(asyncssh.SFTPAttrs(permissions=mode)) == kind
+
+
+def test_a_server_that_gives_no_mode_is_read_only_for_a_regular_file() -> None:
+    regular = asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR)
+    special = asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_SPECIAL)
+    assert _kind(regular) is None
+    assert _kind(special) == "a special file"
+
+
+def test_walk_files_goes_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    root = tmp_path / "deep"
+    directory = root
+    directory.mkdir()
+    for _ in range(1500):  # os.walk (Python 3.11) ends in RecursionError here
+        directory /= "d"
+        directory.mkdir()
+    (directory / "leaf").write_text("leaf")
+    try:
+        walked = list(walk_files(root))
+        assert len(walked) == 1501
+        assert walked[-1] == (directory, ["leaf"])
+        assert all(files == [] for _, files in walked[:-1])
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)  # shutil.rmtree recurses too
+
+
+def test_walk_files_skips_what_is_not_a_regular_file_with_one_line_each(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b").write_text("b")
+    (tmp_path / "sub" / "a").write_text("a")
+    os.mkfifo(tmp_path / "fifo\x1b[2J")
+    (tmp_path / "to-sub").symlink_to("sub")
+    (tmp_path / "to-b").symlink_to("b")
+    (tmp_path / "dangling").symlink_to("nothing")
+    lines: list[str] = []
+    walked = list(walk_files(tmp_path, lines.append))
+    assert walked == [(tmp_path, ["b", "to-b"]), (tmp_path / "sub", ["a"])]
+    assert sorted(lines) == [
+        f"not following {tmp_path}/to-sub: a link to a directory",
+        f"skipped {tmp_path}/dangling: a link to nothing, not a file or a directory",
+        f"skipped {tmp_path}/fifo\\x1b[2J: a FIFO, not a file or a directory",
+    ]
+
+
+@pytest.mark.parametrize("name", ["a", "x" * 255, "é" * 127, "bad\udcff" * 60])
+def test_a_temporary_name_fits_where_its_name_fits(name: str, tmp_path: Path) -> None:
+    temporary = _temp_name(name)
+    assert temporary.startswith(".") and ".apssh-" in temporary
+    assert len(os.fsencode(temporary)) <= 255
+    (tmp_path / temporary).write_text("")  # the file system takes it
+    assert _temp_name(name) != temporary
 
 
 def test_pipeline_keeps_the_depth_and_runs_everything() -> None:

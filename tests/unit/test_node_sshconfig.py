@@ -52,7 +52,7 @@ def test_first_value_wins_and_identity_files_accumulate(config: Path) -> None:
     assert db.proxy_jump == (JumpHost("bastion", "alice", 2200), JumpHost("gw", None, None))
     assert db.keepalive_interval == 7.0
     assert db.ciphers == "aes256-ctr"
-    assert SshNode("db", ssh_config=config).resolve().ciphers_configured
+    assert SshNode("db", ssh_config=config).resolve().ciphers == "aes256-ctr"
 
 
 def test_patterns_negation_and_tokens(config: Path) -> None:

@@ -171,8 +171,8 @@ def test_gather_groups_identical_outputs() -> None:
     ]
     assert renderer.finish(results) == ExitCode.REMOTE_FAILED
     assert out.getvalue() == (
-        "---------------\nn[1-2,4] (3)\n---------------\nsame\n"
-        "------------------\nn3 (1) failed rc=1\n------------------\nother\n"
+        "---------------\nn[1-2,4] (3)\n---------------\n  same\n"
+        "------------------\nn3 (1) failed rc=1\n------------------\n  other\n"
     )
 
 

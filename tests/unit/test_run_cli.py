@@ -110,7 +110,7 @@ def test_json_schema(inventory: str, capsys: pytest.CaptureFixture[str]) -> None
 def test_gather(inventory: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = apssh(["-i", inventory, "-b", "echo same"], capsys)
     assert status == 0
-    assert out == "---------------\nloc[1-3] (3)\n---------------\nsame\n"
+    assert out == "---------------\nloc[1-3] (3)\n---------------\n  same\n"
 
 
 def test_script_with_arguments_and_include(
@@ -234,7 +234,7 @@ def test_transfers_on_a_local_host_fail_per_host(
     status, out, _ = apssh(argv, capsys)
     record = json.loads(out.splitlines()[0])
     assert status == 2 and record["status"] == "failed" and "SshNode" in record["error"]
-    assert (tmp_path / "loc1").is_dir()  # LOCALDIR/<host>/
+    assert not (tmp_path / "loc1").exists()  # a failed pull leaves no empty LOCALDIR/<host>/
 
 
 def test_default_window() -> None:
