@@ -304,7 +304,7 @@ def run(
       apssh recipe run recipes/sweep.toml -i .lab/inventory.toml --resume
     """
     from apssh_cli.cli.defaults import load_defaults
-    from apssh_cli.cli.run_options import check_ssh_values, library_warnings
+    from apssh_cli.cli.run_options import check_ssh_values, library_warnings, set_persist
     from apssh_cli.inventory.targets import check_hostnames
     from apssh_cli.recipe.journal import last_run
     from apssh_cli.recipe.loader import load_recipe
@@ -327,6 +327,7 @@ def run(
             raise ConfigError(f"--resume: no run directory {directory}")
     options = SshOptions(ssh_options)
     check_ssh_values(options)  # before any connect, even an early one, and any run directory
+    persist = set_persist(params.pop("persist", None), defaults.get("persist"))
     # a new run directory is created now, exclusively: two runs never share one
     _, planned = _plan(
         recipe_file,
@@ -350,7 +351,7 @@ def run(
             raise ConfigError(f"--events: cannot write {events}: {exc.strerror}") from None
     early = (
         _start_connecting(planned, window, config)
-        if resume is None and not options.redirects()
+        if resume is None and not options.redirects() and not persist
         else None
     )
     try:

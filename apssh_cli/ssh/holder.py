@@ -1,9 +1,17 @@
-"""Warm connections (issue 23): the parts of the connection holder built so far.
+"""Warm connections (issue 23, ``--persist``): what the holder and its clients share.
 
-STATUS: a partial. This module holds the pieces of the holder that decide *who* may
-use a held connection and *which* connection a node may reuse; the holder process,
-its channel proxy, the hook in ``SshNode.connect``, ``--persist`` and
-``apssh connections`` are not written yet (nothing in apssh uses this module).
+This module holds the pieces that decide *who* may use a held connection and
+*which* connection a node may reuse, and the small framed protocol spoken on the
+control socket before SSH starts on it. The holder process is
+:mod:`~apssh_cli.ssh.holder_server`; the client side (used by ``SshNode.connect``)
+is :mod:`~apssh_cli.ssh.holder_client`.
+
+Protocol, on one unix-socket connection: the client sends one request frame (a
+4-byte big-endian length, then JSON); the holder answers one frame. For
+``{"op": "connect", "route": [hop, ...]}`` a ``{"ok": true}`` answer is followed by
+an SSH session *on the same socket* (the holder is the server) whose channels are
+proxied onto the held upstream connection; ``list`` and ``close`` end after the
+answer.
 
 Design (why it is shaped so):
 
@@ -31,6 +39,8 @@ Design (why it is shaped so):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import stat
@@ -38,10 +48,26 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["HoldKey", "control_dir", "peer_uid", "same_user", "socket_path"]
+__all__ = [
+    "HoldKey",
+    "ProtocolError",
+    "control_dir",
+    "decode_frame",
+    "encode_frame",
+    "peer_uid",
+    "same_user",
+    "socket_path",
+]
 
 SOCKET_NAME = "holder.sock"
+MAX_FRAME = 1 << 20  # a request names a route of a few hops: far less than this
+_LENGTH = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """A frame that is not what the protocol says (too long, not JSON, cut short)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,7 @@ class HoldKey:
     known_hosts: str  # the host-key policy
     known_hosts_file: str
     route: tuple[HoldKey, ...] = ()  # gateways, first hop first
+    settings: str = ""  # every other connection setting (ciphers, agent...), canonical JSON
 
     def describe(self) -> str:
         """``user@host:port via g1 > g2`` for ``apssh connections``."""
@@ -87,8 +114,96 @@ def control_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def socket_path(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the holder listens."""
-    return control_dir(environ) / SOCKET_NAME
+    """Where the holder listens.
+
+    One holder per HOME: ``~`` in key, known_hosts and ssh_config paths (and
+    asyncssh's default key files) mean the HOME of the process that connects, so
+    runs with another HOME get a holder of their own.
+    """
+    environ = os.environ if environ is None else environ
+    home = environ.get("HOME", "")
+    if not home:
+        return control_dir(environ) / SOCKET_NAME
+    tag = hashlib.sha256(home.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return control_dir(environ) / f"holder-{tag}.sock"
+
+
+def encode_frame(message: Mapping[str, Any]) -> bytes:
+    """One protocol frame: length, then JSON."""
+    body = json.dumps(message, separators=(",", ":")).encode()
+    return _LENGTH.pack(len(body)) + body
+
+
+def frame_length(header: bytes) -> int:
+    """The body length announced by a 4-byte header.
+
+    Raises:
+        ProtocolError: longer than MAX_FRAME.
+    """
+    (length,) = _LENGTH.unpack(header)
+    if length > MAX_FRAME:
+        raise ProtocolError(f"frame of {length} bytes announced")
+    return int(length)
+
+
+def decode_frame(body: bytes) -> dict[str, Any]:
+    """The JSON object of a frame's body.
+
+    Raises:
+        ProtocolError: not a JSON object.
+    """
+    try:
+        message = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    return message
+
+
+HEADER_SIZE = _LENGTH.size
+
+
+def hop_key(hop: Mapping[str, Any], route: tuple[HoldKey, ...] = ()) -> HoldKey:
+    """The key of one hop of a ``connect`` request (its gateways' keys in ``route``).
+
+    The label and the connect timeout do not make a connection different.
+    """
+    rest = {k: v for k, v in hop.items() if k not in _KEY_FIELDS and k not in _NOT_KEY}
+    keys = hop.get("keys")
+    return HoldKey(
+        host=str(hop["host"]),
+        port=int(hop["port"]),
+        username=hop.get("username"),
+        keys=tuple(keys) if keys is not None else None,
+        known_hosts=str(hop["policy"]),
+        known_hosts_file=" ".join(hop.get("known_hosts", ())),
+        route=route,
+        settings=json.dumps(rest, sort_keys=True),
+    )
+
+
+# --persist: the command line's value wins over each node's own (inventory), which
+# wins over the environment's and the config file's default; 0 or None: off
+_PERSIST: dict[str, float | None] = {"override": None, "default": None}
+
+
+def set_persist(*, override: float | None = None, default: float | None = None) -> None:
+    """The process's persist durations (the command line sets them)."""
+    _PERSIST["override"] = override
+    _PERSIST["default"] = default
+
+
+def effective_persist(own: float | None) -> float:
+    """Seconds a node's connection is kept warm (0: not held)."""
+    for value in (_PERSIST["override"], own, _PERSIST["default"]):
+        if value is not None:
+            return float(value)
+    return 0.0
+
+
+_KEY_FIELDS = {"host", "port", "username", "keys", "policy", "known_hosts"}
+_NOT_KEY = {"label", "connect_timeout"}
 
 
 def peer_uid(sock: socket.socket) -> int:

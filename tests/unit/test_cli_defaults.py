@@ -70,7 +70,7 @@ def test_bad_environment_value_names_the_variable() -> None:
 def test_every_setting_has_an_apssh_variable() -> None:
     assert {variable for variable, _ in SETTINGS.values()} == {
         "APSSH_WINDOW", "APSSH_TIMEOUT", "APSSH_CONNECT_TIMEOUT", "APSSH_KNOWN_HOSTS",
-        "APSSH_USER", "APSSH_INVENTORY",
+        "APSSH_USER", "APSSH_INVENTORY", "APSSH_PERSIST",
     }  # fmt: skip
 
 
