@@ -202,6 +202,42 @@ def effective_persist(own: float | None) -> float:
     return 0.0
 
 
+def ask(
+    message: Mapping[str, Any], environ: Mapping[str, str] | None = None, timeout: float = 10.0
+) -> dict[str, Any] | None:
+    """One ``list`` or ``close`` request to this user's holder, without asyncio or
+    asyncssh (``apssh connections``). None: no holder of this user answers.
+
+    Raises:
+        PermissionError: the control directory is another user's or open to others.
+    """
+    path = socket_path(environ)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return None
+        if not same_user(sock):
+            return None
+        try:
+            sock.sendall(encode_frame(message))
+            length = frame_length(_recv_exactly(sock, HEADER_SIZE))
+            return decode_frame(_recv_exactly(sock, length))
+        except (OSError, ProtocolError):
+            return None
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ProtocolError("the holder hung up")
+        data += chunk
+    return data
+
+
 _KEY_FIELDS = {"host", "port", "username", "keys", "policy", "known_hosts"}
 _NOT_KEY = {"label", "connect_timeout"}
 
