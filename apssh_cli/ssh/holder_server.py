@@ -68,6 +68,7 @@ from apssh_cli.ssh.holder import (
 
 CHECK_PERIOD = 1.0
 REQUEST_TIMEOUT = 10.0  # a client that says nothing this long is dropped
+LINGER = 3.0  # a holder that holds nothing and serves nobody exits after this
 
 
 @dataclass
@@ -102,9 +103,10 @@ class Held:
 class Holder:
     """The held connections, and the accept loop of the control socket."""
 
-    def __init__(self, path: Path, idle: float) -> None:
+    def __init__(self, path: Path, idle: float, linger: float = LINGER) -> None:
         self.path = path
         self.default_idle = idle
+        self.linger = linger
         self.held: dict[HoldKey, Held] = {}
         self._locks: dict[HoldKey, asyncio.Lock] = {}
         self._clients = 0
@@ -315,7 +317,7 @@ class Holder:
                 return
             if self.held or self._clients:
                 quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > max(CHECK_PERIOD * 3, 2.0):
+            elif time.monotonic() - quiet_since > self.linger:
                 logger.info("nothing held: exiting")
                 self._stop.set()
                 return
@@ -626,10 +628,11 @@ def _session_alive(session: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m apssh_cli.ssh.holder_server SOCKET IDLE", file=sys.stderr)
+    if len(argv) not in (2, 3):
+        print("usage: python -m apssh_cli.ssh.holder_server SOCKET IDLE [LINGER]", file=sys.stderr)
         return 2
     path, idle = Path(argv[0]), float(argv[1])
+    linger = float(argv[2]) if len(argv) == 3 else LINGER
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s holder[%(process)d] %(message)s", stream=sys.stderr
     )
@@ -640,7 +643,7 @@ def main(argv: list[str]) -> int:
     except BlockingIOError:
         return 0  # another holder runs for this socket
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    asyncio.run(Holder(path, idle).serve())
+    asyncio.run(Holder(path, idle, linger).serve())
     return 0
 
 

@@ -289,3 +289,29 @@ def test_idle_connections_are_released(topology: Topology, holder: Holder) -> No
     assert pid is not None
     # released after 2 s idle, and the holder, holding nothing, exits
     assert wait_for(lambda: holder.pid() is None, 15)
+
+
+def test_a_killed_client_leaves_no_remote_process(topology: Topology, holder: Holder) -> None:
+    node = topology.direct[1]
+    marker = f"sleep 32{os.getpid() % 100:02d}"
+    args = ["-i", str(topology.inventory), "-t", node.name, "--persist", "60", marker]
+    client = subprocess.Popen(
+        [sys.executable, "-m", "apssh_cli.cli.main", *args],
+        env=holder.env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def running() -> bool:
+            return marker in topology.exec(node, "ps -eo args")[1]
+
+        assert wait_for(running, 30), "the command never started"
+        client.kill()  # no cleanup of its own: the holder must end the command
+        client.wait(10)
+        assert wait_for(lambda: not running(), 15), "the remote command outlived its client"
+        assert holder.held(), "the held connection went with the client"
+    finally:
+        client.kill()
+        client.wait(10)
