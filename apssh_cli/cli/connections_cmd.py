@@ -35,22 +35,27 @@ def _age(seconds: float) -> str:
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def connections(ctx: click.Context) -> int:
-    """List the connections held by `--persist` (host, route, age, idle time).
+    """List (the default) or close the connections held by `--persist`.
 
     \b
     Examples:
-      apssh connections
+      apssh connections list
       apssh connections close 'node*'
-      apssh connections close
     """
     if ctx.invoked_subcommand is None:
-        return _list()
+        return int(ctx.invoke(list_command) or 0)
     return 0
 
 
 @connections.command("list")
 def list_command() -> int:
-    """List the held connections (the default)."""
+    """List the held connections: host, route, age, idle time, clients attached.
+
+    \b
+    Examples:
+      apssh connections list
+      apssh connections
+    """
     return _list()
 
 
@@ -88,6 +93,11 @@ def close(pattern: str | None) -> int:
     """Close the held connections whose host matches PATTERN (a glob; all when omitted).
 
     Connections behind a closed gateway are closed too.
+
+    \b
+    Examples:
+      apssh connections close 'node*'
+      apssh connections close
     """
     answer = _ask({"op": "close", "pattern": pattern})
     if answer is None:
