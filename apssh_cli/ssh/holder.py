@@ -64,6 +64,13 @@ __all__ = [
 SOCKET_NAME = "holder.sock"
 MAX_FRAME = 1 << 20  # a request names a route of a few hops: far less than this
 _LENGTH = struct.Struct(">I")
+# the SSH link between a client and its holder, on a local socket: the cheapest
+# algorithms both ends have (one key exchange per node and run, data crosses it twice)
+HOLDER_LINK: dict[str, Any] = {
+    "kex_algs": ["curve25519-sha256"],
+    "encryption_algs": ["aes128-gcm@openssh.com"],
+    "compression_algs": None,
+}
 
 
 class ProtocolError(Exception):
@@ -239,7 +246,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 
 
 _KEY_FIELDS = {"host", "port", "username", "keys", "policy", "known_hosts"}
-_NOT_KEY = {"label", "connect_timeout"}
+_NOT_KEY = {"label", "connect_timeout", "configs"}  # configs: by content (config_digest)
 
 
 def peer_uid(sock: socket.socket) -> int:

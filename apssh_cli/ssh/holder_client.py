@@ -17,11 +17,13 @@ the files as they are now: a key the client would not accept today is refused
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -42,6 +44,7 @@ from apssh_cli.ssh.connection import CHANNEL_WINDOW, Target
 from apssh_cli.ssh.early import DEFAULT_PORT
 from apssh_cli.ssh.holder import (
     HEADER_SIZE,
+    HOLDER_LINK,
     ProtocolError,
     decode_frame,
     encode_frame,
@@ -57,6 +60,11 @@ if TYPE_CHECKING:
 START_WAIT = 3.0
 # the holder answers a request at once, but for the upstream connect itself
 ANSWER_MARGIN = 5.0
+
+_START_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_STARTED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Path] = weakref.WeakKeyDictionary()
 
 ERRORS: dict[str, type[ConnectError]] = {
     "unreachable": UnreachableError,
@@ -87,6 +95,9 @@ def hop_spec(node: SshNode, target: Target) -> dict[str, Any] | None:
         "keepalive_interval": target.keepalive_interval,
         "keepalive_count_max": target.keepalive_count_max,
         "configs": [str(Path(p).expanduser().absolute()) for p in target.configs],
+        # the key holds what the files say, not where they are: -O's file is a new
+        # temporary one in each run, and an edited ssh_config means a new connection
+        "config_digest": _digest(target.configs),
         "alias": target.alias,
         "ciphers": target.ciphers,
         "host_key_algorithms": target.host_key_algorithms,
@@ -95,6 +106,17 @@ def hop_spec(node: SshNode, target: Target) -> dict[str, Any] | None:
         "connect_timeout": node.connect_timeout,
         "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
     }
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            digest.update(Path(path).expanduser().read_bytes())
+        except OSError:
+            digest.update(b"unreadable " + str(path).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def route_specs(node: SshNode) -> list[dict[str, Any]] | None:
@@ -182,18 +204,28 @@ async def control_socket(
     sock = await _open_control(path, log)
     if sock is not None or start is None:
         return sock
-    try:
-        start_holder(path, start)
-    except OSError as exc:
-        log.debug("cannot start a holder: %s", exc)
-        return None
-    log.debug("started a holder at %s", path)
-    deadline = time.monotonic() + START_WAIT
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    # the nodes of one run start one holder between them, not one each
+    loop = asyncio.get_running_loop()
+    lock = _START_LOCKS.setdefault(loop, asyncio.Lock())
+    async with lock:
         sock = await _open_control(path, log)
         if sock is not None:
             return sock
+        if _STARTED.get(loop) == path:
+            return None  # started once by this run and gone or too slow: direct
+        _STARTED[loop] = path
+        try:
+            start_holder(path, start)
+        except OSError as exc:
+            log.debug("cannot start a holder: %s", exc)
+            return None
+        log.debug("started a holder at %s", path)
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            sock = await _open_control(path, log)
+            if sock is not None:
+                return sock
     return None
 
 
@@ -255,6 +287,8 @@ async def held_connection(
             window=CHANNEL_WINDOW,
             keepalive_interval=0,
             connect_timeout=ANSWER_MARGIN,
+            server_host_key_algs=["ssh-ed25519"],
+            **HOLDER_LINK,
             client_factory=lambda: _HolderClient(on_lost),
         )
     except (ConnectError, ConfigError):

@@ -57,6 +57,7 @@ from apssh_cli.ssh.connection import CHANNEL_WINDOW, Credentials, Target, open_c
 from apssh_cli.ssh.context import SshContext
 from apssh_cli.ssh.holder import (
     HEADER_SIZE,
+    HOLDER_LINK,
     HoldKey,
     ProtocolError,
     decode_frame,
@@ -390,6 +391,7 @@ class Holder:
                 allow_pty=True,
                 x11_forwarding=False,
                 agent_forwarding=False,
+                **HOLDER_LINK,
             )
         except BaseException:
             done()
