@@ -315,3 +315,23 @@ def test_a_killed_client_leaves_no_remote_process(topology: Topology, holder: Ho
     finally:
         client.kill()
         client.wait(10)
+
+
+def test_recipe_runs_share_the_held_connections(
+    topology: Topology, holder: Holder, tmp_path: Path
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        '[recipe]\nname = "t"\nformat = 1\n'
+        '[[step]]\nid = "a"\nhosts = "nodes"\nrun = "echo a {host}"\n'
+        '[[step]]\nid = "b"\nhosts = "nodes"\nrequires = ["a"]\nrun = "echo b {host}"\n'
+    )
+    endpoints = [topology.bastion, *topology.internal]
+    before = {e.name: logins(e) for e in endpoints}
+    for round_ in range(2):
+        done = holder.apssh(
+            "recipe", "run", str(recipe), "-i", str(topology.inventory), "-q",
+            "--run-dir", str(tmp_path / f"run{round_}"), "--persist", "60",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert {e.name: logins(e) - before[e.name] for e in endpoints} == {e.name: 1 for e in endpoints}
