@@ -335,3 +335,38 @@ def test_recipe_runs_share_the_held_connections(
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
     assert {e.name: logins(e) - before[e.name] for e in endpoints} == {e.name: 1 for e in endpoints}
+
+
+def interrupted_run(
+    topology: Topology, holder: Holder, node: Endpoint, marker: str, persist: bool
+) -> subprocess.CompletedProcess[str]:
+    """Run ``marker`` on node, Ctrl-C it once it runs; check that it ends there."""
+    args = ["-i", str(topology.inventory), "-t", node.name, *(["--persist", "60"] * persist)]
+    argv = [sys.executable, "-m", "apssh_cli.cli.main", *args, marker]
+    client = subprocess.Popen(
+        argv, env=holder.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+
+        def running() -> bool:
+            return marker in topology.exec(node, "ps -eo args")[1]
+
+        assert wait_for(running, 30), "the command never started"
+        client.send_signal(signal.SIGINT)
+        out, err = client.communicate(timeout=30)
+        assert wait_for(lambda: not running(), 15), "the remote command outlived Ctrl-C"
+        return subprocess.CompletedProcess(argv, client.returncode, out, err)
+    finally:
+        client.kill()
+        client.communicate()
+
+
+def test_ctrl_c_ends_the_remote_command_as_without_persist(
+    topology: Topology, holder: Holder
+) -> None:
+    node = topology.direct[2]
+    marker = f"sleep 33{os.getpid() % 100:02d}"
+    direct = interrupted_run(topology, holder, node, marker, persist=False)
+    held = interrupted_run(topology, holder, node, marker, persist=True)
+    assert direct.returncode == 130, direct.stderr
+    assert same(held) == same(direct)
