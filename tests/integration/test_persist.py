@@ -370,3 +370,15 @@ def test_ctrl_c_ends_the_remote_command_as_without_persist(
     held = interrupted_run(topology, holder, node, marker, persist=True)
     assert direct.returncode == 130, direct.stderr
     assert same(held) == same(direct)
+
+
+def test_an_unreachable_gateway_is_said_as_without_persist(
+    topology: Topology, holder: Holder
+) -> None:
+    node = topology.direct[0]
+    args = ("-i", str(topology.inventory), "-t", f"127.0.0.1:1->{node.name}", "true")
+    direct = holder.apssh(*args)
+    held = holder.apssh(*args, "--persist", "60")
+    assert direct.returncode != 0 and "gateway" in direct.stderr, direct.stderr
+    assert same(held) == same(direct)
+    assert holder.held() == []

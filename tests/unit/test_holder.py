@@ -257,3 +257,16 @@ def test_socket_paths_differ_by_home(tmp_path: Path) -> None:
     one = socket_path({"XDG_RUNTIME_DIR": str(tmp_path), "HOME": "/home/a"})
     two = socket_path({"XDG_RUNTIME_DIR": str(tmp_path), "HOME": "/home/b"})
     assert one != two and one.parent == two.parent
+
+
+def test_a_gateways_failure_names_every_gateway_on_the_way() -> None:
+    from apssh_cli.errors import HostKeyRefusedError, UnreachableError
+    from apssh_cli.ssh.holder_server import _behind
+
+    route = [{"label": "g1"}, {"label": "g2"}, {"label": "node"}]
+    error = _behind(route, 0, UnreachableError("g1", "timed out"))
+    assert isinstance(error, UnreachableError)
+    assert (error.host, error.message) == ("node", "gateway g2: gateway g1: timed out")
+    # the node's own refusal stays what it is
+    own = HostKeyRefusedError("node", "changed")
+    assert _behind(route, 2, own) is own
