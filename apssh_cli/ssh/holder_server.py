@@ -36,7 +36,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -371,6 +371,17 @@ class Holder:
                 released = True
                 self.release(held)
 
+        async def replace() -> asyncssh.SSHClientConnection:
+            """A new upstream connection for this client: the held one died unnoticed
+            (a host rebooted, a cut that only our next write revealed)."""
+            nonlocal held
+            new, _ = await self.acquire(route, idle)  # drops the dead one, connects anew
+            old, held = held, new
+            if not released:
+                self.release(old)
+            logger.info("host=%s held connection was dead: replaced", new.label)
+            return new.conn
+
         try:
             keys = []
             hop: Held | None = held
@@ -381,7 +392,7 @@ class Holder:
             await _send(sock, {"ok": True, "reused": reused, "host_keys": keys[::-1]})
             await asyncssh.run_server(
                 sock,
-                server_factory=lambda: _ProxyServer(held.conn, done),
+                server_factory=lambda: _ProxyServer(held.conn, done, replace),
                 server_host_keys=[self._server_key],
                 encoding=None,
                 line_editor=False,
@@ -402,16 +413,36 @@ class Holder:
 class _ProxyServer(asyncssh.SSHServer):
     """One client's SSH connection to the holder: sessions go upstream."""
 
-    def __init__(self, upstream: asyncssh.SSHClientConnection, done: Callable[[], None]) -> None:
-        self._upstream = upstream
+    def __init__(
+        self,
+        upstream: asyncssh.SSHClientConnection,
+        done: Callable[[], None],
+        replace: Callable[[], Awaitable[asyncssh.SSHClientConnection]],
+    ) -> None:
+        self.upstream = upstream
         self._done = done
+        self._replace = replace
+        self._replacing: asyncio.Future[asyncssh.SSHClientConnection] | None = None
         self._sessions: list[_DownSession] = []
+
+    async def replace(self, dead: asyncssh.SSHClientConnection) -> asyncssh.SSHClientConnection:
+        """The connection to use instead of ``dead`` (one replacement for all sessions).
+
+        Raises:
+            ConnectError, ConfigError: the new connection failed.
+        """
+        if self.upstream is not dead:
+            return self.upstream
+        if self._replacing is None or self._replacing.done():
+            self._replacing = asyncio.ensure_future(self._replace())
+        self.upstream = await asyncio.shield(self._replacing)
+        return self.upstream
 
     def begin_auth(self, username: str) -> bool:
         return False  # the peer's uid was checked on the socket
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
-        session = _DownSession(self._upstream)
+        session = _DownSession(self)
         self._sessions.append(session)
         return session
 
@@ -427,8 +458,8 @@ class _ProxyServer(asyncssh.SSHServer):
 class _DownSession(asyncssh.SSHServerSession[bytes]):
     """The client's end of a proxied session channel."""
 
-    def __init__(self, upstream: asyncssh.SSHClientConnection) -> None:
-        self._upstream = upstream
+    def __init__(self, server: _ProxyServer) -> None:
+        self._server = server
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._up: asyncssh.SSHClientChannel[bytes] | None = None
         self._command: str | None = None
@@ -464,17 +495,17 @@ class _DownSession(asyncssh.SSHServerSession[bytes]):
     async def _open(self) -> None:
         chan = self._chan
         assert chan is not None
+        upstream = self._server.upstream
         try:
-            up, _ = await self._upstream.create_session(
-                lambda: _UpSession(chan),
-                command=self._command,
-                subsystem=self._subsystem,
-                env=_environment(chan),
-                encoding=None,
-                window=CHANNEL_WINDOW,
-                **self._pty,
-            )
-        except (asyncssh.Error, OSError) as exc:
+            try:
+                up = await self._start(upstream, chan)
+            except (asyncssh.Error, OSError):
+                if not upstream.is_closed():
+                    raise
+                # it died under the session's start (sshd ends what a lost connection
+                # started): start the session anew on a new connection
+                up = await self._start(await self._server.replace(upstream), chan)
+        except (asyncssh.Error, OSError, ConnectError, ConfigError) as exc:
             # as a lost connection: no exit status (the client's 255)
             logger.info("upstream session refused: %s", exc)
             chan.close()
@@ -487,6 +518,20 @@ class _DownSession(asyncssh.SSHServerSession[bytes]):
             action(up)
         self._pending.clear()
         chan.resume_reading()
+
+    async def _start(
+        self, upstream: asyncssh.SSHClientConnection, chan: asyncssh.SSHServerChannel[bytes]
+    ) -> asyncssh.SSHClientChannel[bytes]:
+        up, _ = await upstream.create_session(
+            lambda: _UpSession(chan),
+            command=self._command,
+            subsystem=self._subsystem,
+            env=_environment(chan),
+            encoding=None,
+            window=CHANNEL_WINDOW,
+            **self._pty,
+        )
+        return up
 
     def _to_upstream(self, action: Callable[[asyncssh.SSHClientChannel[bytes]], None]) -> None:
         if self._up is not None:

@@ -7,11 +7,15 @@ do elsewhere: N invocations through a holder make one login per host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -382,3 +386,81 @@ def test_an_unreachable_gateway_is_said_as_without_persist(
     assert direct.returncode != 0 and "gateway" in direct.stderr, direct.stderr
     assert same(held) == same(direct)
     assert holder.held() == []
+
+
+class CuttingProxy:
+    """A TCP relay to one server that can go silent as a rebooted host does: the
+    server's side is gone, our side says nothing until it is written to, then resets."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._backend = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._cut: set[int] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._backend)
+            self._pairs.append((client, server))
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if from_client and source.fileno() in self._cut:
+                    # the first write after the cut meets a reset, as from a rebooted host
+                    source.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    source.close()
+                    return
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        """The server side of every current connection goes away; the client side stays
+        silent (no FIN, no RST) until the client writes."""
+        for client, server in self._pairs:
+            self._cut.add(client.fileno())
+            with contextlib.suppress(OSError):
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                server.close()
+        self._pairs.clear()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_connection_that_died_unnoticed_is_replaced_at_its_next_use(
+    topology: Topology, holder: Holder, tmp_path: Path
+) -> None:
+    node = topology.direct[0]
+    proxy = CuttingProxy(node.host, node.port)
+    try:
+        known = tmp_path / "known_hosts"
+        key = node.host_key.split()
+        known.write_text(f"[127.0.0.1]:{proxy.port} {key[0]} {key[1]}\n")
+        inventory = tmp_path / "inventory.toml"
+        inventory.write_text(
+            f'[all.vars]\nuser = "{topology.user}"\n'
+            f'identity_file = "{topology.keypair.private_path}"\n'
+            f'known_hosts = {{ policy = "strict", file = "{known}" }}\n'
+            f'[g.hosts.rebooted]\nhostname = "127.0.0.1"\nport = {proxy.port}\n'
+        )
+        args = ("-i", str(inventory), "-t", "rebooted", "--persist", "60", "echo up")
+        first = holder.apssh(*args)
+        assert first.returncode == 0, first.stderr
+        before = logins(node)
+        proxy.cut()
+        time.sleep(0.5)
+        assert [entry["label"] for entry in holder.held()] == ["rebooted"]  # not noticed
+        again = holder.apssh(*args)
+        assert same(again) == same(first)
+        assert logins(node) == before + 1  # a new login replaced the dead connection
+    finally:
+        proxy.close()
