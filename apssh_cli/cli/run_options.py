@@ -486,11 +486,11 @@ def run_plan(
 def set_persist(given: float | None, default: float | None) -> bool:
     """Tell the nodes of this process the ``--persist`` duration (the command line's
     wins over each host's ``persist``, which wins over the environment's and config
-    file's); whether every host is held."""
+    file's); whether hosts are held (then no early TCP connect: the holder connects)."""
     from apssh_cli.ssh import holder
 
     holder.set_persist(override=given, default=default)
-    return bool(given)
+    return bool(given) if given is not None else bool(default)
 
 
 def check_ssh_values(options: Any) -> None:
