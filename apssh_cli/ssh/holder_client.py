@@ -279,6 +279,7 @@ async def held_connection(
         conn = await asyncssh.connect(
             "holder",
             sock=sock,
+            config=None,  # no ~/.ssh/config entry applies to the local link
             known_hosts=None,  # the holder is this user's process (checked above)
             username="apssh",
             client_keys=None,
@@ -294,7 +295,9 @@ async def held_connection(
     except (ConnectError, ConfigError):
         sock.close()
         raise
-    except (OSError, ProtocolError, asyncssh.Error, TimeoutError) as exc:
+    except (OSError, ProtocolError, asyncssh.Error, TimeoutError, ValueError) as exc:
+        # ValueError: asyncssh's own option checks (no local user name): the direct
+        # connection says it as a ConfigError
         sock.close()
         log.debug("persist: the holder failed (%s), connecting directly", exc)
         return None

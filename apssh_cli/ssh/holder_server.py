@@ -166,7 +166,8 @@ class Holder:
         target = Target(
             host=key.host,
             port=key.port,
-            username=key.username,
+            # no user: the client's local user name, not the holder's environment's
+            username=key.username or hop.get("user"),
             identity_files=tuple(hop.get("identity_files") or ()),
             gateway=None,
             keepalive_interval=float(hop.get("keepalive_interval") or 0),
