@@ -8,10 +8,11 @@ is :mod:`~apssh_cli.ssh.holder_client`.
 
 Protocol, on one unix-socket connection: the client sends one request frame (a
 4-byte big-endian length, then JSON); the holder answers one frame. For
-``{"op": "connect", "route": [hop, ...]}`` a ``{"ok": true}`` answer is followed by
-an SSH session *on the same socket* (the holder is the server) whose channels are
-proxied onto the held upstream connection; ``list`` and ``close`` end after the
-answer.
+``{"op": "connect", "route": [hop, ...]}`` the holder first acknowledges
+(``{"ack": true}``, at once: a stuck holder is given up on quickly), then answers;
+a ``{"ok": true}`` answer is followed by an SSH session *on the same socket* (the
+holder is the server) whose channels are proxied onto the held upstream connection;
+``list`` and ``close`` end after the answer.
 
 Design (why it is shaped so):
 

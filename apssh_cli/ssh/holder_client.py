@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 START_WAIT = 3.0
 # the holder answers a request at once, but for the upstream connect itself
 ANSWER_MARGIN = 5.0
+ACK_WAIT = 2.0
 
 _START_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
@@ -152,6 +153,10 @@ async def _exchange(
         length = frame_length(await read(HEADER_SIZE))
         return decode_frame(await read(length))
 
+    # a holder that is alive acknowledges a connect at once, before its upstream
+    # connect: one that is stopped or stuck costs ACK_WAIT, not a connect timeout
+    if request.get("op") == "connect" and "ack" not in await asyncio.wait_for(answer(), ACK_WAIT):
+        raise ProtocolError("no acknowledgement from the holder")
     return await asyncio.wait_for(answer(), timeout)
 
 

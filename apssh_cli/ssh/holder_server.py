@@ -331,6 +331,7 @@ class Holder:
             message = await asyncio.wait_for(_read_frame(sock), REQUEST_TIMEOUT)
             op = message.get("op")
             if op == "connect":
+                await _send(sock, {"ack": True})  # alive: the client waits for the rest
                 handed_over = await self._connect_client(sock, message)
             elif op == "list":
                 now = time.monotonic()

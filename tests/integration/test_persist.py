@@ -464,3 +464,24 @@ def test_a_connection_that_died_unnoticed_is_replaced_at_its_next_use(
         assert logins(node) == before + 1  # a new login replaced the dead connection
     finally:
         proxy.close()
+
+
+def test_a_stuck_holder_costs_seconds_not_a_connect_timeout(
+    topology: Topology, holder: Holder
+) -> None:
+    node = topology.direct[1]
+    args = ("-i", str(topology.inventory), "-t", node.name, "--persist", "60")
+    args += ("--connect-timeout", "30", "hostname")
+    first = holder.apssh(*args)
+    assert first.returncode == 0, first.stderr
+    pid = holder.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # alive, listening (the kernel accepts), silent
+    try:
+        start = time.monotonic()
+        stuck = holder.apssh(*args)
+        took = time.monotonic() - start
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert same(stuck) == same(first)
+    assert took < 20, f"{took:.1f}s: the client waited on the stuck holder"
