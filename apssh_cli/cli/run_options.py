@@ -128,6 +128,13 @@ SSH_OPTIONS = [
         metavar="PORT",
         help="The port of every host (a host:port in -t wins; gateways keep theirs).",
     ),
+    click.option(
+        "--persist",
+        type=Seconds(allow_zero=True),
+        metavar="DURATION",
+        help="Keep the connections warm in a background holder for DURATION after their "
+        "last use, and reuse held ones (0: off, the default; docs/persist.md).",
+    ),
 ]
 
 _TARGET_OPTIONS = [
@@ -281,6 +288,7 @@ class FleetPlan:
     settings: tuple[str, ...] = ()  # -v: where window, timeout, user... came from
     ssh_config: str | None = None  # -F
     ssh_options: tuple[str, ...] = ()  # -O
+    persist: tuple[float | None, float | None] = (None, None)  # --persist; env/config default
 
 
 def make_fleet_plan(params: Mapping[str, Any]) -> FleetPlan:
@@ -352,6 +360,7 @@ def make_fleet_plan(params: Mapping[str, Any]) -> FleetPlan:
         settings=tuple(settings),
         ssh_config=params.get("ssh_config"),
         ssh_options=tuple(params.get("ssh_options") or ()),
+        persist=(params.get("persist"), host_defaults.get("persist")),
     )
 
 
@@ -435,10 +444,12 @@ def run_plan(
         for line in plan.settings:
             click.echo(f"apssh: {line}", err=True)
     window = plan.window or default_window()
+    persist = set_persist(*plan.persist)
     # the first hosts' TCP connects go out now: importing asyncio and asyncssh (below)
-    # takes longer than their round trips; not where -O could send a host elsewhere
+    # takes longer than their round trips; not where -O could send a host elsewhere,
+    # nor with --persist (the holder connects, or holds the connection already)
     early = start_early_connections(
-        [] if options.redirects() else plan.targets, window, ssh_config=ssh_config
+        [] if options.redirects() or persist else plan.targets, window, ssh_config=ssh_config
     )
     try:
         from apssh_cli.cli.execution import ExecutionOptions, execute
@@ -471,6 +482,16 @@ def run_plan(
             renderer.close()
     finally:
         early.close()
+
+
+def set_persist(given: float | None, default: float | None) -> bool:
+    """Tell the nodes of this process the ``--persist`` duration (the command line's
+    wins over each host's ``persist``, which wins over the environment's and config
+    file's); whether hosts are held (then no early TCP connect: the holder connects)."""
+    from apssh_cli.ssh import holder
+
+    holder.set_persist(override=given, default=default)
+    return bool(given) if given is not None else bool(default)
 
 
 def check_ssh_values(options: Any) -> None:

@@ -41,7 +41,7 @@ from apssh_cli.errors import CommandTimeoutError, ConfigError, ConnectError, Unr
 from apssh_cli.log import host_logger
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.results import CommandResult
-from apssh_cli.ssh import hostkeys, loopend
+from apssh_cli.ssh import holder, hostkeys, loopend
 from apssh_cli.ssh.connection import (
     ConnectionSettings,
     Credentials,
@@ -163,6 +163,9 @@ class SshNode(UpstreamNodeMixin):
             unreachable. None: ``ServerAliveCountMax``, else 3.
         context: the :class:`~apssh_cli.ssh.context.SshContext` whose jump nodes
             and known_hosts files this node shares; None: the running loop's.
+        persist: keep the connection warm for this many idle seconds in the
+            user's holder process, and reuse a held one (docs/persist.md); 0: off.
+            None: the process default (``--persist``), else off.
 
     Raises:
         ConfigError: an unknown known_hosts policy, a negative keepalive setting.
@@ -190,6 +193,7 @@ class SshNode(UpstreamNodeMixin):
         keepalive_count_max: int | None = None,
         context: SshContext | None = None,
         ssh_options: Sequence[str] | SshOptions | None = None,
+        persist: float | None = None,
     ) -> None:
         # upstream apssh's spellings: known_hosts=<file>, timeout=, debug=
         policy: str | None = None  # None: decided by the ssh configuration when resolving
@@ -225,6 +229,7 @@ class SshNode(UpstreamNodeMixin):
         self.keepalive_interval = _non_negative("keepalive_interval", keepalive_interval)
         self.keepalive_count_max = _non_negative("keepalive_count_max", keepalive_count_max)
         self.context = context
+        self.persist = _non_negative("persist", persist)
         self._follow_proxyjump = True
         self._target: ConnectionSettings | None = None
         self._log = host_logger(self.label)
@@ -371,6 +376,13 @@ class SshNode(UpstreamNodeMixin):
 
     async def _connect_once(self) -> asyncssh.SSHClientConnection:
         target = self.resolve()
+        persist = holder.effective_persist(self.persist)
+        if persist > 0:
+            from apssh_cli.ssh.holder_client import held_connection
+
+            held = await held_connection(self, persist, self._log, self._forget_connection)
+            if held is not None:
+                return held
         tunnel: asyncssh.SSHClientConnection | None = None
         if target.gateway is not None:
             try:
@@ -747,6 +759,7 @@ def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshN
             keepalive_interval=origin.keepalive_interval,
             keepalive_count_max=origin.keepalive_count_max,
             context=context,
+            persist=origin.persist,
         )
         node._follow_proxyjump = False  # a jump host's own ProxyJump would loop
         return node
