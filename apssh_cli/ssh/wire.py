@@ -9,9 +9,10 @@ IVs), which counter and AEAD modes do not need. A 64 MiB push to one host made a
 first cost of the client (and of Docker's relays here, which pay per segment).
 
 :func:`tune` changes one connection, with no change to what it sends but the IGNORE
-packets: the packets handed over in one turn of the event loop leave in one write, at
-the end of that turn (the order kept, nothing delayed past the turn), and the IGNORE
-packets are left out when no CBC cipher is offered. asyncssh has no option for
+packets: the packets handed over in one turn of the event loop leave in one write,
+queued with ``call_soon`` (the order kept; nothing waits for a timer or for more
+data), and the IGNORE packets are left out when no CBC cipher is offered (RFC 4251,
+9.3.1: the countermeasure is for CBC's chained IVs). asyncssh has no option for
 either: both replace attributes of the connection object (``_send``, ``send_packet``);
 a connection of an asyncssh without them is left as it is (slower, not wrong), and
 tests/unit/test_wire.py fails then.
