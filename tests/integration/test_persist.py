@@ -397,6 +397,7 @@ class CuttingProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._every: list[socket.socket] = []  # closed by close(), not left to the GC
         self._cut: set[int] = set()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -407,6 +408,7 @@ class CuttingProxy:
             except OSError:
                 return
             server = socket.create_connection(self._backend)
+            self._every += [client, server]
             self._pairs.append((client, server))
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
@@ -434,6 +436,8 @@ class CuttingProxy:
 
     def close(self) -> None:
         self._listener.close()
+        for sock in self._every:
+            sock.close()
 
 
 def test_a_connection_that_died_unnoticed_is_replaced_at_its_next_use(
