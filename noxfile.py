@@ -156,7 +156,9 @@ def demo(session: nox.Session) -> None:
         session.run("apssh", "lab", "down", "--name", name, env=env)
 
 
-BENCH_SCENARIOS = ["startup", "inventory", "fanout", "bastion", "transfer", "cpu", "recipe"]
+BENCH_SCENARIOS = [
+    "startup", "inventory", "fanout", "bastion", "transfer", "cpu", "recipe", "persist",
+]  # fmt: skip
 
 
 @nox.session(python=PYTHON)

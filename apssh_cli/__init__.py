@@ -101,8 +101,8 @@ if TYPE_CHECKING:  # type checkers see the real names; at run time they load laz
         LocalNode as LocalNode,
         SshNode as SshNode,
         SshProxy as SshProxy,
-        close_nodes as close_nodes,
     )
+    from apssh_cli.ssh.teardown import close_nodes as close_nodes
     from apssh_cli.topology import (
         topology_as_dotfile as topology_as_dotfile,
         topology_as_pngfile as topology_as_pngfile,
@@ -134,7 +134,7 @@ _LAZY: dict[str, str] = {
     "SshNode": "apssh_cli.ssh.node",
     "SshProxy": "apssh_cli.ssh.node",
     "LocalNode": "apssh_cli.ssh.node",
-    "close_nodes": "apssh_cli.ssh.node",
+    "close_nodes": "apssh_cli.ssh.teardown",
     "nodes_from_inventory": "apssh_cli.nodes",
     "SshJob": "apssh_cli.engine.job",
     "Scheduler": "apssh_cli.engine.job",

@@ -4,7 +4,10 @@ apssh push / pull next to OpenSSH's `scp` and `sftp -b` (one process per host, t
 4 run at once; scp speaks the SFTP protocol since OpenSSH 9.0), parallel-ssh's
 `copy_file` / `copy_remote_file` (the PyPI package), and a minimal asyncssh script
 with the server's largest block (255 KiB) and max_requests=32 (the floor of an
-asyncssh-based tool).
+asyncssh-based tool), with asyncssh's default cipher and with AES-GCM first (issue
+23's reference client). Each case ends with one line: apssh / scp (paired rounds) and
+the client CPU per MiB moved (user + system of the client's processes, every host's
+copy counted) of apssh, scp and the reference client.
 
 Before each run the destination is removed (untimed); after it, every copy is checked
 to hold 64 MiB (a tool that misses one fails). `scp (AES-GCM)` is scp with
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import harness
 from floors import ContainerCpu, ProcessCpu, cores, docker_proxy_pids
-from harness import Fleet, HostSpec, Tool, paired_runs, which
+from harness import Fleet, HostSpec, Row, Tool, paired_ratio, paired_runs, which
 
 HOSTS = 4
 AES_GCM = "aes128-gcm@openssh.com"
@@ -116,6 +120,7 @@ def push_tools(
             ],
         ),
     ]
+    tools.append(reference_client(spec, "push", str(blob), REMOTE))
     if _has_pssh():
         tools.append(
             Tool(
@@ -229,6 +234,7 @@ def pull_tools(
             ],
         )
     )
+    tools.append(reference_client(spec, "pull", SOURCE, str(out)))
     if _has_pssh():
         tools.append(
             Tool(
@@ -248,6 +254,36 @@ def pull_tools(
     for tool in tools:
         tool.prepare, tool.check, tool.meters = prepare, check, meters
     return tools
+
+
+REFERENCE = "asyncssh script, AES-GCM (255 KiB x 32)"
+
+
+def reference_client(spec: Path, kind: str, source: str, target: str) -> Tool:
+    """issue 23's reference: the fastest asyncssh client we could write (AES-GCM first,
+    the server's 255 KiB blocks, 32 requests in flight), asyncssh's own put/get."""
+    return Tool(
+        REFERENCE,
+        [[sys.executable, harness.peer_script("asyncssh_min.py"), str(spec), kind, source, target]],
+        env={"ASYNCSSH_CIPHERS": ",".join((AES_GCM, "aes256-gcm@openssh.com", "aes128-ctr"))},
+    )
+
+
+def summary(rows: list[Row], case: str, mib: int, hosts: int) -> None:
+    """One line per case: apssh / scp (paired), and each one's client CPU per MiB moved."""
+    apssh = next((row for row in rows if row.tool.startswith("apssh")), None)
+    if apssh is None:
+        return
+    value = paired_ratio(rows, apssh.tool, "scp")
+    per_mib = {
+        row.tool: 1000 * statistics.median(row.cpus) / (mib * hosts)
+        for row in rows
+        if row.cpus and not row.error
+    }
+    named = [tool for tool in (apssh.tool, "scp", REFERENCE) if tool in per_mib]
+    shown = ", ".join(f"{tool} {per_mib[tool]:.2f} ms" for tool in named)
+    ratio = "n/a" if value is None else f"{value:.2f}x"
+    print(f"    {case}: apssh / scp {ratio}; client CPU per MiB: {shown}", flush=True)
 
 
 def _has_pssh() -> bool:
@@ -298,7 +334,9 @@ def main() -> None:
                     if kind == "push"
                     else pull_tools(fleet, hosts, work, size, meters)
                 )
-                rows += paired_runs(f"{kind} {where}", tools, rounds)
+                case_rows = paired_runs(f"{kind} {where}", tools, rounds)
+                summary(case_rows, f"{kind} {where}", mib, HOSTS)
+                rows += case_rows
             if delayed:
                 # one host alone: the window of one SFTP session (2 MiB in OpenSSH's sshd)
                 # bounds a push to about 2 MiB per round trip, where the CPU does not
@@ -306,7 +344,9 @@ def main() -> None:
                 work.mkdir()
                 print(f"{mib} MiB to 1 host, {where}", flush=True)
                 tools = push_tools(fleet, hosts[:1], blob, work, size, meters)
-                rows += paired_runs(f"push {where}, 1 host", tools, rounds)
+                case_rows = paired_runs(f"push {where}, 1 host", tools, rounds)
+                summary(case_rows, f"push {where}, 1 host", mib, 1)
+                rows += case_rows
     harness.save(
         "transfer",
         {

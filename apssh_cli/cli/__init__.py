@@ -1,1 +1,4 @@
-"""The `apssh` command: click commands on top of the library (never the reverse)."""
+"""The `apssh` command: click commands on top of the library (never the reverse).
+
+May import: everything in the package; nothing outside ``apssh_cli.cli`` imports it.
+"""

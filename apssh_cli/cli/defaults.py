@@ -12,7 +12,8 @@ A user who always wants ``-w 50`` or ``--timeout 5m`` writes it once::
     color = "never"
 
 or sets ``APSSH_WINDOW``, ``APSSH_TIMEOUT``, ``APSSH_CONNECT_TIMEOUT``,
-``APSSH_KNOWN_HOSTS``, ``APSSH_USER``, ``APSSH_INVENTORY``, ``APSSH_COLOR``. ``APSSH_CONFIG``
+``APSSH_KNOWN_HOSTS``, ``APSSH_USER``, ``APSSH_INVENTORY``, ``APSSH_COLOR``, ``APSSH_PERSIST``
+(``persist = "10m"``: warm connections, docs/persist.md). ``APSSH_CONFIG``
 names another file (empty: none). Precedence: the command line, then the
 environment, then the config file, then the built-in default. ``user``,
 ``known_hosts`` and ``connect_timeout`` are defaults for hosts whose inventory
@@ -62,6 +63,13 @@ def _seconds(value: Any) -> float:
         raise ValueError(exc.message) from None
 
 
+def _seconds_or_off(value: Any) -> float:
+    try:
+        return float(Seconds(allow_zero=True).convert(value, None, None))
+    except click.BadParameter as exc:
+        raise ValueError(exc.message) from None
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a non-empty string, got {value!r}")
@@ -89,6 +97,7 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "user": ("APSSH_USER", _text),
     "inventory": ("APSSH_INVENTORY", _text),
     "color": ("APSSH_COLOR", _colour),
+    "persist": ("APSSH_PERSIST", _seconds_or_off),
 }
 
 

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "inventory": "apssh_cli.cli.inventory_cmd:inventory",
     "lab": "apssh_cli.cli.lab_cmd:lab",
     "recipe": "apssh_cli.cli.recipe_cmd:recipe",
+    "connections": "apssh_cli.cli.connections_cmd:connections",
 }
 DEFAULT_SUBCOMMAND = "run"
 SUBCOMMAND_HELP = {
@@ -37,6 +38,7 @@ SUBCOMMAND_HELP = {
     "inventory": "List, graph, check an inventory, or show one host's settings.",
     "lab": "Start, inspect or remove a local testbed behind a bastion (Docker).",
     "recipe": "Run, plan, check or graph an experiment written as a TOML recipe.",
+    "connections": "List or close the warm connections kept by --persist.",
 }
 
 

@@ -324,7 +324,7 @@ def run(
       apssh recipe run recipes/sweep.toml -i .lab/inventory.toml --resume
     """
     from apssh_cli.cli.defaults import load_defaults
-    from apssh_cli.cli.run_options import check_ssh_values, library_warnings
+    from apssh_cli.cli.run_options import check_ssh_values, library_warnings, set_persist
     from apssh_cli.inventory.targets import check_hostnames
     from apssh_cli.recipe.journal import create_run_dir, last_run
     from apssh_cli.recipe.loader import load_recipe
@@ -360,6 +360,7 @@ def run(
             raise ConfigError(f"--resume: no run directory {directory}")
     options = SshOptions(ssh_options)
     check_ssh_values(options)  # before any connect, even an early one, and any run directory
+    persist = set_persist(params.pop("persist", None), defaults.get("persist"))
     plan_args: dict[str, Any] = {"need_inventory": True, "run_dir": directory, "port": port}
     _, planned = _plan(recipe_file, inventory, params, **plan_args)
     # the options against the plan, before any directory is made or anything connects
@@ -382,7 +383,7 @@ def run(
             raise ConfigError(f"--events: cannot write {events}: {exc.strerror}") from None
     early = (
         _start_connecting(planned, window, config)
-        if resume is None and not options.redirects()
+        if resume is None and not options.redirects() and not persist
         else None
     )
     try:
@@ -421,7 +422,7 @@ def run(
 
 def _start_connecting(planned: Plan, window: int | None, ssh_config: Any) -> EarlyConnections:
     """TCP connects to the recipe's first hosts, before asyncio and asyncssh are imported."""
-    from apssh_cli.engine.early import start_early_connections
+    from apssh_cli.engine.prestart import start_early_connections
 
     return start_early_connections(planned.targets, planned.window(window), ssh_config=ssh_config)
 

@@ -259,7 +259,7 @@ class _GuardedStream:
         # holds many lines, and a flush is a system call
         if self._flush_pending:
             return
-        import asyncio  # here: the command line starts connecting before importing asyncio
+        import asyncio  # here, where it is needed (a flush inside a run)
 
         try:
             loop = asyncio.get_running_loop()

@@ -16,7 +16,7 @@ import click
 
 from apssh_cli.cli import stdin, upstream_hints
 from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
-from apssh_cli.cli.run_options import files_option, make_plan, run_options, run_plan
+from apssh_cli.cli.run_options import files_option, make_fleet_plan, run_options, run_plan
 from apssh_cli.errors import ConfigError
 
 
@@ -77,7 +77,7 @@ def run(
     _refuse_subcommand_name(ctx, command, script)
     if includes and not script:
         raise click.UsageError("--include goes with -s/--script")
-    plan = make_plan(params)
+    plan = make_fleet_plan(params)
     timeout = plan.timeout  # the command line, else APSSH_TIMEOUT or the config file
     if script:
         path = Path(command[0])

@@ -128,6 +128,13 @@ SSH_OPTIONS = [
         metavar="PORT",
         help="The port of every host (a host:port in -t wins; gateways keep theirs).",
     ),
+    click.option(
+        "--persist",
+        type=Seconds(allow_zero=True),
+        metavar="DURATION",
+        help="Keep the connections warm in a background holder for DURATION after their "
+        "last use, and reuse held ones (0: off, the default; docs/persist.md).",
+    ),
 ]
 
 _TARGET_OPTIONS = [
@@ -266,8 +273,9 @@ _OUTPUT_OPTIONS = [
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Everything a run needs once the options are checked: hosts, output, execution."""
+class FleetPlan:
+    """What `run`, `push` or `pull` hands the fleet engine once the options are checked:
+    hosts, output, execution (a recipe's plan is `apssh_cli.recipe.planner.Plan`)."""
 
     targets: list[Target]
     output: OutputOptions
@@ -280,9 +288,10 @@ class Plan:
     settings: tuple[str, ...] = ()  # -v: where window, timeout, user... came from
     ssh_config: str | None = None  # -F
     ssh_options: tuple[str, ...] = ()  # -O
+    persist: tuple[float | None, float | None] = (None, None)  # --persist; env/config default
 
 
-def make_plan(params: Mapping[str, Any]) -> Plan:
+def make_fleet_plan(params: Mapping[str, Any]) -> FleetPlan:
     """Check the shared options and resolve the targets.
 
     Raises:
@@ -339,7 +348,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         raise ConfigError("no hosts left to run on (check -g, -x and -t)")
     if params.get("port") is not None:
         targets = [with_port(target, params["port"]) for target in targets]
-    return Plan(
+    return FleetPlan(
         targets=targets,
         output=output,
         window=params["window"],
@@ -351,6 +360,7 @@ def make_plan(params: Mapping[str, Any]) -> Plan:
         settings=tuple(settings),
         ssh_config=params.get("ssh_config"),
         ssh_options=tuple(params.get("ssh_options") or ()),
+        persist=(params.get("persist"), host_defaults.get("persist")),
     )
 
 
@@ -406,7 +416,7 @@ def _is_terminal(stream: Any) -> bool:
 
 
 def run_plan(
-    plan: Plan,
+    plan: FleetPlan,
     commands: Mapping[str, Sequence[Any]],
     *,
     description: str,
@@ -414,7 +424,7 @@ def run_plan(
     """Print the plan for ``--dry-run``, or run it; return the exit status.
 
     Args:
-        plan: from `make_plan`.
+        plan: from `make_fleet_plan`.
         commands: the library commands of each host, by target name.
         description: what runs, for ``--dry-run``.
     """
@@ -428,16 +438,18 @@ def run_plan(
             click.echo(target.describe())
         click.echo(f"apssh: dry run: {description} on {len(plan.targets)} host(s)", err=True)
         return ExitCode.OK
-    from apssh_cli.engine.early import default_window, start_early_connections
+    from apssh_cli.engine.prestart import default_window, start_early_connections
 
     if plan.verbose:
         for line in plan.settings:
             click.echo(f"apssh: {line}", err=True)
     window = plan.window or default_window()
+    persist = set_persist(*plan.persist)
     # the first hosts' TCP connects go out now: importing asyncio and asyncssh (below)
-    # takes longer than their round trips; not where -O could send a host elsewhere
+    # takes longer than their round trips; not where -O could send a host elsewhere,
+    # nor with --persist (the holder connects, or holds the connection already)
     early = start_early_connections(
-        [] if options.redirects() else plan.targets, window, ssh_config=ssh_config
+        [] if options.redirects() or persist else plan.targets, window, ssh_config=ssh_config
     )
     try:
         from apssh_cli.cli.execution import ExecutionOptions, execute
@@ -470,6 +482,16 @@ def run_plan(
             renderer.close()
     finally:
         early.close()
+
+
+def set_persist(given: float | None, default: float | None) -> bool:
+    """Tell the nodes of this process the ``--persist`` duration (the command line's
+    wins over each host's ``persist``, which wins over the environment's and config
+    file's); whether hosts are held (then no early TCP connect: the holder connects)."""
+    from apssh_cli.ssh import holder
+
+    holder.set_persist(override=given, default=default)
+    return bool(given) if given is not None else bool(default)
 
 
 def check_ssh_values(options: Any) -> None:

@@ -17,7 +17,13 @@ from typing import Any
 import click
 
 from apssh_cli.cli.exitcodes import EXIT_STATUS_HELP
-from apssh_cli.cli.run_options import Plan, expand_path, make_plan, run_plan, transfer_options
+from apssh_cli.cli.run_options import (
+    FleetPlan,
+    expand_path,
+    make_fleet_plan,
+    run_plan,
+    transfer_options,
+)
 from apssh_cli.errors import ConfigError
 
 _SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -52,7 +58,7 @@ def push(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
     if len(paths) < 2:
         raise click.UsageError("push needs LOCAL... and REMOTE")
     *sources, remote = paths
-    plan = make_plan(params)
+    plan = make_fleet_plan(params)
     commands: dict[str, list[Any]] = {}
     for target in plan.targets:
         locals_ = [expand_path(source, target, what="local path") for source in sources]
@@ -87,7 +93,7 @@ def pull(paths: tuple[str, ...], recurse: bool, preserve: bool, **params: Any) -
     if len(paths) < 2:
         raise click.UsageError("pull needs REMOTE... and LOCALDIR")
     *sources, local_dir = paths
-    plan = make_plan(params)
+    plan = make_fleet_plan(params)
     templated = "{" in local_dir
     commands: dict[str, list[Any]] = {}
     for target in plan.targets:
@@ -152,7 +158,7 @@ def _refuse_shared_directories(directories: dict[str, Path]) -> None:
 
 
 def _run_transfers(
-    plan: Plan,
+    plan: FleetPlan,
     arguments: dict[str, list[Any]],
     kind: str,
     recurse: bool,

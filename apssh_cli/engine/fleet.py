@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from apssh_cli.commands import Command
-from apssh_cli.engine.early import DEFAULT_WINDOW_CAP, default_window
 from apssh_cli.engine.job import SshJob
+from apssh_cli.engine.prestart import DEFAULT_WINDOW_CAP, default_window
 from apssh_cli.inventory.targets import NodeSettings, Target, build_nodes, parse_route
 from apssh_cli.output import Formatter
 from apssh_cli.results import HostResult, Status
@@ -241,7 +241,7 @@ class FleetOptions:
         step: the step name carried by every output line (OutputEvent.step).
         keepalive: seconds between SSH keepalives (0: none; None: the hosts' own).
         early_connections: TCP connections started ahead
-            (:func:`~apssh_cli.engine.early.start_early_connections`): the nodes of
+            (:func:`~apssh_cli.engine.prestart.start_early_connections`): the nodes of
             the run's event loop use them; the run closes what they did not take.
     """
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator, Mapping
 
-from apssh_cli.engine.early import DEFAULT_WINDOW_CAP
 from apssh_cli.engine.fleet import Commands, FleetOptions, FleetRun
+from apssh_cli.engine.prestart import DEFAULT_WINDOW_CAP
 from apssh_cli.inventory.targets import Target
 from apssh_cli.output import DEFAULT_CAPTURE_BYTES, CaptureFormatter
 from apssh_cli.results import HostResult

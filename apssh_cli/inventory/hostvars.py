@@ -57,7 +57,7 @@ KNOWN_VARIABLES = frozenset(
 
 
 # free variables that still mean something when connecting (targets.build_nodes)
-_MEANINGFUL_FREE = frozenset({"keepalive"})
+_MEANINGFUL_FREE = frozenset({"keepalive", "persist"})
 
 
 def near_known_variable(name: str) -> str | None:

@@ -3,7 +3,9 @@
 `Loader` takes parsed TOML tables one file at a time (hosts, vars and children
 accumulate across files), and `Loader.build` checks the group tree, merges each
 host's variables by precedence, and resolves gateways, ProxyJump ones included,
-into the `Inventory` value objects.
+into the values of `apssh_cli.inventory.hosts`: `build` returns what an
+`Inventory` is made of (`Loaded`), so that this module needs no `Inventory`
+and `Inventory.load` can import it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,20 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from apssh_cli.errors import HostRangeError, InventoryError
 from apssh_cli.inventory import hostrange, tomlsource
+from apssh_cli.inventory.hosts import (
+    ALL,
+    GROUP_KEYS,
+    HOST_CONNECTION_VARIABLES,
+    UNGROUPED,
+    Group,
+    Host,
+    HostConflict,
+    VariableTypo,
+)
 from apssh_cli.inventory.hostvars import (
     KNOWN_VARIABLES,
     NO_GATEWAY,
@@ -29,17 +41,6 @@ from apssh_cli.inventory.hostvars import (
     parse_known_hosts,
     resolve_paths,
 )
-from apssh_cli.inventory.model import (
-    ALL,
-    GROUP_KEYS,
-    HOST_CONNECTION_VARIABLES,
-    UNGROUPED,
-    Group,
-    Host,
-    HostConflict,
-    Inventory,
-    VariableTypo,
-)
 from apssh_cli.inventory.selection import did_you_mean
 from apssh_cli.inventory.tomlsource import Locator, Origin
 
@@ -47,6 +48,16 @@ from apssh_cli.inventory.tomlsource import Locator, Origin
 _BAD_NAME_CHARS = re.compile(r"[\s,&!~*?\[\]@]")
 _PORT_SUFFIX = re.compile(r"^(.*[^:]):([0-9]+)$", re.DOTALL)
 _T = TypeVar("_T")
+
+
+class Loaded(NamedTuple):
+    """What `Loader.build` resolved: the arguments of `Inventory` (in its order)."""
+
+    hosts: dict[str, Host]
+    groups: dict[str, Group]
+    implicit: dict[str, Host]
+    conflicts: tuple[HostConflict, ...]
+    typos: tuple[VariableTypo, ...]
 
 
 @dataclass
@@ -265,7 +276,7 @@ class Loader:
                 )
         return names, port
 
-    def build(self) -> Inventory:
+    def build(self) -> Loaded:
         """Check the group tree, merge each host's variables, resolve the gateways."""
         for name in (ALL, UNGROUPED):
             self._group(name, Origin("<implicit>", None, (name,)))
@@ -307,9 +318,7 @@ class Loader:
             )
             for g in self.groups.values()
         }
-        return Inventory(
-            hosts, groups, implicit, conflicts=self.conflicts, typos=list(self.typos.values())
-        )
+        return Loaded(hosts, groups, implicit, tuple(self.conflicts), tuple(self.typos.values()))
 
     def _check_children(self) -> None:
         for group in self.groups.values():

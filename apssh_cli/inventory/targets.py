@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from apssh_cli.durations import parse_duration
 from apssh_cli.errors import ConfigError, InventoryError
 from apssh_cli.inventory.hostrange import split_top_level
 from apssh_cli.inventory.model import ALL, UNGROUPED, Host, Inventory
@@ -521,7 +522,23 @@ def _node_kwargs(hop: Host, gateway: Any, settings: NodeSettings, *, label: str)
     keepalive = settings.keepalive if settings.keepalive is not None else _keepalive(hop)
     if keepalive is not None:
         kwargs["keepalive_interval"] = keepalive
+    persist = _persist(hop)
+    if persist is not None:
+        kwargs["persist"] = persist
     return kwargs
+
+
+def _persist(hop: Host) -> float | None:
+    """The host's ``persist`` variable: seconds its connection is kept warm (0: off)."""
+    value = hop.vars.get("persist")
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, allow_zero=True)
+    except ValueError:
+        raise ConfigError(
+            f'host {hop.name}: persist must be a duration ("10m", seconds; 0: off), not {value!r}'
+        ) from None
 
 
 def _keepalive(hop: Host) -> float | None:

@@ -15,7 +15,8 @@ Owns, by module:
 - ``image``: the sshd image, named after its files, built from the package data in
   ``sshd_image/`` (Dockerfile, sshd_config, entrypoint, build-image);
 - ``files``: key pairs, host keys, known_hosts and inventory text;
-- ``topology``: containers (fixed published ports) and networks: start, find, remove;
+- ``containers``: a topology's containers (fixed published ports) and networks: start,
+  find, remove;
 - ``state``: `apssh lab up|status|down`: lab.json, staleness checks, removal of files.
 
 The test harness (owner tokens, orphan sweeps) lives in tests/integration/harness.py.
@@ -29,6 +30,16 @@ cheap), cryptography (for keys), ``apssh_cli.errors``. Never asyncssh (that is
 from __future__ import annotations
 
 from apssh_cli.lab.client import docker_client
+from apssh_cli.lab.containers import (
+    find_containers,
+    find_networks,
+    free_port,
+    lab_labels,
+    list_labs,
+    remove_topology,
+    start_sshd,
+    start_topology,
+)
 from apssh_cli.lab.files import (
     generate_host_key,
     generate_keypair,
@@ -67,16 +78,6 @@ from apssh_cli.lab.state import (
     lab_status,
     lab_up,
     read_state,
-)
-from apssh_cli.lab.topology import (
-    find_containers,
-    find_networks,
-    free_port,
-    lab_labels,
-    list_labs,
-    remove_topology,
-    start_sshd,
-    start_topology,
 )
 
 __all__ = [

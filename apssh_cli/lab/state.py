@@ -17,6 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from apssh_cli.lab.client import docker_client
+from apssh_cli.lab.containers import (
+    find_containers,
+    find_networks,
+    refuse_if_up,
+    remove_topology,
+    start_topology,
+)
 from apssh_cli.lab.model import (
     DEFAULT_NODES,
     LABEL_ROLE,
@@ -24,13 +31,6 @@ from apssh_cli.lab.model import (
     LabError,
     Topology,
     check_name,
-)
-from apssh_cli.lab.topology import (
-    find_containers,
-    find_networks,
-    refuse_if_up,
-    remove_topology,
-    start_topology,
 )
 
 STATE_FILE = "lab.json"  # what `apssh lab up` made, so that `down` removes exactly that

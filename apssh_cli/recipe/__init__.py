@@ -4,14 +4,17 @@ A recipe file becomes a validated :class:`~apssh_cli.recipe.model.Recipe`
 (:func:`load_recipe`; every problem is one :class:`RecipeError` naming the file,
 the step and the line), then a :class:`~apssh_cli.recipe.planner.Plan` against an
 inventory (:func:`make_plan`: hosts, matrix combinations, rendered commands; it
-never connects), then a :class:`~apssh_cli.recipe.runner.RecipeRun`: one SshNode
-per host and per gateway, one asynciojobs Scheduler of SshJobs, a run directory
+never connects), then a :class:`~apssh_cli.recipe.runner.RecipeRun` on the fleet engine: one node
+per host and per gateway (``FleetNodes``), one Scheduler of SshJobs, a run directory
 with the journal, the captures, the pulled files and a summary.
 
 Modules: ``model`` (the values), ``loader`` and ``checks`` (file -> Recipe, or one
 error), ``template``, ``planner`` (Recipe + inventory -> Plan), ``runner`` (Plan ->
-Scheduler -> outcome) with ``state``, ``sink`` (output lines), ``actions`` (commands
-and digests), ``journal`` (the run directory) and ``report``; ``preflight`` (a run's
+Scheduler -> outcome, on the engine) with ``schedule`` (the DAG as jobs), ``tasks``
+(one task as one SshJob with hooks; loaded when a run starts), ``progress`` (the DAG's
+state), ``references`` (deferred references), ``state``, ``sink`` (output lines),
+``actions`` (commands and digests), ``journal`` (the run directory), ``summary`` and
+``report``; ``preflight`` (a run's
 options against its plan, before anything connects); ``graph`` (mermaid, dot).
 
 May import: the inventory package, errors, results, output, commands; the ssh and

@@ -78,7 +78,7 @@ class RecipeRun:
         stdout, stderr: where streamed lines go (default: sys.stdout/stderr).
         quiet: no streamed lines.
         early_connections: TCP connects started ahead
-            (:func:`~apssh_cli.engine.early.start_early_connections`): the hosts'
+            (:func:`~apssh_cli.engine.prestart.start_early_connections`): the hosts'
             nodes use them; the run closes what they did not take.
 
     Attributes:

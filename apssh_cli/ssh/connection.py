@@ -83,7 +83,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Target:
+class ConnectionSettings:
     """Where and how to connect, after the ssh configuration.
 
     ``configs`` (the ``-O`` options file, then the ssh_config file) are also handed
@@ -227,7 +227,7 @@ def host_key_algorithms(known: Sequence[asyncssh.SSHKey]) -> list[str]:
 
 async def open_connection(
     label: str,
-    target: Target,
+    target: ConnectionSettings,
     credentials: Credentials,
     *,
     tunnel: asyncssh.SSHClientConnection | None,
@@ -327,7 +327,9 @@ async def open_connection(
     return conn
 
 
-def _keys_offered(client_keys: ClientKeys, options: dict[str, Any], target: Target) -> str:
+def _keys_offered(
+    client_keys: ClientKeys, options: dict[str, Any], target: ConnectionSettings
+) -> str:
     """The keys a connection offers, as a person knows them ("" when none)."""
     offered = list(client_keys.sources)
     agent = options.get("agent_path", ())
@@ -338,7 +340,7 @@ def _keys_offered(client_keys: ClientKeys, options: dict[str, Any], target: Targ
     return ", ".join(offered)
 
 
-def _resolution(target: Target, where: str, keys: str, policy: str) -> str:
+def _resolution(target: ConnectionSettings, where: str, keys: str, policy: str) -> str:
     """What -v says before a connection: route, user, keys, known_hosts, ssh_config."""
     user = target.username or "(the local user)"
     known = " ".join(target.known_hosts) or "none"
@@ -357,7 +359,7 @@ def _trust_nothing(host: str, addr: str, port: int | None) -> tuple[list[Any], .
 
 def connect_error(
     label: str,
-    target: Target,
+    target: ConnectionSettings,
     connect_timeout: float | None,
     exc: OSError,
     *,

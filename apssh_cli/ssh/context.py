@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Self
 
 from apssh_cli.ssh.early import EarlyConnections
 from apssh_cli.ssh.hostkeys import DEFAULT_KNOWN_HOSTS, KnownHosts, KnownHostsFile
+from apssh_cli.ssh.teardown import close_nodes
 
 if TYPE_CHECKING:
     from apssh_cli.ssh.node import SshNode
@@ -90,8 +91,6 @@ class SshContext:
 
     async def close(self) -> None:
         """Close the jump nodes this context made (remotest first), and unused early sockets."""
-        from apssh_cli.ssh.node import close_nodes
-
         if self.early_connections is not None:
             self.early_connections.close()
         await close_nodes(self.jump_nodes)

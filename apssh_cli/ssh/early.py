@@ -172,7 +172,7 @@ class EarlyConnections:
             OSError: the early connect failed (refused, unknown name, timeout...),
                 as the node's own connect would have.
         """
-        import asyncio  # here: the command line starts connecting before importing asyncio
+        import asyncio  # here: importing this module costs a script no asyncio (docs/library.md)
 
         with self._lock:
             future = self._pending.pop((address, port), None)

@@ -62,6 +62,11 @@ class LocalNode:
     async def close(self) -> None:
         """Nothing to do."""
 
+    @property
+    def known_gateway(self) -> None:
+        """None: no gateway (what `close_nodes` follows)."""
+        return None
+
     async def run_shell(
         self,
         command: str,

@@ -29,8 +29,8 @@ import os
 import posixpath
 import shlex
 import socket
-from collections.abc import AsyncIterator, Hashable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Hashable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -41,10 +41,10 @@ from apssh_cli.errors import CommandTimeoutError, ConfigError, ConnectError, Unr
 from apssh_cli.log import host_logger
 from apssh_cli.output import DEFAULT_FORMATTER, Formatter
 from apssh_cli.results import CommandResult
-from apssh_cli.ssh import hostkeys, loopend
+from apssh_cli.ssh import holder, hostkeys, loopend
 from apssh_cli.ssh.connection import (
+    ConnectionSettings,
     Credentials,
-    Target,
     connect_error,
     open_connection,
     with_retries,
@@ -74,6 +74,7 @@ from apssh_cli.ssh.sshconfig import (
     current_settings,
     lookup,
 )
+from apssh_cli.ssh.teardown import close_nodes, closing
 
 __all__ = [
     "LocalNode",
@@ -162,6 +163,9 @@ class SshNode(UpstreamNodeMixin):
             unreachable. None: ``ServerAliveCountMax``, else 3.
         context: the :class:`~apssh_cli.ssh.context.SshContext` whose jump nodes
             and known_hosts files this node shares; None: the running loop's.
+        persist: keep the connection warm for this many idle seconds in the
+            user's holder process, and reuse a held one (docs/persist.md); 0: off.
+            None: the process default (``--persist``), else off.
 
     Raises:
         ConfigError: an unknown known_hosts policy, a negative keepalive setting.
@@ -189,6 +193,7 @@ class SshNode(UpstreamNodeMixin):
         keepalive_count_max: int | None = None,
         context: SshContext | None = None,
         ssh_options: Sequence[str] | SshOptions | None = None,
+        persist: float | None = None,
     ) -> None:
         # upstream apssh's spellings: known_hosts=<file>, timeout=, debug=
         policy: str | None = None  # None: decided by the ssh configuration when resolving
@@ -224,8 +229,9 @@ class SshNode(UpstreamNodeMixin):
         self.keepalive_interval = _non_negative("keepalive_interval", keepalive_interval)
         self.keepalive_count_max = _non_negative("keepalive_count_max", keepalive_count_max)
         self.context = context
+        self.persist = _non_negative("persist", persist)
         self._follow_proxyjump = True
-        self._target: Target | None = None
+        self._target: ConnectionSettings | None = None
         self._log = host_logger(self.label)
         # connection state, bound to one event loop (see _bind_loop)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -259,7 +265,7 @@ class SshNode(UpstreamNodeMixin):
         """Whether the node holds an open connection (``node.is_connected()`` works too)."""
         return ConnectedFlag(self._conn is not None)
 
-    def resolve(self) -> Target:
+    def resolve(self) -> ConnectionSettings:
         """Apply the ssh_config file (read once per node) to the given settings.
 
         Raises:
@@ -282,7 +288,7 @@ class SshNode(UpstreamNodeMixin):
                 gateway = self._jump_chain(config.proxy_jump)
             interval = _first(self.keepalive_interval, config.keepalive_interval)
             count = _first(self.keepalive_count_max, config.keepalive_count_max)
-            self._target = Target(
+            self._target = ConnectionSettings(
                 host=config.hostname or self.hostname,
                 port=self.port or config.port or DEFAULT_PORT,
                 username=self.username or config.user,
@@ -370,6 +376,13 @@ class SshNode(UpstreamNodeMixin):
 
     async def _connect_once(self) -> asyncssh.SSHClientConnection:
         target = self.resolve()
+        persist = holder.effective_persist(self.persist)
+        if persist > 0:
+            from apssh_cli.ssh.holder_client import held_connection
+
+            held = await held_connection(self, persist, self._log, self._forget_connection)
+            if held is not None:
+                return held
         tunnel: asyncssh.SSHClientConnection | None = None
         if target.gateway is not None:
             try:
@@ -404,6 +417,12 @@ class SshNode(UpstreamNodeMixin):
 
     def _tunnelled(self) -> bool:
         return self._target is not None and self._target.gateway is not None
+
+    @property
+    def known_gateway(self) -> SshNode | None:
+        """The node this one tunnels through: the ProxyJump hop once ssh_config was read,
+        else the ``gateway`` given (no lookup here: what `close_nodes` follows)."""
+        return self._target.gateway if self._target is not None else self.gateway
 
     def park(self) -> asyncssh.SSHClientConnection | None:
         """The loop ends: keep a direct connection's TCP connection open, abort the rest.
@@ -740,56 +759,10 @@ def _jump_node(origin: SshNode, hop: JumpHost, previous: SshNode | None) -> SshN
             keepalive_interval=origin.keepalive_interval,
             keepalive_count_max=origin.keepalive_count_max,
             context=context,
+            persist=origin.persist,
         )
         node._follow_proxyjump = False  # a jump host's own ProxyJump would loop
         return node
 
     context = origin._context()
     return context.jump_node(key, make)
-
-
-# ---------------------------------------------------------------------- closing
-
-
-def _known_gateway(node: SshNode | LocalNode) -> SshNode | None:
-    # no ~/.ssh/config lookup here: a node never resolved has no ProxyJump chain to close
-    if not isinstance(node, SshNode):
-        return None
-    return node._target.gateway if node._target is not None else node.gateway
-
-
-def _depth(node: SshNode | LocalNode) -> int:
-    depth = 0
-    current = _known_gateway(node)
-    while current is not None:
-        depth += 1
-        current = _known_gateway(current)
-    return depth
-
-
-async def close_nodes(nodes: Iterable[SshNode | LocalNode]) -> None:
-    """Close the nodes and all their gateways: remotest first, gateways last.
-
-    Nodes at the same depth are closed concurrently.
-    """
-    everything: dict[int, SshNode | LocalNode] = {}
-    for node in nodes:
-        current: SshNode | LocalNode | None = node
-        while current is not None and id(current) not in everything:
-            everything[id(current)] = current
-            current = _known_gateway(current)
-    by_depth: dict[int, list[SshNode | LocalNode]] = {}
-    for node in everything.values():
-        by_depth.setdefault(_depth(node), []).append(node)
-    for depth in sorted(by_depth, reverse=True):
-        await asyncio.gather(*(node.close() for node in by_depth[depth]), return_exceptions=True)
-
-
-@asynccontextmanager
-async def closing(nodes: Iterable[SshNode | LocalNode]) -> AsyncIterator[None]:
-    """``async with closing(nodes):`` closes them (and their gateways) on the way out."""
-    nodes = list(nodes)
-    try:
-        yield
-    finally:
-        await close_nodes(nodes)

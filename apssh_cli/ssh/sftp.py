@@ -20,7 +20,10 @@ full filesystem on the node, a missing file, a refused path are a
 :class:`TransferError`, which the commands report as a failed transfer (rc 1).
 
 A pushed file is checked on the node before it gets its name: its size there must
-be the bytes written (a server may acknowledge writes it did not make).
+be the bytes written (a server may acknowledge writes it did not make). So a push
+never leaves an empty or short file under its name: asyncssh's own ``put`` with
+blocks larger than OpenSSH's sftp-server accepts leaves an empty one
+(tests/integration/test_transfer_limits.py).
 
 A pulled file gets the remote file's mode bits, less the local umask, as sftp and
 scp do (a 0600 file stays private); with ``preserve``, all of them and the times.
@@ -59,7 +62,9 @@ from apssh_cli.log import host_logger
 from apssh_cli.output import escape_text
 from apssh_cli.ssh.process import shielded_cleanup
 
-# one request's payload, at most (OpenSSH's sftp-server takes 255 KiB per request)
+# one request's payload, at most; never more than the server announces (OpenSSH's
+# sftp-server: 255 KiB; a 256 KiB write is more than it reads, and it ends the session),
+# asyncssh's safe 16 KiB from a server that announces nothing
 BLOCK_SIZE = 256 * 1024
 # requests in flight per file: 64 x 255 KiB covers a 1 Gbit/s path at 50 ms RTT
 MAX_REQUESTS = 64

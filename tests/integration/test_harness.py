@@ -13,7 +13,7 @@ from typing import Any
 import asyncssh
 import pytest
 
-from apssh_cli.lab import Endpoint, KeyPair, Topology, topology as topology_module
+from apssh_cli.lab import Endpoint, KeyPair, Topology, containers as containers_module
 
 pytestmark = pytest.mark.integration
 
@@ -224,7 +224,7 @@ def test_a_port_taken_before_docker_binds_it_is_picked_again(
             picked.append(busy if not picked else _free())
             return picked[-1]
 
-        monkeypatch.setattr(topology_module, "free_port", pick)
+        monkeypatch.setattr(containers_module, "free_port", pick)
         endpoint = sshd_factory()
     assert len(picked) == 2
     assert endpoint.port == picked[1] != busy

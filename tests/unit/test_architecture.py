@@ -5,7 +5,10 @@
   ``apssh_cli/engine/job.py``; docker and testcontainers only by the lab;
 - ``apssh_cli/inventory/`` is pure: no SSH, engine, commands or output;
 - no import circles between the subsystems (subpackages and top modules),
-  lazy (function-level) imports included.
+  lazy (function-level) imports included;
+- no import circles between the modules of one subpackage either, lazy ones
+  included: only imports under ``if TYPE_CHECKING:`` (never run) may point back;
+- each subsystem imports only the layers below it in docs/architecture.md's graph.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ def modules() -> Iterator[tuple[str, Path]]:
 
 def imports(module: str, path: Path) -> set[str]:
     """Every module ``module`` imports, anywhere in its body (lazy ones included)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return imports_in(ast.parse(path.read_text(encoding="utf-8")), module, path)
+
+
+def imports_in(tree: ast.AST, module: str, path: Path) -> set[str]:
     found: set[str] = set()
     is_package = path.name == "__init__.py"
     for node in ast.walk(tree):
@@ -45,6 +51,21 @@ def imports(module: str, path: Path) -> set[str]:
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def runtime_imports(module: str, path: Path) -> set[str]:
+    """The modules ``module`` imports when it runs: `imports` minus ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            node.body = []  # annotations only: never imported at run time
+    return imports_in(tree, module, path)
 
 
 def unit(module: str) -> str:
@@ -104,6 +125,27 @@ def test_inventory_is_pure() -> None:
         assert not importers_of(forbidden) & inventory, forbidden
 
 
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` as a path (first node repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                on_path = [*path, node]
+                return [*on_path[on_path.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, node])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [])):
+            return cycle
+    return None
+
+
 def test_no_import_circles_between_subsystems() -> None:
     units = {unit(module) for module in ALL}
     graph: dict[str, set[str]] = {}
@@ -116,20 +158,78 @@ def test_no_import_circles_between_subsystems() -> None:
             # `from apssh_cli import __version__` names an attribute, not a subsystem
             if name.startswith("apssh_cli.") and target in units and target != source:
                 graph.setdefault(source, set()).add(unit(name))
-    # depth-first search for a cycle, reported as a path
-    state: dict[str, int] = {}
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
 
-    def visit(node: str, path: list[str]) -> list[str] | None:
-        state[node] = 1
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                return [*path, node, nxt]
-            if nxt not in state and (cycle := visit(nxt, [*path, node])):
-                return cycle
-        state[node] = 2
-        return None
 
-    for start in sorted(graph):
-        if start not in state:
-            cycle = visit(start, [])
-            assert cycle is None, " -> ".join(cycle)
+# the layers of docs/architecture.md's graph, top first: a subsystem imports only lower ones
+LAYERS = [
+    {"cli"},
+    {"nodes", "formatters", "service", "topology"},  # upstream apssh's names, on top
+    {"recipe"},
+    {"engine"},
+    {"commands"},
+    {"ssh", "deferred"},
+    {"output", "inventory", "lab"},
+    {"errors", "results", "log", "durations"},
+]
+
+
+def test_each_subsystem_imports_only_the_layers_below() -> None:
+    layer = {name: depth for depth, names in enumerate(LAYERS) for name in names}
+    ours = {unit(module) for module in ALL} - {"__init__", "__main__"}
+    assert ours == set(layer), "a subsystem missing from LAYERS (and docs/architecture.md)"
+    upward = sorted(
+        (module, name)
+        for module, found in ALL.items()
+        if unit(module) in layer
+        for name in found
+        if name.startswith("apssh_cli.")
+        and unit(name) in layer
+        and unit(name) != unit(module)
+        and layer[unit(name)] <= layer[unit(module)]
+    )
+    assert not upward, upward
+
+
+@pytest.mark.parametrize("package", sorted({unit(m) for m in ALL if m.count(".") >= 2}))
+def test_no_import_circles_inside_a_subpackage(package: str) -> None:
+    """Modules of one subpackage import each other one way only, lazy imports included."""
+    prefix = f"apssh_cli.{package}"
+    members = {
+        module: path
+        for module, path in modules()
+        if module == prefix or module.startswith(prefix + ".")
+    }
+    graph = {
+        module: {name for name in runtime_imports(module, path) if name in members} - {module}
+        for module, path in members.items()
+    }
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_circle_check_sees_lazy_imports_and_skips_type_checking_ones(tmp_path: Path) -> None:
+    # the check of the test above, on two made-up modules: a lazy import back is a circle,
+    # an import under `if TYPE_CHECKING:` is not
+    first, second = tmp_path / "first.py", tmp_path / "second.py"
+    first.write_text("from pkg.sub import second\n")
+    second.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from pkg.sub.first import X\n"
+        "def later():\n    from pkg.sub import first\n"
+    )
+    found = {
+        name: runtime_imports(f"pkg.sub.{name}", path)
+        for name, path in (("first", first), ("second", second))
+    }
+    assert "pkg.sub.first" in found["second"]  # the lazy one
+    graph = {
+        f"pkg.sub.{name}": {m for m in names if m in {"pkg.sub.first", "pkg.sub.second"}}
+        for name, names in found.items()
+    }
+    assert find_cycle(graph) == ["pkg.sub.first", "pkg.sub.second", "pkg.sub.first"]
+    second.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.sub import first\n"
+    )
+    assert "pkg.sub.first" not in runtime_imports("pkg.sub.second", second)

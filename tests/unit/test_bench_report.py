@@ -117,3 +117,24 @@ def test_the_one_host_push_is_reported_when_measured() -> None:
     with_it = report.markdown({"transfer": data}, [], png=False)
     table = with_it.partition("push 50 ms RTT, 1 host:")[2]
     assert "| scp | 2.90 s | 0.79x |" in table
+
+
+def test_client_cpu_per_mib_counts_every_host_copy() -> None:
+    data = _transfer(1.0, 1.0)  # apssh's CPU 3.0 s for 4 x 64 MiB: 11.72 ms per MiB
+    data["title"] = "64 MiB to/from 4 hosts"
+    data["rows"] += [_row("push 50 ms RTT, 1 host", "apssh push", [0.64] * 3)]
+    text = report.markdown({"transfer": data}, [], png=False)
+    loopback = text.partition("push loopback:")[2].partition("\n\n\n")[0]
+    assert "| apssh push | 3.00 s |  | 3.00 s | 11.72 ms |" in loopback
+    one_host = text.partition("push 50 ms RTT, 1 host:")[2]
+    assert "| 640 ms | 10.00 ms |" in one_host  # 64 MiB to one host
+
+
+def test_the_transfer_targets_are_issue_23s() -> None:
+    data = _transfer(1.0, 1.0)  # apssh 3.0 s against scp 2.0 s: 1.5x
+    rows = [t for t in report.targets({"transfer": data}) if t["scenario"].startswith("push")]
+    loopback = next(t for t in rows if t["scenario"].endswith("loopback"))
+    assert loopback["target"] == "apssh/scp <= 1.0"
+    assert loopback["met"] is False
+    assert "CPU/MiB" in loopback["measured"]
+    assert report.TRANSFER_TARGETS == (("loopback", 1.0), ("50 ms RTT", 0.8))

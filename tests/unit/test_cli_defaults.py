@@ -70,7 +70,7 @@ def test_bad_environment_value_names_the_variable() -> None:
 def test_every_setting_has_an_apssh_variable() -> None:
     assert {variable for variable, _ in SETTINGS.values()} == {
         "APSSH_WINDOW", "APSSH_TIMEOUT", "APSSH_CONNECT_TIMEOUT", "APSSH_KNOWN_HOSTS",
-        "APSSH_USER", "APSSH_INVENTORY", "APSSH_COLOR",
+        "APSSH_USER", "APSSH_INVENTORY", "APSSH_COLOR", "APSSH_PERSIST",
     }  # fmt: skip
 
 
@@ -135,3 +135,10 @@ def test_a_bad_config_file_runs_nothing(
     assert run_main(["-i", local_inventory, "touch", str(marker)]) == 1
     assert "unknown key 'timout' (did you mean 'timeout'?)" in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_persist_default_from_the_environment() -> None:
+    assert load_defaults({"APSSH_CONFIG": "", "APSSH_PERSIST": "10m"}).get("persist") == 600
+    assert load_defaults({"APSSH_CONFIG": "", "APSSH_PERSIST": "0"}).get("persist") == 0
+    with pytest.raises(ConfigError, match="APSSH_PERSIST='ever'"):
+        load_defaults({"APSSH_CONFIG": "", "APSSH_PERSIST": "ever"})

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.commands import Run
-from apssh_cli.engine.early import default_window, start_early_connections
 from apssh_cli.engine.job import SshJob
+from apssh_cli.engine.prestart import default_window, start_early_connections
 from apssh_cli.errors import UnreachableError
 from apssh_cli.inventory.model import Host
 from apssh_cli.inventory.targets import Target
@@ -258,17 +258,72 @@ def make_refused(port: int, tmp_path: Path, context: SshContext):  # type: ignor
     )
 
 
-def test_the_head_start_is_reached_before_asyncssh_and_asyncio_are_imported() -> None:
-    # the command line starts the early connects after importing these: if one of them
-    # pulled asyncssh (or asyncio) in, the head start would be gone
+# what is in sys.modules when the command line starts its early connects, printed by
+# the patched start_early_connections of a real `apssh` process
+_PROBE = """\
+import sys
+import apssh_cli.engine.prestart as prestart
+start = prestart.start_early_connections
+def probe(*args, **kwargs):
+    late = [m for m in ('asyncssh', 'asynciojobs', 'asyncio') if m in sys.modules]
+    print('imported before the early connects:', *late, file=sys.stderr)
+    return start(*args, **kwargs)
+prestart.start_early_connections = probe
+from apssh_cli.cli.main import main
+sys.argv = ['apssh', *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "push", "pull", "recipe"])
+def test_the_early_connects_start_before_asyncssh_is_imported(
+    tmp_path: Path, refused_port: int, command: str
+) -> None:
+    # the head start is the time `import asyncssh` takes (docs/architecture.md); asyncio is
+    # imported by then (commands.py and LocalNode need it), asyncssh and asynciojobs are not
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "inv.toml").write_text(
+        f'[nodes.hosts]\nn1 = {{ hostname = "127.0.0.1", port = {refused_port} }}\n'
+    )
+    (tmp_path / "r.toml").write_text(
+        '[recipe]\nname = "probe"\nformat = 1\n\n[[step]]\nid = "one"\nhosts = "nodes"\n'
+        'run = "true"\n'
+    )
+    args = {
+        "run": ["-i", "inv.toml", "-g", "nodes", "true"],
+        "push": ["-i", "inv.toml", "-g", "nodes", "f", "/tmp/"],
+        "pull": ["-i", "inv.toml", "-g", "nodes", "/etc/hostname", "pulled"],
+        "recipe": ["recipe", "run", "r.toml", "-i", "inv.toml"],
+    }[command]
+    env = {**os.environ, "HOME": str(tmp_path)}  # no user config, ssh_config or known_hosts
+    env = {k: v for k, v in env.items() if not k.startswith("APSSH_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=GUARD,
+    )
+    said = [line for line in done.stderr.splitlines() if line.startswith("imported before")]
+    assert len(said) == 1, done.stderr  # the early connects did start, once
+    assert "asyncssh" not in said[0] and "asynciojobs" not in said[0], said[0]
+    assert done.returncode != 0  # and the host was then found unreachable, as it is
+
+
+def test_early_connections_import_neither_asyncio_nor_asyncssh() -> None:
+    # docs/library.md: a script can start connecting before it imports them
     import subprocess
     import sys
 
     code = (
         "import sys\n"
-        "import apssh_cli.cli.main, apssh_cli.cli.run_cmd, apssh_cli.cli.transfer_cmd\n"
-        "import apssh_cli.engine.early, apssh_cli.cli.recipe_cmd\n"
-        "import apssh_cli.recipe.loader, apssh_cli.recipe.planner, apssh_cli.recipe.journal\n"
+        "from apssh_cli.ssh.early import EarlyConnections\n"
+        "import apssh_cli.engine.prestart\n"
         "late = sorted(m for m in ('asyncssh', 'asyncio', 'asynciojobs') if m in sys.modules)\n"
         "assert not late, late\n"
     )

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.cli.main import main
-from apssh_cli.engine.early import default_window
 from apssh_cli.engine.fleet import OrderedWindow
+from apssh_cli.engine.prestart import default_window
 
 from .processes import dies
 

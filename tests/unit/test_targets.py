@@ -304,3 +304,22 @@ def test_an_exclude_naming_nothing_is_always_an_error(word: str) -> None:
         return
     with pytest.raises(SelectionError):
         resolve("all", targets=("x1",), exclude=word)
+
+
+def test_a_hosts_persist_variable_reaches_its_node() -> None:
+    inventory = Inventory.from_toml_text(
+        '[g.hosts]\nwarm = { hostname = "10.0.0.5", persist = "10m" }\n'
+        'cold = { hostname = "10.0.0.6", persist = 0 }\nplain = { hostname = "10.0.0.7" }\n'
+    )
+    targets = resolve_targets(inventory=inventory, pattern="g", exclude=None, specs=[])
+    nodes, _ = build_nodes(targets, ssh_node=FakeNode, local_node=FakeNode)
+    assert nodes["warm"].kwargs["persist"] == 600
+    assert nodes["cold"].kwargs["persist"] == 0
+    assert "persist" not in nodes["plain"].kwargs
+    bad = Inventory.from_toml_text('[g.hosts]\nh = { hostname = "10.0.0.5", persist = "ever" }\n')
+    with pytest.raises(ConfigError, match="host h: persist must be a duration"):
+        build_nodes(
+            resolve_targets(inventory=bad, pattern="g", exclude=None, specs=[]),
+            ssh_node=FakeNode,
+            local_node=FakeNode,
+        )

@@ -1,0 +1,359 @@
+"""The client side of warm connections: ask the holder, else connect directly.
+
+:func:`held_connection` is what ``SshNode.connect`` calls when persist is on. It
+returns an asyncssh connection *to the holder* whose channels the holder proxies
+onto its held connection to the node (gateways included), or None when there is no
+usable holder (absent, dead, not ours, too slow to start): the node then connects
+directly, and nothing is said but a debug line. Errors of the upstream connection
+itself (unreachable, keys refused, host key refused) come back from the holder and
+are raised here as the direct connection would raise them.
+
+The holder checks the host key when it connects, with the client's own policy and
+known_hosts files; a connection it already holds is checked again here, against
+the files as they are now: a key the client would not accept today is refused
+(the held key is never trusted because it was once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+
+from apssh_cli.errors import (
+    AuthRefusedError,
+    ConfigError,
+    ConnectError,
+    HostKeyRefusedError,
+    UnreachableError,
+)
+from apssh_cli.log import HostAdapter
+from apssh_cli.ssh import hostkeys
+from apssh_cli.ssh.connection import CHANNEL_WINDOW, ConnectionSettings
+from apssh_cli.ssh.early import DEFAULT_PORT
+from apssh_cli.ssh.holder import (
+    HEADER_SIZE,
+    HOLDER_LINK,
+    ProtocolError,
+    decode_frame,
+    encode_frame,
+    frame_length,
+    same_user,
+    socket_path,
+)
+
+if TYPE_CHECKING:
+    from apssh_cli.ssh.node import SshNode
+
+# how long a first run waits for the holder it started to listen
+START_WAIT = 3.0
+# the holder answers a request at once, but for the upstream connect itself
+ANSWER_MARGIN = 5.0
+ACK_WAIT = 2.0
+
+_START_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+_STARTED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Path] = weakref.WeakKeyDictionary()
+
+ERRORS: dict[str, type[ConnectError]] = {
+    "unreachable": UnreachableError,
+    "auth": AuthRefusedError,
+    "hostkey": HostKeyRefusedError,
+}
+
+
+def hop_spec(node: SshNode, target: ConnectionSettings) -> dict[str, Any] | None:
+    """What the holder needs to open ``node``'s connection like the node would,
+    as JSON; None when it cannot be said (keys given as loaded objects)."""
+    keys: list[str] | None = None
+    if node.keys is not None:
+        if not all(isinstance(key, str | Path) for key in node.keys):
+            return None  # loaded keys cannot cross processes
+        keys = [str(Path(key).expanduser().absolute()) for key in node.keys]  # type: ignore[arg-type]
+    agent = target.identity_agent or os.environ.get("SSH_AUTH_SOCK") or "none"
+    return {
+        "label": node.label,
+        "host": target.host,
+        "port": target.port,
+        "username": target.username,
+        "keys": keys,
+        "identity_files": [str(Path(f).expanduser()) for f in target.identity_files],
+        "policy": target.host_key_policy,
+        "known_hosts": [str(Path(f).expanduser().absolute()) for f in target.known_hosts],
+        "host_key_alias": target.host_key_alias,
+        "keepalive_interval": target.keepalive_interval,
+        "keepalive_count_max": target.keepalive_count_max,
+        "configs": [str(Path(p).expanduser().absolute()) for p in target.configs],
+        # the key holds what the files say, not where they are: -O's file is a new
+        # temporary one in each run, and an edited ssh_config means a new connection
+        "config_digest": _digest(target.configs),
+        "alias": target.alias,
+        "ciphers": target.ciphers,
+        "host_key_algorithms": target.host_key_algorithms,
+        "identities_only": target.identities_only,
+        "identity_agent": agent,
+        "connect_timeout": node.connect_timeout,
+        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+    }
+
+
+def _digest(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            digest.update(Path(path).expanduser().read_bytes())
+        except OSError:
+            digest.update(b"unreadable " + str(path).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def route_specs(node: SshNode) -> list[dict[str, Any]] | None:
+    """The specs of ``node``'s route, first gateway first, ``node`` last."""
+    chain: list[dict[str, Any]] = []
+    current: SshNode | None = node
+    while current is not None:
+        target = current.resolve()
+        spec = hop_spec(current, target)
+        if spec is None:
+            return None
+        chain.append(spec)
+        current = target.gateway
+    return chain[::-1]
+
+
+async def _exchange(
+    sock: socket.socket, request: dict[str, Any], timeout: float | None
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, encode_frame(request))
+
+    async def read(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = await loop.sock_recv(sock, size - len(data))
+            if not chunk:
+                raise ProtocolError("the holder hung up")
+            data += chunk
+        return data
+
+    async def answer() -> dict[str, Any]:
+        length = frame_length(await read(HEADER_SIZE))
+        return decode_frame(await read(length))
+
+    # a holder that is alive acknowledges a connect at once, before its upstream
+    # connect: one that is stopped or stuck costs ACK_WAIT, not a connect timeout
+    if request.get("op") == "connect" and "ack" not in await asyncio.wait_for(answer(), ACK_WAIT):
+        raise ProtocolError("no acknowledgement from the holder")
+    return await asyncio.wait_for(answer(), timeout)
+
+
+async def _open_control(path: Path, log: HostAdapter) -> socket.socket | None:
+    """A connection to the holder at ``path`` (None: nobody listens, or not our user)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, str(path))
+    except OSError:
+        sock.close()
+        return None
+    if not same_user(sock):  # a socket planted by someone else: never talk to it
+        log.warning("refusing the holder at %s: it is not run by this user", path)
+        sock.close()
+        return None
+    return sock
+
+
+def start_holder(path: Path, idle: float) -> None:
+    """Start a holder for ``path`` in the background (its own session, its log
+    next to the socket); it outlives this process."""
+    log = path.with_suffix(".log")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "apssh_cli.ssh.holder_server", str(path), f"{idle:g}"],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,  # not killed with our terminal's process group
+            close_fds=True,
+            cwd="/",
+        )
+    finally:
+        os.close(fd)
+
+
+async def control_socket(
+    log: HostAdapter, *, start: float | None = None, environ: dict[str, str] | None = None
+) -> socket.socket | None:
+    """A connection to this user's holder; with ``start`` (an idle duration), start
+    one when none listens and wait (bounded) for it. None: no holder."""
+    try:
+        path = socket_path(environ)
+    except OSError as exc:
+        log.debug("no holder: %s", exc)
+        return None
+    sock = await _open_control(path, log)
+    if sock is not None or start is None:
+        return sock
+    # the nodes of one run start one holder between them, not one each
+    loop = asyncio.get_running_loop()
+    lock = _START_LOCKS.setdefault(loop, asyncio.Lock())
+    async with lock:
+        sock = await _open_control(path, log)
+        if sock is not None:
+            return sock
+        if _STARTED.get(loop) == path:
+            return None  # started once by this run and gone or too slow: direct
+        _STARTED[loop] = path
+        try:
+            start_holder(path, start)
+        except OSError as exc:
+            log.debug("cannot start a holder: %s", exc)
+            return None
+        log.debug("started a holder at %s", path)
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            sock = await _open_control(path, log)
+            if sock is not None:
+                return sock
+    return None
+
+
+async def request(
+    message: dict[str, Any], log: HostAdapter, timeout: float = 10.0
+) -> dict[str, Any] | None:
+    """One ``list`` or ``close`` request; None: no holder runs."""
+    sock = await control_socket(log)
+    if sock is None:
+        return None
+    with sock:
+        try:
+            return await _exchange(sock, message, timeout)
+        except (OSError, ProtocolError, TimeoutError):
+            return None
+
+
+class _HolderClient(asyncssh.SSHClient):
+    def __init__(self, on_lost: Callable[[], None]) -> None:
+        self._on_lost = on_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost()
+
+
+async def held_connection(
+    node: SshNode, persist: float, log: HostAdapter, on_lost: Callable[[], None]
+) -> asyncssh.SSHClientConnection | None:
+    """The node's connection through the holder, or None (connect directly).
+
+    Raises:
+        ConnectError: the holder could not connect upstream (as a direct connect would).
+        ConfigError: the same, for bad key or known_hosts files.
+    """
+    route = route_specs(node)
+    if route is None:
+        log.debug("persist: keys given as objects cannot be held, connecting directly")
+        return None
+    sock = await control_socket(log, start=persist)
+    if sock is None:
+        log.debug("persist: no holder, connecting directly")
+        return None
+    timeouts = [hop.get("connect_timeout") or 0 for hop in route]
+    limit = sum(timeouts) + ANSWER_MARGIN if all(timeouts) else None
+    try:
+        answer = await _exchange(sock, {"op": "connect", "route": route, "idle": persist}, limit)
+        if not answer.get("ok"):
+            _raise_refusal(node.label, answer)
+            return None  # an answer we do not understand: as no holder
+        _check_held_keys(node, answer.get("host_keys", []))
+        conn = await asyncssh.connect(
+            "holder",
+            sock=sock,
+            config=None,  # no ~/.ssh/config entry applies to the local link
+            known_hosts=None,  # the holder is this user's process (checked above)
+            username="apssh",
+            client_keys=None,
+            agent_path=None,
+            preferred_auth="none",
+            window=CHANNEL_WINDOW,
+            keepalive_interval=0,
+            connect_timeout=ANSWER_MARGIN,
+            server_host_key_algs=["ssh-ed25519"],
+            **HOLDER_LINK,
+            client_factory=lambda: _HolderClient(on_lost),
+        )
+    except (ConnectError, ConfigError):
+        sock.close()
+        raise
+    except (OSError, ProtocolError, asyncssh.Error, TimeoutError, ValueError) as exc:
+        # ValueError: asyncssh's own option checks (no local user name): the direct
+        # connection says it as a ConfigError
+        sock.close()
+        log.debug("persist: the holder failed (%s), connecting directly", exc)
+        return None
+    log.info("connected through the holder (%s)", "reused" if answer.get("reused") else "new")
+    return conn
+
+
+def _raise_refusal(label: str, answer: dict[str, Any]) -> None:
+    kind, message = answer.get("kind"), str(answer.get("message", ""))
+    if kind == "config":
+        raise ConfigError(message)
+    error = ERRORS.get(str(kind))
+    if error is not None:
+        raise error(label, message)
+
+
+def _check_held_keys(node: SshNode, keys: Sequence[str]) -> None:
+    """Judge the host keys of a held route as a direct connection would now.
+
+    Raises:
+        HostKeyRefusedError: a key this node (or one of its gateways) would refuse.
+    """
+    hops: list[SshNode] = []
+    current: SshNode | None = node
+    while current is not None:
+        hops.append(current)
+        current = current.resolve().gateway
+    hops.reverse()
+    if len(keys) != len(hops):
+        raise ProtocolError("the holder sent no key for every hop")
+    for hop, text in zip(hops, keys, strict=True):
+        target = hop.resolve()
+        if target.host_key_policy == hostkeys.OFF:
+            continue
+        key = asyncssh.import_public_key(text)
+        known = hop._context().known_hosts(target.known_hosts, alias=target.host_key_alias)
+        port = None if target.port == DEFAULT_PORT else target.port
+        decision = known.judge(target.host_key_policy, target.host, "", port, key)
+        if decision is None:
+            continue
+        if decision is hostkeys.Decision.RECORD and known.record(target.host, port, key):
+            continue
+        if decision is hostkeys.Decision.RECORD:
+            decision = hostkeys.Decision.REFUSE_CHANGED
+        refusal = known.refusal(decision, target.host, port, key)
+        label = node.label if hop is node else f"gateway {hop.label}"
+        if hop is node:
+            raise HostKeyRefusedError(node.label, refusal)
+        raise UnreachableError(node.label, f"{label}: {refusal}")
+
+
+def close_quietly(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.close()
