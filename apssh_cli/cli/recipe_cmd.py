@@ -32,7 +32,7 @@ Exit status of `recipe run`:
   3    some task timed out
   4    some host was unreachable
   5    aborted (a critical step failed, or the recipe's timeout)
-  130  interrupted (Ctrl-C); 128+N for signal N (143: SIGTERM)
+  130  interrupted (Ctrl-C); 128+N for signal N (129: SIGHUP, 143: SIGTERM)
 The most severe wins: 130 > 5 > 4 > 3 > 2 > 0."""
 
 
