@@ -249,6 +249,8 @@ async def request(
 
 
 class _HolderClient(asyncssh.SSHClient):
+    held = True  # what node.py asks (conn.get_owner().held) before an X11 request
+
     def __init__(self, on_lost: Callable[[], None]) -> None:
         self._on_lost = on_lost
 

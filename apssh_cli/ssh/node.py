@@ -684,7 +684,17 @@ class SshNode(UpstreamNodeMixin):
 async def _open_session(
     conn: asyncssh.SSHClientConnection, wrapped: str, x11: bool = False
 ) -> asyncssh.SSHClientProcess[bytes]:
-    """Start ``wrapped``; no end-of-file on its stdin: that would tell the wrapper we left."""
+    """Start ``wrapped``; no end-of-file on its stdin: that would tell the wrapper we left.
+
+    Raises:
+        ConfigError: X11 asked for on a connection held by ``--persist``'s holder, which
+            does not forward X11 (refused here, in words, rather than failing in sshd).
+    """
+    if x11 and getattr(conn.get_owner(), "held", False):
+        raise ConfigError(
+            "X11 forwarding does not go through the --persist holder: "
+            "run this command without --persist (or persist = 0 for this host)"
+        )
     extra: dict[str, Any] = {"x11_forwarding": True} if x11 else {}
     return await conn.create_process(wrapped, encoding=None, **extra)
 

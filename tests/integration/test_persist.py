@@ -489,3 +489,52 @@ def test_a_stuck_holder_costs_seconds_not_a_connect_timeout(
         os.kill(pid, signal.SIGCONT)
     assert same(stuck) == same(first)
     assert took < 20, f"{took:.1f}s: the client waited on the stuck holder"
+
+
+X11_SCRIPT = """
+import asyncio, sys
+from apssh_cli.errors import ConfigError
+from apssh_cli.ssh.node import SshNode
+
+def node():
+    host, port, key, known = sys.argv[1:5]
+    return SshNode(host, port=int(port), username="root", keys=[key], known_hosts="strict",
+                   known_hosts_file=known, ssh_config=None, persist=60)
+
+async def main():
+    first = node()
+    await first.run_shell("true", display="true")  # starts the holder, holds the connection
+    await first.close()
+    second = node()
+    try:
+        await second.run_shell("echo hi", display="echo hi", x11=True)
+    except ConfigError as exc:
+        print(exc)
+        return 7
+    finally:
+        await second.close()
+    return 0
+
+sys.exit(asyncio.run(main()))
+"""
+
+
+def test_x11_on_a_held_connection_is_refused_in_words(
+    topology: Topology, holder: Holder, tmp_path: Path
+) -> None:
+    node = topology.direct[0]
+    script = tmp_path / "x11.py"
+    script.write_text(X11_SCRIPT)
+    env = {**holder.env, "DISPLAY": ":0"}
+    args = [
+        node.host,
+        str(node.port),
+        str(topology.keypair.private_path),
+        str(topology.known_hosts),
+    ]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 7, (done.stdout, done.stderr)
+    assert "X11 forwarding does not go through the --persist holder" in done.stdout
+    assert holder.held(), "the second node should have used the held connection"
