@@ -143,6 +143,19 @@ class Instance:
         """Whether it has something to do in this run."""
         return self.selected and self.enabled
 
+    def ancestor(self, step_id: str) -> Instance | None:
+        """The instance of step ``step_id`` this one requires, directly or not (nearest first)."""
+        todo = list(self.requires)
+        seen: set[int] = set()
+        while todo:
+            current = todo.pop(0)
+            if current.step.id == step_id:
+                return current
+            if id(current) not in seen:
+                seen.add(id(current))
+                todo.extend(current.requires)
+        return None
+
 
 @dataclass
 class Plan:

@@ -217,7 +217,7 @@ def _left_out_sources(plan: Plan) -> Iterator[tuple[Instance, Action, Field, Ins
                     if not fld.is_deferred:
                         continue
                     step_id = captured_by[fld.name] if fld.kind == "cap" else fld.name
-                    source = _source(inst, step_id)
+                    source = inst.ancestor(step_id)
                     if source is not None and not source.selected:
                         yield inst, action, fld, source
 
@@ -272,20 +272,6 @@ def left_out_host_lists(plan: Plan) -> list[str]:
             if warning not in warnings:  # one per action, not one per combination
                 warnings.append(warning)
     return warnings
-
-
-def _source(inst: Instance, step_id: str) -> Instance | None:
-    """The ancestor instance of step ``step_id`` that ``inst`` reads from."""
-    todo = list(inst.requires)
-    seen: set[int] = set()
-    while todo:
-        current = todo.pop(0)
-        if current.step.id == step_id:
-            return current
-        if id(current) not in seen:
-            seen.add(id(current))
-            todo.extend(current.requires)
-    return None
 
 
 def _left_out_by(plan: Plan, step_id: str) -> str:

@@ -105,13 +105,7 @@ class References:
             step_id = next(s.id for s in self.plan.recipe.steps if s.capture == fld.name)
         else:
             step_id = fld.name
-        todo = list(inst.requires)
-        seen: set[int] = set()
-        while todo:
-            current = todo.pop(0)
-            if current.step.id == step_id:
-                return current
-            if id(current) not in seen:
-                seen.add(id(current))
-                todo.extend(current.requires)
+        source = inst.ancestor(step_id)
+        if source is not None:
+            return source
         raise ApsshError(f"{fld.source}: step {step_id!r} is not an ancestor")  # checked before
