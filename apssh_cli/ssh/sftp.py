@@ -285,6 +285,28 @@ class _Sessions:
             # (MaxSessions), and a recipe gives their slots to other tasks then
             await shielded_cleanup(_close_sessions(self._extra))
 
+    async def remove_quietly(self, path: str) -> None:
+        """Remove ``path`` on the node, if it is there, whatever else failed.
+
+        Through a session of its own when the push's own has ended: OpenSSH's
+        sftp-server ends the session on a request it refuses (a block too large), and
+        the temporary file it created must not stay behind.
+        """
+        try:
+            await self.main.remove(path)
+            return
+        except _LOST:
+            if self._opener is None:
+                return
+        except (asyncssh.Error, OSError):
+            return  # no such file, or the node's own refusal: nothing more to do
+        with suppress(asyncssh.Error, OSError, *_LOST):
+            session = await self._opener()
+            try:
+                await _quiet_remove(session, path)
+            finally:
+                await _close_sessions([session])
+
     @asynccontextmanager
     async def create(
         self, path: str, size: int, attrs: asyncssh.SFTPAttrs, label: str
@@ -520,7 +542,7 @@ async def _push_file(sessions: _Sessions, local: Path, target: str, preserve: bo
                 await sftp.remove(target)
             await sftp.rename(temporary, target)
     except BaseException:
-        await shielded_cleanup(_quiet_remove(sftp, temporary))
+        await shielded_cleanup(sessions.remove_quietly(temporary))
         raise
 
 

@@ -141,3 +141,6 @@ def test_a_push_in_blocks_too_large_for_sshd_fails_and_the_old_file_stays(
     assert said.strip(), "a failed push says why"
     rc, out = lab.exec_in(endpoint, "cat /tmp/kept.bin")
     assert (rc, out) == (0, "old")
+    # and nothing left behind: the temporary file goes too, though its session ended
+    rc, out = lab.exec_in(endpoint, "ls -a /tmp")
+    assert rc == 0 and ".apssh-" not in out, out
