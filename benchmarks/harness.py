@@ -429,7 +429,15 @@ def paired_runs(case: str, tools: Sequence[Tool], rounds: int, timeout: float = 
 
 
 def paired_ratio(rows: Sequence[Row], tool: str, peer: str, what: str = "walls") -> float | None:
-    """Median over rounds of tool / peer (< 1: ``tool`` is faster)."""
+    """Median over rounds of tool / peer (< 1: ``tool`` is faster), within one case.
+
+    Raises:
+        ValueError: rows of several cases (a tool named twice): which row is meant
+            cannot be told, and taking the last one gave a wrong ratio once.
+    """
+    names = [row.tool for row in rows]
+    if len(set(names)) != len(names):
+        raise ValueError(f"paired_ratio: a tool named twice in {names}: pass one case's rows")
     by_name = {row.tool: row for row in rows}
     a, b = by_name.get(tool), by_name.get(peer)
     if a is None or b is None or a.error or b.error:

@@ -138,3 +138,19 @@ def test_the_transfer_targets_are_issue_23s() -> None:
     assert loopback["met"] is False
     assert "CPU/MiB" in loopback["measured"]
     assert report.TRANSFER_TARGETS == (("loopback", 1.0), ("50 ms RTT", 0.8))
+
+
+def test_a_paired_ratio_is_within_one_case() -> None:
+    """Two cases with a tool of the same name: the ratio must not take the other case's row
+    (bench_persist once reported the 20-host script's time over ssh's one-host time)."""
+    import harness
+
+    one_host = [
+        harness.Row("one", "apssh --persist", walls=[16.0, 13.0, 16.0]),
+        harness.Row("one", "ssh", walls=[14.0, 14.0, 15.0]),
+    ]
+    fleet = [harness.Row("fleet", "apssh --persist", walls=[10.0, 10.0, 9.0])]
+    ratio = harness.paired_ratio(one_host, "apssh --persist", "ssh")
+    assert ratio == pytest.approx(16.0 / 15.0)
+    with pytest.raises(ValueError, match="named twice"):
+        harness.paired_ratio([*one_host, *fleet], "apssh --persist", "ssh")
