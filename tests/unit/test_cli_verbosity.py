@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
 from apssh_cli.ssh.keys import describe_key, read_key
 from apssh_cli.ssh.sshconfig import HostConfig, JumpHost
+
+from .climain import apssh_argv as apssh
 
 LOCAL_INVENTORY = '[all.hosts]\nloc1 = { connection = "local" }\n'
 
@@ -19,13 +20,6 @@ def inventory(tmp_path: Path) -> str:
     path = tmp_path / "local.toml"
     path.write_text(LOCAL_INVENTORY)
     return str(path)
-
-
-def apssh(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
+from .climain import apssh
 
 LAB = """\
 [all.vars]
@@ -35,14 +35,6 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     path = tmp_path / "lab.toml"
     path.write_text(LAB)
     return str(path)
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run `apssh argv...`: (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def test_list_with_options_on_the_group_or_the_subcommand(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
 from apssh_cli.inventory.model import Inventory
+
+from .climain import apssh
 
 PATHS = """\
 [all.vars]
@@ -83,13 +84,6 @@ def test_a_pipe_has_no_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     finally:
         os.close(read)
     assert loaded.host("a").identity_files == ("k",)
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def test_inventory_host_shows_the_resolved_paths(

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from apssh_cli.cli.main import main
 from apssh_cli.inventory.model import Inventory
 from apssh_cli.inventory.secrets import (
     MASK,
@@ -17,6 +16,8 @@ from apssh_cli.inventory.secrets import (
     mask_vars,
     secret_values,
 )
+
+from .climain import apssh
 
 
 @pytest.mark.parametrize(
@@ -130,13 +131,6 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     (tmp_path / "inv.toml").write_text(INVENTORY)
     (tmp_path / "recipe.toml").write_text(RECIPE)
     return str(tmp_path / "inv.toml"), str(tmp_path / "recipe.toml")
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def assert_no_secret(*texts: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
+from .climain import apssh
 
 INVENTORY = """\
 [nodes.hosts]
@@ -34,13 +34,6 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     (tmp_path / "recipe.toml").write_text(RECIPE)
     (tmp_path / "file.txt").write_text("x")
     return str(tmp_path / "inv.toml"), str(tmp_path / "recipe.toml")
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 TYPO = "apssh: no group or host matches 'nod3' (did you mean nodes, node"

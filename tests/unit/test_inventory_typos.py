@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from apssh_cli.cli.main import main
 from apssh_cli.inventory.hostvars import KNOWN_VARIABLES, near_known_variable
 from apssh_cli.inventory.model import Inventory
+
+from .climain import apssh
 
 
 @pytest.mark.parametrize(
@@ -93,13 +94,6 @@ def typos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     path = tmp_path / "typos.toml"
     path.write_text(TYPOS)
     return str(path)
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def typo_lines(path: str, level: str) -> str:

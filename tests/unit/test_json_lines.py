@@ -14,16 +14,9 @@ from typing import Any
 
 import pytest
 
-from apssh_cli.cli.main import main
+from .climain import apssh
 
 INVENTORY = '[locals]\nhosts = { "loc[1:3]" = { connection = "local" } }\n'
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def json_lines(out: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
+from .climain import apssh
 
 RECIPE = """\
 [recipe]
@@ -53,13 +53,6 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     inventory = tmp_path / "inv.toml"
     inventory.write_text(INVENTORY)
     return str(recipe), str(inventory)
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def test_check(files: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:

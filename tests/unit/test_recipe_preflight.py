@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from apssh_cli.cli.main import main
 from apssh_cli.inventory.model import Inventory
 from apssh_cli.recipe.loader import parse_recipe
 from apssh_cli.recipe.model import RecipeError
@@ -29,6 +28,8 @@ from apssh_cli.recipe.preflight import (
     preflight,
     unused_variables,
 )
+
+from .climain import apssh
 
 HEAD = '[recipe]\nname = "pre"\nformat = 1\n'
 
@@ -119,13 +120,6 @@ def write(tmp_path: Path, text: str, name: str = "pre.toml") -> str:
     path = tmp_path / name
     path.write_text(text)
     return str(path)
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def refused(

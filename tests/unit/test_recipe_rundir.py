@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
 from apssh_cli.recipe import planner
 from apssh_cli.recipe.journal import JOURNAL, RunDirLock, last_run, read_previous
 from apssh_cli.recipe.loader import parse_recipe
 from apssh_cli.recipe.model import RecipeError
 from apssh_cli.recipe.planner import Selection, make_plan
 from apssh_cli.recipe.runner import RecipeRun
+
+from .climain import apssh
 
 RECIPE = """\
 [recipe]
@@ -39,13 +40,6 @@ def same_second(monkeypatch: pytest.MonkeyPatch) -> str:
     """Every run starts in the same second."""
     monkeypatch.setattr(planner, "new_run_id", lambda: "20261203-101010")
     return "20261203-101010"
-
-
-def apssh(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def mode(path: Path) -> int:

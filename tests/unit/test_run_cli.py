@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
 from apssh_cli.engine.fleet import OrderedWindow
 from apssh_cli.engine.prestart import default_window
 
+from .climain import apssh_argv as apssh
 from .processes import dies
 
 LOCAL_INVENTORY = """\
@@ -33,13 +33,6 @@ def inventory(tmp_path: Path) -> str:
     path = tmp_path / "local.toml"
     path.write_text(LOCAL_INVENTORY)
     return str(path)
-
-
-def apssh(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
 
 
 def test_default_subcommand_returns_the_exit_status(

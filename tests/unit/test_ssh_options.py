@@ -14,7 +14,6 @@ import asyncssh
 import pytest
 from hypothesis import given, strategies as st
 
-from apssh_cli.cli.main import main
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.model import Host
 from apssh_cli.inventory.targets import Target, check_hostnames, hostname_problem, parse_hop
@@ -29,13 +28,7 @@ from apssh_cli.ssh.sshoptions import (
     ssh_settings,
 )
 
-
-def apssh(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
-
+from .climain import apssh_argv as apssh
 
 # ---------------------------------------------------------------- -O names and values
 

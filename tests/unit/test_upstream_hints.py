@@ -10,22 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from apssh_cli.cli.main import main
 from apssh_cli.cli.upstream_hints import gateway_hint, include_warnings, target_file_warnings
 from apssh_cli.errors import ConfigError
 from apssh_cli.inventory.model import Inventory
+
+from .climain import apssh_argv as apssh
 
 INVENTORY = """\
 [nodes]
 hosts = { "loc[1:2]" = { connection = "local" } }
 """
-
-
-def apssh(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
 
 
 @pytest.fixture
