@@ -441,10 +441,33 @@ def test_step_window_runs_hosts_one_at_a_time(topology: Topology, tmp_path: Path
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
 
 
-def test_ctrl_c_aborts_runs_always_steps_and_exits_130(topology: Topology, tmp_path: Path) -> None:
-    import signal
+def signalled_recipe(
+    topology: Topology, recipe: Path, events: Path, signum: int, *options: str
+) -> tuple[int, str, str]:
+    """Run ``apssh recipe run`` in a process, send it ``signum`` once its first task's
+    remote command runs, and return (exit status, stdout, stderr)."""
     import subprocess
     import sys
+
+    command = [sys.executable, "-m", "apssh_cli.cli.main", "recipe", "run", str(recipe),
+               "-i", str(topology.inventory), "--events", str(events), *options]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if events.exists() and '"task_start"' in events.read_text():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # the remote sleep is running
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode, out, err
+
+
+def test_ctrl_c_aborts_runs_always_steps_and_exits_130(topology: Topology, tmp_path: Path) -> None:
+    import signal
 
     recipe = tmp_path / "int.toml"
     recipe.write_text(
@@ -455,21 +478,8 @@ def test_ctrl_c_aborts_runs_always_steps_and_exits_130(topology: Topology, tmp_p
         + 'run = "echo cleanup ran"\n'
     )
     events = tmp_path / "events.jsonl"
-    command = [sys.executable, "-m", "apssh_cli.cli.main", "recipe", "run", str(recipe),
-               "-i", str(topology.inventory), "--events", str(events)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if events.exists() and '"task_start"' in events.read_text():
-                break
-            time.sleep(0.1)
-        time.sleep(0.5)  # the remote sleep is running
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130, err
+    returncode, out, err = signalled_recipe(topology, recipe, events, signal.SIGINT)
+    assert returncode == 130, err
     assert "cleanup direct3: cleanup ran" in out
     assert "long: cancelled direct3" in err
     assert remote_count(topology, topology.direct[2], "recipe-ctrl-c") == 0
@@ -482,8 +492,6 @@ def test_sighup_stops_the_recipe_as_ctrl_c_does_and_exits_129(
 ) -> None:
     # the fleet stops on SIGINT, SIGTERM and SIGHUP: a recipe run on the same engine too
     import signal
-    import subprocess
-    import sys
 
     recipe = tmp_path / "hup.toml"
     recipe.write_text(
@@ -494,22 +502,10 @@ def test_sighup_stops_the_recipe_as_ctrl_c_does_and_exits_129(
     )
     events = tmp_path / "events.jsonl"
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "apssh_cli.cli.main", "recipe", "run", str(recipe),
-               "-i", str(topology.inventory), "--events", str(events),
-               "--run-dir", str(run_dir)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if events.exists() and '"task_start"' in events.read_text():
-                break
-            time.sleep(0.1)
-        time.sleep(0.5)  # the remote sleep is running
-        process.send_signal(signal.SIGHUP)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGHUP, err
+    returncode, out, err = signalled_recipe(
+        topology, recipe, events, signal.SIGHUP, "--run-dir", str(run_dir)
+    )
+    assert returncode == 128 + signal.SIGHUP, err
     assert "Traceback" not in err
     assert "cleanup direct1: cleanup ran" in out
     assert "long: cancelled direct1" in err  # the summary: on stderr
