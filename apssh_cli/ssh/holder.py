@@ -172,6 +172,28 @@ def decode_frame(body: bytes) -> dict[str, Any]:
 HEADER_SIZE = _LENGTH.size
 
 
+async def read_frame(sock: socket.socket, peer: str) -> dict[str, Any]:
+    """Read one frame from a non-blocking socket on the running loop.
+
+    Raises:
+        ProtocolError: ``peer`` (named in the message) hung up, or sent no frame.
+    """
+    import asyncio  # here: `apssh connections` (ask) needs no event loop
+
+    loop = asyncio.get_running_loop()
+
+    async def read(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = await loop.sock_recv(sock, size - len(data))
+            if not chunk:
+                raise ProtocolError(f"the {peer} hung up")
+            data += chunk
+        return data
+
+    return decode_frame(await read(frame_length(await read(HEADER_SIZE))))
+
+
 def hop_key(hop: Mapping[str, Any], route: tuple[HoldKey, ...] = ()) -> HoldKey:
     """The key of one hop of a ``connect`` request (its gateways' keys in ``route``).
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,12 +43,10 @@ from apssh_cli.ssh import hostkeys
 from apssh_cli.ssh.connection import CHANNEL_WINDOW, ConnectionSettings
 from apssh_cli.ssh.early import DEFAULT_PORT
 from apssh_cli.ssh.holder import (
-    HEADER_SIZE,
     HOLDER_LINK,
     ProtocolError,
-    decode_frame,
     encode_frame,
-    frame_length,
+    read_frame,
     same_user,
     socket_path,
 )
@@ -137,21 +135,10 @@ def route_specs(node: SshNode) -> list[dict[str, Any]] | None:
 async def _exchange(
     sock: socket.socket, request: dict[str, Any], timeout: float | None
 ) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    await loop.sock_sendall(sock, encode_frame(request))
+    await asyncio.get_running_loop().sock_sendall(sock, encode_frame(request))
 
-    async def read(size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = await loop.sock_recv(sock, size - len(data))
-            if not chunk:
-                raise ProtocolError("the holder hung up")
-            data += chunk
-        return data
-
-    async def answer() -> dict[str, Any]:
-        length = frame_length(await read(HEADER_SIZE))
-        return decode_frame(await read(length))
+    def answer() -> Awaitable[dict[str, Any]]:
+        return read_frame(sock, "holder")
 
     # a holder that is alive acknowledges a connect at once, before its upstream
     # connect: one that is stopped or stuck costs ACK_WAIT, not a connect timeout

@@ -61,14 +61,12 @@ from apssh_cli.ssh.connection import (
 )
 from apssh_cli.ssh.context import SshContext
 from apssh_cli.ssh.holder import (
-    HEADER_SIZE,
     HOLDER_LINK,
     HoldKey,
     ProtocolError,
-    decode_frame,
     encode_frame,
-    frame_length,
     hop_key,
+    read_frame,
     same_user,
 )
 
@@ -333,7 +331,7 @@ class Holder:
         self._clients += 1
         handed_over = False
         try:
-            message = await asyncio.wait_for(_read_frame(sock), REQUEST_TIMEOUT)
+            message = await asyncio.wait_for(read_frame(sock, "client"), REQUEST_TIMEOUT)
             op = message.get("op")
             if op == "connect":
                 await _send(sock, {"ack": True})  # alive: the client waits for the rest
@@ -649,21 +647,6 @@ def _kind(exc: ConnectError) -> str:
     if isinstance(exc, HostKeyRefusedError):
         return "hostkey"
     return "unreachable"
-
-
-async def _read_frame(sock: socket.socket) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-
-    async def read(size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = await loop.sock_recv(sock, size - len(data))
-            if not chunk:
-                raise ProtocolError("the client hung up")
-            data += chunk
-        return data
-
-    return decode_frame(await read(frame_length(await read(HEADER_SIZE))))
 
 
 async def _send(sock: socket.socket, message: dict[str, Any]) -> None:
