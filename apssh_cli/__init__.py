@@ -8,9 +8,12 @@ that `apssh --help` and the inventory commands stay fast.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+# not typing's: importing typing costs every `apssh` start ~10 ms (cli/launch.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers see the real names; at run time they load lazily
+    from typing import Any
+
     from apssh_cli.commands import (
         Command as Command,
         Pull as Pull,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apssh_cli.cli.main import main
+from apssh_cli.cli.launch import main
 
 if __name__ == "__main__":
     main()

@@ -491,7 +491,13 @@ def set_persist(given: float | None, default: float | None) -> bool:
     from apssh_cli.ssh import holder
 
     holder.set_persist(override=given, default=default)
-    return bool(given) if given is not None else bool(default)
+    persist = bool(given) if given is not None else bool(default)
+    if persist:
+        from apssh_cli.cli import launch
+
+        if launch.LAUNCHED["here"]:  # the script's next calls are served warm
+            launch.ensure_started()
+    return persist
 
 
 def check_ssh_values(options: Any) -> None:

@@ -40,31 +40,42 @@ Design (why it is shaped so):
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import socket
-import stat
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from apssh_cli.ssh.control import (
+    HEADER_SIZE,
+    MAX_FRAME,
+    ProtocolError,
+    ask,
+    control_dir,
+    decode_frame,
+    encode_frame,
+    frame_length,
+    peer_uid,
+    read_frame,
+    same_user,
+    socket_path,
+)
+
 __all__ = [
+    "HEADER_SIZE",
+    "MAX_FRAME",
     "HoldKey",
     "ProtocolError",
+    "ask",
     "control_dir",
     "decode_frame",
     "encode_frame",
+    "frame_length",
     "peer_uid",
+    "read_frame",
     "same_user",
     "socket_path",
 ]
 
-SOCKET_NAME = "holder.sock"
-MAX_FRAME = 1 << 20  # a request names a route of a few hops: far less than this
-_LENGTH = struct.Struct(">I")
 # the SSH link between a client and its holder, on a local socket: the cheapest
 # algorithms both ends have (one key exchange per node and run, data crosses it twice)
 HOLDER_LINK: dict[str, Any] = {
@@ -72,10 +83,6 @@ HOLDER_LINK: dict[str, Any] = {
     "encryption_algs": ["aes128-gcm@openssh.com"],
     "compression_algs": None,
 }
-
-
-class ProtocolError(Exception):
-    """A frame that is not what the protocol says (too long, not JSON, cut short)."""
 
 
 @dataclass(frozen=True)
@@ -98,100 +105,6 @@ class HoldKey:
         if self.route:
             text += " via " + " > ".join(hop.describe() for hop in self.route)
         return text
-
-
-def control_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """The user's private directory for the control socket (created 0700 if needed).
-
-    Raises:
-        PermissionError: the directory exists but is another user's or open to others.
-    """
-    environ = os.environ if environ is None else environ
-    runtime = environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        base = Path(runtime) / "apssh"
-    else:
-        base = Path(environ.get("TMPDIR") or "/tmp") / f"apssh-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    info = os.lstat(base)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise PermissionError(f"{base} is not a directory of this user's")
-    if info.st_mode & 0o077:
-        raise PermissionError(f"{base} is open to other users (mode {info.st_mode & 0o777:o})")
-    return base
-
-
-def socket_path(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the holder listens.
-
-    One holder per HOME: ``~`` in key, known_hosts and ssh_config paths (and
-    asyncssh's default key files) mean the HOME of the process that connects, so
-    runs with another HOME get a holder of their own.
-    """
-    environ = os.environ if environ is None else environ
-    home = environ.get("HOME", "")
-    if not home:
-        return control_dir(environ) / SOCKET_NAME
-    tag = hashlib.sha256(home.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-    return control_dir(environ) / f"holder-{tag}.sock"
-
-
-def encode_frame(message: Mapping[str, Any]) -> bytes:
-    """One protocol frame: length, then JSON."""
-    body = json.dumps(message, separators=(",", ":")).encode()
-    return _LENGTH.pack(len(body)) + body
-
-
-def frame_length(header: bytes) -> int:
-    """The body length announced by a 4-byte header.
-
-    Raises:
-        ProtocolError: longer than MAX_FRAME.
-    """
-    (length,) = _LENGTH.unpack(header)
-    if length > MAX_FRAME:
-        raise ProtocolError(f"frame of {length} bytes announced")
-    return int(length)
-
-
-def decode_frame(body: bytes) -> dict[str, Any]:
-    """The JSON object of a frame's body.
-
-    Raises:
-        ProtocolError: not a JSON object.
-    """
-    try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("not a JSON object")
-    return message
-
-
-HEADER_SIZE = _LENGTH.size
-
-
-async def read_frame(sock: socket.socket, peer: str) -> dict[str, Any]:
-    """Read one frame from a non-blocking socket on the running loop.
-
-    Raises:
-        ProtocolError: ``peer`` (named in the message) hung up, or sent no frame.
-    """
-    import asyncio  # here: `apssh connections` (ask) needs no event loop
-
-    loop = asyncio.get_running_loop()
-
-    async def read(size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = await loop.sock_recv(sock, size - len(data))
-            if not chunk:
-                raise ProtocolError(f"the {peer} hung up")
-            data += chunk
-        return data
-
-    return decode_frame(await read(frame_length(await read(HEADER_SIZE))))
 
 
 def hop_key(hop: Mapping[str, Any], route: tuple[HoldKey, ...] = ()) -> HoldKey:
@@ -232,56 +145,5 @@ def effective_persist(own: float | None) -> float:
     return 0.0
 
 
-def ask(
-    message: Mapping[str, Any], environ: Mapping[str, str] | None = None, timeout: float = 10.0
-) -> dict[str, Any] | None:
-    """One ``list`` or ``close`` request to this user's holder, without asyncio or
-    asyncssh (``apssh connections``). None: no holder of this user answers.
-
-    Raises:
-        PermissionError: the control directory is another user's or open to others.
-    """
-    path = socket_path(environ)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return None
-        if not same_user(sock):
-            return None
-        try:
-            sock.sendall(encode_frame(message))
-            length = frame_length(_recv_exactly(sock, HEADER_SIZE))
-            return decode_frame(_recv_exactly(sock, length))
-        except (OSError, ProtocolError):
-            return None
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ProtocolError("the holder hung up")
-        data += chunk
-    return data
-
-
 _KEY_FIELDS = {"host", "port", "username", "keys", "policy", "known_hosts"}
 _NOT_KEY = {"label", "connect_timeout", "configs"}  # configs: by content (config_digest)
-
-
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a unix socket (``SO_PEERCRED``)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
-
-
-def same_user(sock: socket.socket) -> bool:
-    """Whether the peer runs as this process's user: the only peer a holder accepts."""
-    try:
-        return peer_uid(sock) == os.getuid()
-    except OSError:
-        return False

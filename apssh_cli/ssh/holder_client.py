@@ -20,8 +20,6 @@ import asyncio
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +39,7 @@ from apssh_cli.errors import (
 from apssh_cli.log import HostAdapter
 from apssh_cli.ssh import hostkeys
 from apssh_cli.ssh.connection import CHANNEL_WINDOW, ConnectionSettings
+from apssh_cli.ssh.control import start_holder, started_here
 from apssh_cli.ssh.early import DEFAULT_PORT
 from apssh_cli.ssh.holder import (
     HOLDER_LINK,
@@ -164,25 +163,6 @@ async def _open_control(path: Path, log: HostAdapter) -> socket.socket | None:
     return sock
 
 
-def start_holder(path: Path, idle: float) -> None:
-    """Start a holder for ``path`` in the background (its own session, its log
-    next to the socket); it outlives this process."""
-    log = path.with_suffix(".log")
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        subprocess.Popen(
-            [sys.executable, "-m", "apssh_cli.ssh.holder_server", str(path), f"{idle:g}"],
-            stdin=subprocess.DEVNULL,
-            stdout=fd,
-            stderr=fd,
-            start_new_session=True,  # not killed with our terminal's process group
-            close_fds=True,
-            cwd="/",
-        )
-    finally:
-        os.close(fd)
-
-
 async def control_socket(
     log: HostAdapter, *, start: float | None = None, environ: dict[str, str] | None = None
 ) -> socket.socket | None:
@@ -206,12 +186,15 @@ async def control_socket(
         if _STARTED.get(loop) == path:
             return None  # started once by this run and gone or too slow: direct
         _STARTED[loop] = path
-        try:
-            start_holder(path, start)
-        except OSError as exc:
-            log.debug("cannot start a holder: %s", exc)
-            return None
-        log.debug("started a holder at %s", path)
+        if started_here(path):
+            log.debug("waiting for the holder the launcher started at %s", path)
+        else:
+            try:
+                start_holder(path, start)
+            except OSError as exc:
+                log.debug("cannot start a holder: %s", exc)
+                return None
+            log.debug("started a holder at %s", path)
         deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline:
             await asyncio.sleep(0.02)

@@ -53,13 +53,40 @@ def import_private_key(filename: str | Path) -> asyncssh.SSHKey | None:
         logger.warning("key %s is encrypted and there is no terminal: skipped", path)
         return None
     while True:
-        passphrase = getpass.getpass(f"Enter passphrase for key {path.name}: ")
+        passphrase = _ask_secret(f"Enter passphrase for key {path.name}: ")
         if not passphrase:
             return None
         try:
             return asyncssh.read_private_key(path, passphrase)
         except (asyncssh.KeyEncryptionError, asyncssh.KeyImportError):
             sys.stderr.write("Wrong passphrase\n")
+
+
+def _ask_secret(prompt: str) -> str:
+    """getpass on the controlling terminal; a run served by the command server
+    (apssh_cli.cli.command_server) has none but the caller's terminal as stdin:
+    read it there, without echo (getpass would fall back to echoing)."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        pass
+    else:
+        return getpass.getpass(prompt)
+    import termios
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    try:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
+        line = sys.stdin.readline()
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        sys.stderr.write("\n")
+    return line.rstrip("\n")
 
 
 def load_agent_keys(agent_path: str | None = None) -> list[asyncssh.SSHKeyPair]:

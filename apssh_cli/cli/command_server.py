@@ -1,0 +1,356 @@
+"""A warm ``apssh`` for shell scripts: the command server of ``--persist``.
+
+A script of 20 ``apssh`` calls pays 20 Python start-ups and 20 imports of asyncssh
+and asynciojobs (about 0.3 s each on the machines of docs/benchmarks.md) even when
+the holder keeps every SSH connection warm. The command server removes that cost
+as Mercurial's ``chg`` does for ``hg``: a process that has imported apssh once
+waits on a unix socket; each ``apssh`` (:mod:`apssh_cli.cli.launch`, which imports
+nothing heavy) hands it its argv, environment, working directory, umask and its
+stdin, stdout and stderr *descriptors* (``SCM_RIGHTS``); the server forks a child
+that takes them on and runs the ordinary command line in them. The child is the
+run: it writes to the caller's terminal or pipes, reads its stdin, connects through
+the holder as any ``--persist`` run does, and its exit status becomes the caller's.
+
+Why it is shaped so:
+
+- The child is ``apssh`` itself, not a re-implementation: output, exit statuses,
+  signals and summaries are those of a direct run by construction. The caller
+  forwards the signals it gets (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) to the child
+  through a pidfd (no pid-reuse race); a caller that dies (SIGKILL, a closed
+  terminal) is noticed by the child (its socket ends) which then stops as on
+  SIGHUP, and is killed 10 s later if still there: no remote process is left.
+- A server serves one interpreter, one installed apssh and one HOME: its socket's
+  name carries a digest of the interpreter, of every module of the package (path,
+  size, mtime) and of the site directories, so an upgraded or edited apssh is
+  never served by an old server (:func:`server_path`).
+- It is started by a ``--persist`` run (:func:`ensure_started`) and lives while
+  this user's holder lives (it checks the holder's lock every second), so it exists
+  only where the user asked for warm connections. The socket is 0600 in the
+  holder's private directory and a peer of another uid is refused (``SO_PEERCRED``).
+- Each child starts from the state the server had after its imports: the server
+  never runs a command itself, so no run's state leaks into the next one.
+
+Not carried to the child: the caller's resource limits, scheduling priority,
+cgroup and controlling terminal (the passphrase prompt of an encrypted key reads
+the caller's terminal through stdin: :mod:`apssh_cli.ssh.keyload`).
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import errno
+import fcntl
+import gc
+import io
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from apssh_cli.ssh.control import (
+    HEADER_SIZE,
+    ProtocolError,
+    decode_frame,
+    encode_frame,
+    frame_length,
+    same_user,
+    socket_path,
+)
+
+CHECK_PERIOD = 1.0
+HOLDER_GRACE = 10.0  # a server whose holder is gone this long exits
+REQUEST_TIMEOUT = 5.0  # a caller that sends no whole request this long is dropped
+KILL_GRACE = 10.0  # a child whose caller died and that did not stop on SIGHUP
+STREAMS = 3  # stdin, stdout, stderr
+# the modules a run needs: imported once by the server, before any fork
+PRELOAD = (
+    "apssh_cli.cli.main",
+    "apssh_cli.cli.run_cmd",
+    "apssh_cli.cli.transfer_cmd",
+    "apssh_cli.cli.recipe_cmd",
+    "apssh_cli.engine.fleet",
+    "apssh_cli.ssh.holder_client",
+    "apssh_cli.ssh.sftp",
+)
+
+
+def holder_lock(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    """The lock file the holder keeps while it runs (its socket's ``.lock``)."""
+    return socket_path(environ).with_suffix(".lock")
+
+
+def recv_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """One request frame and the descriptors that came with it.
+
+    Raises:
+        ProtocolError: cut short, too long, not JSON, or not three descriptors.
+    """
+    fds: list[int] = []
+    data = b""
+    need = HEADER_SIZE
+    while len(data) < need:
+        chunk, ancillary, _flags, _address = conn.recvmsg(
+            need - len(data), socket.CMSG_LEN(STREAMS * array.array("i").itemsize)
+        )
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                received = array.array("i")
+                received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
+                fds.extend(received)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) == HEADER_SIZE and need == HEADER_SIZE:
+            need += frame_length(data)
+    if len(data) < need or len(fds) != STREAMS:
+        for fd in fds:
+            os.close(fd)
+        raise ProtocolError("the caller sent no whole request")
+    return decode_frame(data[HEADER_SIZE:]), fds
+
+
+def send(conn: socket.socket, message: dict[str, Any]) -> None:
+    with suppress(OSError):
+        conn.sendall(encode_frame(message))
+
+
+class Server:
+    """The loop of one command server: accept, fork, reap."""
+
+    def __init__(self, path: Path, lock_fd: int) -> None:
+        self.path = path
+        self.lock_fd = lock_fd  # held while we serve: one server per socket
+        self.lock = holder_lock()
+        self.children: dict[int, socket.socket] = {}
+        self.selector = selectors.DefaultSelector()
+        self.wakeup_read, self.wakeup_write = os.pipe()
+        self.holder_seen = time.monotonic()
+        self.inode = -1
+
+    def listen(self) -> socket.socket:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with suppress(FileNotFoundError):
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            listener.bind(str(self.path))
+        finally:
+            os.umask(old)
+        listener.listen(64)
+        return listener
+
+    def serve(self) -> None:
+        """Serve until the holder is gone; return in the server, never in a child."""
+        listener = self.listen()
+        self.inode = os.stat(self.path).st_ino
+        for fd in (self.wakeup_read, self.wakeup_write):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wakeup_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(listener, selectors.EVENT_READ)
+        self.selector.register(self.wakeup_read, selectors.EVENT_READ)
+        gc.freeze()  # the imported modules stay shared with every child (no copy-on-write)
+        seen = False
+        while True:
+            for key, _events in self.selector.select(CHECK_PERIOD):
+                if key.fileobj is listener:
+                    self.accept(listener)
+                else:
+                    with suppress(BlockingIOError):
+                        os.read(self.wakeup_read, 512)
+            self.reap()
+            if self.holder_alive():
+                self.holder_seen = time.monotonic()
+                seen = True
+            elif seen or time.monotonic() - self.holder_seen > HOLDER_GRACE:
+                break  # the holder is gone (or never came): so is the warm path
+            if not self.still_ours(self.inode):
+                break
+        # no new caller; the running children's signal deaths are still reported
+        self.selector.unregister(listener)
+        listener.close()
+        if self.still_ours(self.inode):
+            self.path.unlink()
+        while self.children:
+            self.selector.select(CHECK_PERIOD)
+            with suppress(BlockingIOError):
+                os.read(self.wakeup_read, 512)
+            self.reap()
+
+    def still_ours(self, inode: int) -> bool:
+        # the socket removed or replaced (a new server, XDG_RUNTIME_DIR gone at logout)
+        try:
+            return os.stat(self.path).st_ino == inode
+        except OSError:
+            return False
+
+    def holder_alive(self) -> bool:
+        try:
+            fd = os.open(self.lock, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # the holder holds its lock
+        finally:
+            os.close(fd)
+        return False
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        if not same_user(conn):
+            conn.close()
+            return
+        conn.settimeout(REQUEST_TIMEOUT)
+        try:
+            request, fds = recv_request(conn)
+        except (OSError, ProtocolError) as exc:
+            print(f"command server: dropped a caller: {exc}", file=sys.stderr, flush=True)
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:
+            self.selector.close()
+            listener.close()
+            for other in self.children.values():
+                other.close()
+            for fd in (self.wakeup_read, self.wakeup_write, self.lock_fd):
+                os.close(fd)
+            become_child(conn, request, fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        self.children[pid] = conn
+        print(f"command server: pid {pid}: apssh {' '.join(request.get('argv', []))}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.children.pop(pid, None)
+            if conn is None:
+                continue
+            if os.WIFSIGNALED(status):  # a child that exits says its status itself
+                send(conn, {"signal": os.WTERMSIG(status)})
+            conn.close()
+
+
+def become_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """Take on the caller's process state, run ``apssh`` in it, exit with its status."""
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target, inheritable=True)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.umask(int(request["umask"]))
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = [str(arg) for arg in request["argv"]]
+        _rebind_streams(request["streams"])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        send(conn, {"refused": str(exc)})  # nothing ran: the caller runs apssh itself
+        os._exit(0)
+    conn.settimeout(None)
+    send(conn, {"started": os.getpid()})
+    status = {"code": 1}
+
+    def report() -> None:  # registered first, so it runs after every other exit handler
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):
+                stream.flush()
+        send(conn, {"exit": status["code"]})
+
+    atexit.register(report)
+    threading.Thread(target=_watch_caller, args=(conn,), daemon=True).start()
+    from apssh_cli.cli.main import main
+
+    try:
+        main()
+    except SystemExit as exc:
+        status["code"] = _exit_code(exc.code)
+        raise
+    status["code"] = 0
+    sys.exit(0)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1  # sys.exit("message") prints the message and exits 1
+
+
+def _watch_caller(conn: socket.socket) -> None:
+    """The caller died (its end of the socket closed): stop as on SIGHUP, then kill."""
+    with suppress(OSError):
+        while conn.recv(64):
+            pass
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(KILL_GRACE)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _rebind_streams(streams: list[dict[str, Any]]) -> None:
+    """sys.stdin/stdout/stderr as the caller's interpreter made them (encoding,
+    errors, line buffering), on the descriptors it passed."""
+    made = []
+    for fd, spec in enumerate(streams[:STREAMS]):
+        mode = "rb" if fd == 0 else "wb"
+        raw = open(fd, mode, buffering=-1, closefd=False)  # noqa: SIM115
+        made.append(
+            io.TextIOWrapper(
+                raw,
+                encoding=spec.get("encoding") or "utf-8",
+                errors=spec.get("errors") or "strict",
+                line_buffering=bool(spec.get("line_buffering")),
+                write_through=fd == 2,
+            )
+        )
+    sys.stdin, sys.stdout, sys.stderr = made
+    # the originals too: faulthandler and a last-resort traceback write there
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = made  # type: ignore[misc]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m apssh_cli.cli.command_server SOCKET", file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    lock_fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return 0  # another server runs for this socket
+        raise
+    from importlib import import_module
+
+    for name in PRELOAD:
+        import_module(name)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    Server(path, lock_fd).serve()  # a child never returns from it: it exits with its run's status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

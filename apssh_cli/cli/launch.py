@@ -1,0 +1,261 @@
+"""The ``apssh`` executable: hand the call to a warm command server, else run it here.
+
+When this user's command server (:mod:`apssh_cli.cli.command_server`, started by
+an earlier ``--persist`` run and alive while its holder is) listens for this very
+interpreter, apssh and HOME, this module passes it the call: argv, environment,
+working directory, umask and the stdin, stdout and stderr descriptors. The server's
+child runs the call as ``apssh`` would here, writing straight to our descriptors;
+we forward the signals we get and exit with its status. Anything short of a
+started run (no server, a stale one, a refusal) runs the call in this process, as
+if no server existed: the server only ever saves time.
+
+This module imports nothing but the standard library and two small apssh modules,
+so a served call costs a Python start-up and a fork, not the imports of asyncssh,
+asynciojobs and click. ``APSSH_SERVER=0`` in the environment runs every call here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import sys
+from contextlib import suppress
+from pathlib import Path
+
+import apssh_cli
+from apssh_cli.ssh.control import (
+    ProtocolError,
+    control_dir,
+    encode_frame,
+    recv_frame,
+    same_user,
+    socket_path,
+    start_holder,
+)
+
+TYPE_CHECKING = False  # not typing's: see apssh_cli/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+START_TIMEOUT = 5.0  # a server that takes longer to say "started" is not used
+LAUNCHED = {"here": False}  # whether this process was started by main() (not a test)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    status = served(argv) if os.environ.get("APSSH_SERVER", "1") != "0" else None
+    if status is not None:
+        sys.exit(status)
+    LAUNCHED["here"] = True
+    idle = persist_asked(argv, os.environ)
+    if idle:
+        # the holder and the command server start while this process imports
+        # (~0.3 s): the first call of a script waits less, the next ones are served
+        with suppress(OSError):
+            holder = socket_path()
+            if not _answers(holder):
+                start_holder(holder, idle)
+        ensure_started()
+    from apssh_cli.cli.main import main as run_here
+
+    run_here()
+
+
+def ensure_started() -> None:
+    """Start this user's command server in the background if none listens.
+
+    Called by a ``--persist`` run that went through the launcher: the next calls
+    of the same script are then served warm. Errors only cost the speed-up.
+    """
+    import subprocess  # here: not needed by a served call
+
+    try:
+        path = server_path()
+        if _answers(path):
+            return
+        log = os.open(path.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            subprocess.Popen(
+                [sys.executable, "-m", "apssh_cli.cli.command_server", str(path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
+                cwd="/",
+            )
+        finally:
+            os.close(log)
+    except OSError:
+        pass
+
+
+def persist_asked(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> float:
+    """The ``--persist`` duration the command line or ``APSSH_PERSIST`` asks for
+    (0: none, or not said there: the config file and the inventory are read later).
+    A ``--persist`` word inside the remote command only starts a holder for nothing."""
+    from apssh_cli.durations import parse_duration
+
+    given = environ.get("APSSH_PERSIST")
+    for index, word in enumerate(argv):
+        if word == "--":
+            break
+        if word == "--persist" and index + 1 < len(argv):
+            given = argv[index + 1]
+        elif word.startswith("--persist="):
+            given = word.partition("=")[2]
+    if not given:
+        return 0.0
+    try:
+        return parse_duration(given, allow_zero=True)
+    except ValueError:
+        return 0.0  # said again, with the file and line, by the command line
+
+
+def _answers(path: Path) -> bool:
+    """Whether something listens on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+def served(argv: list[str]) -> int | None:
+    """Run the call in the command server; its exit status, or None: not served
+    (then nothing ran)."""
+    try:
+        path = server_path()
+        request = _request(argv)
+    except (OSError, ValueError):
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(START_TIMEOUT)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return None
+        return _delegate(sock, request)
+    finally:
+        sock.close()
+
+
+def code_tag(environ: dict[str, str] | os._Environ[str]) -> str:
+    """A digest of what the server's code and the caller's must share."""
+    digest = hashlib.sha256()
+    for part in (sys.executable, environ.get("HOME", ""), sys.version):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    package = Path(apssh_cli.__file__).parent
+    for directory, subdirectories, files in os.walk(package):
+        subdirectories.sort()
+        for name in sorted(files):
+            if name.endswith(".py"):
+                info = os.stat(os.path.join(directory, name))
+                digest.update(f"{directory}/{name}:{info.st_size}:{info.st_mtime_ns}\0".encode())
+    # an installed or removed dependency changes its site directory
+    for entry in sys.path:
+        if entry.endswith("-packages"):
+            with suppress(OSError):
+                digest.update(f"{entry}:{os.stat(entry).st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def server_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    """Where the command server of this interpreter, apssh and HOME listens."""
+    environ = os.environ if environ is None else environ
+    return control_dir(environ) / f"command-{code_tag(environ)}.sock"
+
+
+def _request(argv: list[str]) -> dict[str, Any]:
+    for fd in range(3):
+        os.fstat(fd)  # raises on a closed descriptor: not served
+    umask = os.umask(0o022)
+    os.umask(umask)
+    streams = [
+        {
+            "encoding": getattr(stream, "encoding", None),
+            "errors": getattr(stream, "errors", None),
+            "line_buffering": getattr(stream, "line_buffering", False),
+        }
+        for stream in (sys.stdin, sys.stdout, sys.stderr)
+    ]
+    return {
+        "argv": [sys.argv[0], *argv],
+        "cwd": os.getcwd(),
+        "umask": umask,
+        "env": dict(os.environ),
+        "streams": streams,
+    }
+
+
+def _delegate(sock: socket.socket, request: dict[str, Any]) -> int | None:
+    if not same_user(sock):
+        return None
+    try:
+        socket.send_fds(sock, [encode_frame(request)], [0, 1, 2])
+        answer = _read(sock)
+    except OSError:
+        return None
+    pid = answer.get("started") if answer else None
+    if not isinstance(pid, int):
+        return None  # refused, or gone before starting: nothing ran
+    sock.settimeout(None)
+    target = _Target(pid)
+    previous = {signum: signal.signal(signum, target.forward) for signum in FORWARDED}
+    try:
+        while True:
+            try:
+                answer = _read(sock)
+            except OSError:
+                answer = None
+            if answer is None:
+                sys.stderr.write("apssh: the command server lost the run's exit status\n")
+                return 1
+            if "exit" in answer:
+                return int(answer["exit"])
+            if "signal" in answer:  # the run died of a signal: so do we
+                signum = int(answer["signal"])
+                for restored in FORWARDED:
+                    signal.signal(restored, previous[restored])
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return 128 + signum
+    finally:
+        target.close()
+
+
+class _Target:
+    """The child running our call, signalled through a pidfd where there is one."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.pidfd: int | None = None
+        # a pidfd names this process even after it ends; before Linux 5.3, its pid
+        with suppress(AttributeError, OSError):
+            self.pidfd = os.pidfd_open(pid)
+
+    def forward(self, signum: int, _frame: object) -> None:
+        with suppress(OSError):  # OSError: it has just ended, its status is on the way
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _read(sock: socket.socket) -> dict[str, Any] | None:
+    """One frame, or None at the end of the stream."""
+    try:
+        return recv_frame(sock, "command server")
+    except ProtocolError:
+        return None
