@@ -133,6 +133,10 @@ class Server:
         self.wakeup_read, self.wakeup_write = os.pipe()
         self.holder_seen = time.monotonic()
         self.inode = -1
+        self.stopping = False
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True  # the wakeup descriptor ends the select at once
 
     def listen(self) -> socket.socket:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -154,13 +158,15 @@ class Server:
             os.set_blocking(fd, False)
         signal.set_wakeup_fd(self.wakeup_write)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, self._stop)
         self.selector.register(listener, selectors.EVENT_READ)
         self.selector.register(self.wakeup_read, selectors.EVENT_READ)
         gc.freeze()  # the imported modules stay shared with every child (no copy-on-write)
         seen = False
         while True:
             for key, _events in self.selector.select(CHECK_PERIOD):
-                if key.fileobj is listener:
+                if key.fileobj is listener and not self.stopping:
                     self.accept(listener)
                 else:
                     with suppress(BlockingIOError):
@@ -171,7 +177,7 @@ class Server:
                 seen = True
             elif seen or time.monotonic() - self.holder_seen > HOLDER_GRACE:
                 break  # the holder is gone (or never came): so is the warm path
-            if not self.still_ours(self.inode):
+            if self.stopping or not self.still_ours(self.inode):
                 break
         # no new caller; the running children's signal deaths are still reported
         self.selector.unregister(listener)
@@ -254,7 +260,7 @@ def become_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -
     """Take on the caller's process state, run ``apssh`` in it, exit with its status."""
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signum, signal.SIG_DFL)  # as in a new apssh process
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for target, fd in enumerate(fds):
@@ -272,15 +278,17 @@ def become_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -
     conn.settimeout(None)
     send(conn, {"started": os.getpid()})
     status = {"code": 1}
+    reported = threading.Event()
 
     def report() -> None:  # registered first, so it runs after every other exit handler
         for stream in (sys.stdout, sys.stderr):
             with suppress(Exception):
                 stream.flush()
+        reported.set()
         send(conn, {"exit": status["code"]})
 
     atexit.register(report)
-    threading.Thread(target=_watch_caller, args=(conn,), daemon=True).start()
+    threading.Thread(target=_watch_caller, args=(conn, reported), daemon=True).start()
     from apssh_cli.cli.main import main
 
     try:
@@ -300,11 +308,13 @@ def _exit_code(code: object) -> int:
     return 1  # sys.exit("message") prints the message and exits 1
 
 
-def _watch_caller(conn: socket.socket) -> None:
+def _watch_caller(conn: socket.socket, reported: threading.Event) -> None:
     """The caller died (its end of the socket closed): stop as on SIGHUP, then kill."""
     with suppress(OSError):
         while conn.recv(64):
             pass
+    if reported.is_set():
+        return  # the caller left after reading our status: nothing to stop
     os.kill(os.getpid(), signal.SIGHUP)
     time.sleep(KILL_GRACE)
     os.kill(os.getpid(), signal.SIGKILL)

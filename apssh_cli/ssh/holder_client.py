@@ -266,6 +266,7 @@ async def held_connection(
             keepalive_interval=0,
             connect_timeout=ANSWER_MARGIN,
             server_host_key_algs=["ssh-ed25519"],
+            gss_host=None,  # no GSS on a local link
             **HOLDER_LINK,
             client_factory=lambda: _HolderClient(on_lost),
         )

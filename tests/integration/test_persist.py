@@ -1,6 +1,10 @@
 """Warm connections (``--persist``) against the container topology.
 
 Each test gets its own XDG_RUNTIME_DIR, hence its own holder, stopped at the end.
+Each test runs twice: ``apssh`` in a process of its own (``direct``), and every
+call served by the warm command server (``served``: ``python -m apssh_cli``, the
+launcher, with a command server and a holder started first), which must show the
+same output, exit statuses and remote effects.
 Logins are counted in the sshd logs ("Accepted publickey"), as tests/integration
 do elsewhere: N invocations through a holder make one login per host.
 """
@@ -23,7 +27,9 @@ from typing import Any
 
 import pytest
 
+from apssh_cli.cli.launch import server_path
 from apssh_cli.lab import Endpoint, Topology
+from apssh_cli.ssh.control import socket_path
 from apssh_cli.ssh.holder import ask
 
 pytestmark = pytest.mark.integration
@@ -39,7 +45,8 @@ def logins(endpoint: Endpoint) -> int:
 class Holder:
     """The environment of one test's apssh runs, and its holder."""
 
-    def __init__(self, runtime: Path, home: Path | None = None) -> None:
+    def __init__(self, runtime: Path, home: Path | None = None, served: bool = False) -> None:
+        self.served = served
         self.env = dict(os.environ)
         self.env["XDG_RUNTIME_DIR"] = str(runtime)
         self.env["PYTHONPATH"] = os.pathsep.join(
@@ -49,10 +56,40 @@ class Holder:
             self.env["HOME"] = str(home)
         self.env.pop("SSH_AUTH_SOCK", None)
         self.env.pop("APSSH_PERSIST", None)
+        self.env.pop("APSSH_SERVER", None)
+        self.server = server_path(self.env)
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "apssh_cli" if self.served else "apssh_cli.cli.main", *args]
+
+    def start_served(self) -> None:
+        """A holder that outlives its connections (its LINGER), and a command server."""
+        path = socket_path(self.env)
+        for argv in (
+            ["apssh_cli.ssh.holder_server", str(path), "60", "600"],
+            ["apssh_cli.cli.command_server", str(self.server)],
+        ):
+            subprocess.Popen(
+                [sys.executable, "-m", *argv], env=self.env, cwd="/", start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        assert wait_for(lambda: self.pid() is not None and self.server_answers(), 30)
+
+    def server_answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(self.server))
+            except OSError:
+                return False
+            return True
+
+    def served_calls(self) -> int:
+        log = self.server.with_suffix(".log")
+        return log.read_text().count(": apssh ") if log.exists() else 0
 
     def apssh(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "apssh_cli.cli.main", *args],
+            self.argv(*args),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -93,15 +130,17 @@ def wait_for(condition: Any, limit: float) -> bool:
     return bool(condition())
 
 
-@pytest.fixture
-def holder(tmp_path: Path) -> Iterator[Holder]:
+@pytest.fixture(params=["direct", "served"])
+def holder(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Holder]:
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
-    made = Holder(runtime)
+    made = Holder(runtime, served=request.param == "served")
     try:
+        if made.served:
+            made.start_served()
         yield made
     finally:
-        made.stop()
+        made.stop()  # the command server ends with its holder
 
 
 def test_runs_through_the_holder_log_in_once_with_the_same_results(
@@ -121,6 +160,8 @@ def test_runs_through_the_holder_log_in_once_with_the_same_results(
     assert "out" in plain.stdout and "err" in plain.stderr and plain.returncode != 0
     # four runs, one login: the holder's
     assert logins(node) == before + 2
+    if holder.served:  # every call, even the one without --persist
+        assert holder.served_calls() == 5
     held = holder.held()
     assert [entry["label"] for entry in held] == [node.name]
 
@@ -300,7 +341,7 @@ def test_a_killed_client_leaves_no_remote_process(topology: Topology, holder: Ho
     marker = f"sleep 32{os.getpid() % 100:02d}"
     args = ["-i", str(topology.inventory), "-t", node.name, "--persist", "60", marker]
     client = subprocess.Popen(
-        [sys.executable, "-m", "apssh_cli.cli.main", *args],
+        holder.argv(*args),
         env=holder.env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -346,7 +387,7 @@ def interrupted_run(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``marker`` on node, Ctrl-C it once it runs; check that it ends there."""
     args = ["-i", str(topology.inventory), "-t", node.name, *(["--persist", "60"] * persist)]
-    argv = [sys.executable, "-m", "apssh_cli.cli.main", *args, marker]
+    argv = holder.argv(*args, marker)
     client = subprocess.Popen(
         argv, env=holder.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
