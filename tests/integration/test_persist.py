@@ -58,6 +58,7 @@ class Holder:
         self.env.pop("APSSH_PERSIST", None)
         self.env.pop("APSSH_SERVER", None)
         self.server = server_path(self.env)
+        self.started: list[subprocess.Popen[bytes]] = []
 
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "apssh_cli" if self.served else "apssh_cli.cli.main", *args]
@@ -65,14 +66,16 @@ class Holder:
     def start_served(self) -> None:
         """A holder that outlives its connections (its LINGER), and a command server."""
         path = socket_path(self.env)
-        for argv in (
-            ["apssh_cli.ssh.holder_server", str(path), "60", "600"],
-            ["apssh_cli.cli.command_server", str(self.server)],
+        for argv, log in (
+            (["apssh_cli.ssh.holder_server", str(path), "60", "600"], path.with_suffix(".log")),
+            (["apssh_cli.cli.command_server", str(self.server)], self.server.with_suffix(".log")),
         ):
-            subprocess.Popen(
-                [sys.executable, "-m", *argv], env=self.env, cwd="/", start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            with open(log, "ab") as sink:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", *argv], env=self.env, cwd="/", start_new_session=True,
+                    stdout=sink, stderr=sink,
+                )  # fmt: skip
+            self.started.append(process)
         assert wait_for(lambda: self.pid() is not None and self.server_answers(), 30)
 
     def server_answers(self) -> bool:
@@ -115,6 +118,15 @@ class Holder:
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: self.pid() is None, 10)
 
+    def reap(self) -> None:
+        """The processes start_served started: the server ends with its holder."""
+        for process in self.started:
+            try:
+                process.wait(15)
+            finally:
+                process.kill()
+                process.wait()
+
 
 def same(run: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
     """What a run shows, its summary's duration aside."""
@@ -141,6 +153,7 @@ def holder(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Holder]:
         yield made
     finally:
         made.stop()  # the command server ends with its holder
+        made.reap()
 
 
 def test_runs_through_the_holder_log_in_once_with_the_same_results(
@@ -332,6 +345,10 @@ def test_idle_connections_are_released(topology: Topology, holder: Holder) -> No
     assert run.returncode == 0, run.stderr
     pid = holder.pid()
     assert pid is not None
+    assert holder.held()
+    if holder.served:  # a holder started to linger (600 s): released, still there
+        assert wait_for(lambda: holder.held() == [], 15)
+        return
     # released after 2 s idle, and the holder, holding nothing, exits
     assert wait_for(lambda: holder.pid() is None, 15)
 
