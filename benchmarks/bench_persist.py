@@ -41,18 +41,46 @@ def loop(count: int, argv: list[str]) -> list[str]:
     return ["sh", "-c", script]
 
 
+def background(runtime: Path) -> dict[int, float]:
+    """The processes a tool left running in ``runtime`` (its holder, its command
+    server): pid -> CPU seconds used so far, their reaped children (served runs)
+    included."""
+    found = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if str(runtime).encode() not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 after the name
+        found[int(entry.name)] = sum(int(value) for value in fields[11:15]) / tick
+    return found
+
+
+def background_cpu(runtime: Path) -> Callable[[], float]:
+    """A meter: CPU of the background processes (stopped before each round, so the
+    difference over a round is what they spent serving it)."""
+    return lambda: sum(background(runtime).values())
+
+
 def stopper(runtime: Path) -> Callable[[], None]:
-    """Stop the holder of ``runtime`` (untimed, before a round): every round starts cold."""
+    """Stop the holder of ``runtime`` and with it its command server (untimed, before
+    a round): every round starts cold."""
     env = {"XDG_RUNTIME_DIR": str(runtime), "HOME": os.environ.get("HOME", "")}
 
     def stop() -> None:
         answer = ask({"op": "list"}, env)
-        if answer is None:
-            return
-        os.kill(int(answer["pid"]), signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while ask({"op": "list"}, env) is not None and time.monotonic() < deadline:
+        if answer is not None:
+            os.kill(int(answer["pid"]), signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while background(runtime) and time.monotonic() < deadline:
             time.sleep(0.05)
+        for pid in background(runtime):  # still there: not cold
+            os.kill(pid, signal.SIGKILL)
 
     return stop
 
@@ -82,6 +110,7 @@ def main() -> None:
                 [loop(CALLS_ONE, [*base, "-t", host, "--persist", PERSIST, "true"])],
                 env={"XDG_RUNTIME_DIR": str(runtimes["one"])},
                 prepare=stopper(runtimes["one"]),
+                meters={"background_cpu": background_cpu(runtimes["one"])},
             ),
             Tool("ssh", [loop(CALLS_ONE, ["ssh", "-F", str(config), host, "true"])]),
             Tool("apssh", [loop(CALLS_ONE, [*base, "-t", host, "true"])]),
@@ -94,6 +123,7 @@ def main() -> None:
                 [loop(CALLS_FLEET, [*base, "-g", "nodes", "--persist", PERSIST, "true"])],
                 env={"XDG_RUNTIME_DIR": str(runtimes["fleet"])},
                 prepare=stopper(runtimes["fleet"]),
+                meters={"background_cpu": background_cpu(runtimes["fleet"])},
             ),
             Tool("apssh", [loop(CALLS_FLEET, [*base, "-g", "nodes", "true"])]),
         ]

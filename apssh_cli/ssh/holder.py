@@ -78,6 +78,9 @@ __all__ = [
 
 # the SSH link between a client and its holder, on a local socket: the cheapest
 # algorithms both ends have (one key exchange per node and run, data crosses it twice)
+# the variable that names a channel's route on a client's link to the holder (set
+# by holder_client.HeldRoute, removed by the holder before the channel goes upstream)
+ROUTE_ENV = "APSSH_HOLDER_ROUTE"
 HOLDER_LINK: dict[str, Any] = {
     "kex_algs": ["curve25519-sha256"],
     "encryption_algs": ["aes128-gcm@openssh.com"],

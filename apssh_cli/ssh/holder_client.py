@@ -43,6 +43,7 @@ from apssh_cli.ssh.control import start_holder, started_here
 from apssh_cli.ssh.early import DEFAULT_PORT
 from apssh_cli.ssh.holder import (
     HOLDER_LINK,
+    ROUTE_ENV,
     ProtocolError,
     encode_frame,
     read_frame,
@@ -221,43 +222,80 @@ async def request(
 class _HolderClient(asyncssh.SSHClient):
     held = True  # what node.py asks (conn.get_owner().held) before an X11 request
 
-    def __init__(self, on_lost: Callable[[], None]) -> None:
-        self._on_lost = on_lost
+    def __init__(self) -> None:
+        self.on_lost: dict[int, Callable[[], None]] = {}  # per HeldRoute
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._on_lost()
+        for forget in list(self.on_lost.values()):
+            forget()
 
 
-async def held_connection(
-    node: SshNode, persist: float, log: HostAdapter, on_lost: Callable[[], None]
-) -> asyncssh.SSHClientConnection | None:
-    """The node's connection through the holder, or None (connect directly).
+class _Link:
+    """This process's one SSH connection to the holder (per event loop and holder):
+    the channels of every held node go over it, each tagged with its route (the
+    ``ROUTE_ENV`` variable, which the holder removes). One handshake per run, not
+    one per node: with 20 nodes, that was most of a warm run's local work."""
 
-    Raises:
-        ConnectError: the holder could not connect upstream (as a direct connect would).
-        ConfigError: the same, for bad key or known_hosts files.
-    """
-    route = route_specs(node)
-    if route is None:
-        log.debug("persist: keys given as objects cannot be held, connecting directly")
+    def __init__(self, conn: asyncssh.SSHClientConnection, token: str, path: Path) -> None:
+        self.conn = conn
+        self.token = token
+        self.path = path
+        self.loop = asyncio.get_running_loop()
+        self.routes: set[HeldRoute] = set()
+
+    @property
+    def client(self) -> _HolderClient:
+        owner = self.conn.get_owner()
+        assert isinstance(owner, _HolderClient)
+        return owner
+
+
+# event loop -> holder socket -> the link being opened or open (None: could not)
+_LINKS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Path, asyncio.Future[_Link | None]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _link(persist: float, log: HostAdapter) -> _Link | None:
+    """This loop's link to the holder (opened, and the holder started, if needed)."""
+    loop = asyncio.get_running_loop()
+    links = _LINKS.setdefault(loop, {})
+    try:
+        path = socket_path()
+    except OSError as exc:
+        log.debug("no holder: %s", exc)
         return None
+    opening = links.get(path)
+    if opening is not None:
+        link = await asyncio.shield(opening)
+        if link is None or not link.conn.is_closed():
+            return link
+    opening = links[path] = loop.create_future()
+    link = None
+    try:
+        link = await _open_link(path, persist, log)
+    finally:
+        if link is None:
+            del links[path]  # the next node tries again (a holder may start meanwhile)
+        opening.set_result(link)
+    return link
+
+
+async def _open_link(path: Path, persist: float, log: HostAdapter) -> _Link | None:
     sock = await control_socket(log, start=persist)
     if sock is None:
         log.debug("persist: no holder, connecting directly")
         return None
-    timeouts = [hop.get("connect_timeout") or 0 for hop in route]
-    limit = sum(timeouts) + ANSWER_MARGIN if all(timeouts) else None
     try:
-        answer = await _exchange(sock, {"op": "connect", "route": route, "idle": persist}, limit)
-        if not answer.get("ok"):
-            _raise_refusal(node.label, answer)
-            return None  # an answer we do not understand: as no holder
-        _check_held_keys(node, answer.get("host_keys", []))
+        answer = await _exchange(sock, {"op": "link"}, ANSWER_MARGIN)
+        if not answer.get("ok") or not isinstance(answer.get("link"), str):
+            sock.close()
+            return None
         conn = await asyncssh.connect(
             "holder",
             sock=sock,
             config=None,  # no ~/.ssh/config entry applies to the local link
-            known_hosts=None,  # the holder is this user's process (checked above)
+            known_hosts=None,  # the holder is this user's process (checked on the socket)
             username="apssh",
             client_keys=None,
             agent_path=None,
@@ -268,19 +306,120 @@ async def held_connection(
             server_host_key_algs=["ssh-ed25519"],
             gss_host=None,  # no GSS on a local link
             **HOLDER_LINK,
-            client_factory=lambda: _HolderClient(on_lost),
+            client_factory=_HolderClient,
         )
-    except (ConnectError, ConfigError):
-        sock.close()
-        raise
     except (OSError, ProtocolError, asyncssh.Error, TimeoutError, ValueError) as exc:
         # ValueError: asyncssh's own option checks (no local user name): the direct
         # connection says it as a ConfigError
         sock.close()
         log.debug("persist: the holder failed (%s), connecting directly", exc)
         return None
+    return _Link(conn, str(answer["link"]), path)
+
+
+class HeldRoute:
+    """A node's connection through the holder: what :class:`~apssh_cli.ssh.node.SshNode`
+    uses of a connection, on the shared link, for its own route.
+
+    Closing it releases the node's share of the link; the link closes with its last
+    route (the holder then releases the held connections, which stay warm).
+    """
+
+    def __init__(self, link: _Link, route: int, on_lost: Callable[[], None]) -> None:
+        self._link = link
+        self._route = str(route)
+        self._closed = False
+        link.routes.add(self)
+        link.client.on_lost[id(self)] = on_lost
+
+    def _env(self, env: Any) -> dict[str, str]:
+        tagged = dict(env or {})
+        tagged[ROUTE_ENV] = self._route
+        return tagged
+
+    async def create_process(self, command: str, **kwargs: Any) -> asyncssh.SSHClientProcess[Any]:
+        kwargs["env"] = self._env(kwargs.get("env"))
+        return await self._link.conn.create_process(command, **kwargs)
+
+    async def run(self, command: str, **kwargs: Any) -> asyncssh.SSHCompletedProcess:
+        kwargs["env"] = self._env(kwargs.get("env"))
+        return await self._link.conn.run(command, **kwargs)
+
+    async def start_sftp_client(self, **kwargs: Any) -> asyncssh.SFTPClient:
+        kwargs["env"] = self._env(kwargs.get("env"))
+        return await self._link.conn.start_sftp_client(**kwargs)
+
+    def get_owner(self) -> _HolderClient:
+        return self._link.client
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return default  # a local link: nothing to keep open after a loop's end
+        return self._link.conn.get_extra_info(name, default)
+
+    def is_closed(self) -> bool:
+        return self._closed or self._link.conn.is_closed()
+
+    def close(self) -> None:
+        self._release(self._link.conn.close)
+
+    def abort(self) -> None:
+        self._release(self._link.conn.abort)
+
+    async def wait_closed(self) -> None:
+        if not self._link.routes:
+            await self._link.conn.wait_closed()
+
+    def _release(self, end: Callable[[], None]) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        link = self._link
+        link.routes.discard(self)
+        link.client.on_lost.pop(id(self), None)
+        if not link.routes:
+            links = _LINKS.get(link.loop, {})
+            opening = links.get(link.path)
+            if opening is not None and opening.done() and opening.result() is link:
+                del links[link.path]
+            end()
+
+
+async def held_connection(
+    node: SshNode, persist: float, log: HostAdapter, on_lost: Callable[[], None]
+) -> HeldRoute | None:
+    """The node's connection through the holder, or None (connect directly).
+
+    Raises:
+        ConnectError: the holder could not connect upstream (as a direct connect would).
+        ConfigError: the same, for bad key or known_hosts files.
+    """
+    route = route_specs(node)
+    if route is None:
+        log.debug("persist: keys given as objects cannot be held, connecting directly")
+        return None
+    link = await _link(persist, log)
+    if link is None:
+        return None
+    sock = await control_socket(log)
+    if sock is None:
+        return None
+    timeouts = [hop.get("connect_timeout") or 0 for hop in route]
+    limit = sum(timeouts) + ANSWER_MARGIN if all(timeouts) else None
+    request = {"op": "connect", "route": route, "idle": persist, "link": link.token}
+    try:
+        with sock:
+            answer = await _exchange(sock, request, limit)
+        if not answer.get("ok"):
+            _raise_refusal(node.label, answer)
+            return None  # an answer we do not understand: as no holder
+        _check_held_keys(node, answer.get("host_keys", []))
+        held = HeldRoute(link, int(answer["route"]), on_lost)
+    except (OSError, ProtocolError, TimeoutError, KeyError, ValueError) as exc:
+        log.debug("persist: the holder failed (%s), connecting directly", exc)
+        return None
     log.info("connected through the holder (%s)", "reused" if answer.get("reused") else "new")
-    return conn
+    return held
 
 
 def _raise_refusal(label: str, answer: dict[str, Any]) -> None:

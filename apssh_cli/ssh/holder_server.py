@@ -32,11 +32,12 @@ import fcntl
 import fnmatch
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,7 @@ from apssh_cli.ssh.connection import (
 from apssh_cli.ssh.context import SshContext
 from apssh_cli.ssh.holder import (
     HOLDER_LINK,
+    ROUTE_ENV,
     HoldKey,
     ProtocolError,
     encode_frame,
@@ -119,6 +121,7 @@ class Holder:
         self._stop = asyncio.Event()
         self._inode: int | None = None
         self._tasks: set[asyncio.Future[None]] = set()
+        self.links: dict[str, _LinkServer] = {}
 
     # ------------------------------------------------------------ held connections
 
@@ -333,9 +336,11 @@ class Holder:
         try:
             message = await asyncio.wait_for(read_frame(sock, "client"), REQUEST_TIMEOUT)
             op = message.get("op")
-            if op == "connect":
+            if op == "link":
+                handed_over = await self._link_client(sock)
+            elif op == "connect":
                 await _send(sock, {"ack": True})  # alive: the client waits for the rest
-                handed_over = await self._connect_client(sock, message)
+                await self._connect_route(sock, message)
             elif op == "list":
                 now = time.monotonic()
                 held = [h.describe(now) for h in self.held.values() if not h.dead]
@@ -355,49 +360,16 @@ class Holder:
             if not handed_over:
                 sock.close()
 
-    async def _connect_client(self, sock: socket.socket, message: dict[str, Any]) -> bool:
-        route = message.get("route")
-        if not isinstance(route, list) or not route:
-            raise ProtocolError("connect: no route")
-        idle = float(message.get("idle") or self.default_idle)
+    async def _link_client(self, sock: socket.socket) -> bool:
+        """A client's link: SSH on this socket, its channels proxied per route."""
+        token = secrets.token_hex(16)
+        link = _LinkServer(self, token)
+        self.links[token] = link
         try:
-            held, reused = await self.acquire(route, idle)
-        except ConnectError as exc:
-            await _send(sock, {"ok": False, "kind": _kind(exc), "message": exc.message})
-            return False
-        except ConfigError as exc:
-            await _send(sock, {"ok": False, "kind": "config", "message": str(exc)})
-            return False
-        released = False
-
-        def done() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.release(held)
-
-        async def replace() -> asyncssh.SSHClientConnection:
-            """A new upstream connection for this client: the held one died unnoticed
-            (a host rebooted, a cut that only our next write revealed)."""
-            nonlocal held
-            new, _ = await self.acquire(route, idle)  # drops the dead one, connects anew
-            old, held = held, new
-            if not released:
-                self.release(old)
-            logger.info("host=%s held connection was dead: replaced", new.label)
-            return new.conn
-
-        try:
-            keys = []
-            hop: Held | None = held
-            while hop is not None:
-                server_key = hop.conn.get_server_host_key()
-                keys.append(server_key.export_public_key().decode() if server_key else "")
-                hop = hop.gateway
-            await _send(sock, {"ok": True, "reused": reused, "host_keys": keys[::-1]})
+            await _send(sock, {"ok": True, "link": token})
             await asyncssh.run_server(
                 sock,
-                server_factory=lambda: _ProxyServer(held.conn, done, replace),
+                server_factory=lambda: link,
                 server_host_keys=[self._server_key],
                 encoding=None,
                 line_editor=False,
@@ -411,38 +383,100 @@ class Holder:
                 **HOLDER_LINK,
             )
         except BaseException:
-            done()
+            link.connection_lost(None)
             raise
         return True
 
+    async def _connect_route(self, sock: socket.socket, message: dict[str, Any]) -> None:
+        """Acquire a route for one of a link's nodes; answer its number on the link."""
+        route = message.get("route")
+        if not isinstance(route, list) or not route:
+            raise ProtocolError("connect: no route")
+        link = self.links.get(str(message.get("link")))
+        if link is None:
+            await _send(sock, {"ok": False, "kind": "protocol", "message": "no such link"})
+            return
+        idle = float(message.get("idle") or self.default_idle)
+        try:
+            held, reused = await self.acquire(route, idle)
+        except ConnectError as exc:
+            await _send(sock, {"ok": False, "kind": _kind(exc), "message": exc.message})
+            return
+        except ConfigError as exc:
+            await _send(sock, {"ok": False, "kind": "config", "message": str(exc)})
+            return
+        number = link.add(_Route(self, route, idle, held))
+        if link.closed:  # the client went while we connected
+            link.release_all()
+            return
+        keys = []
+        hop: Held | None = held
+        while hop is not None:
+            server_key = hop.conn.get_server_host_key()
+            keys.append(server_key.export_public_key().decode() if server_key else "")
+            hop = hop.gateway
+        await _send(sock, {"ok": True, "reused": reused, "host_keys": keys[::-1], "route": number})
 
-class _ProxyServer(asyncssh.SSHServer):
-    """One client's SSH connection to the holder: sessions go upstream."""
+
+class _Route:
+    """One node's route on a link: the held connection its channels go to."""
 
     def __init__(
-        self,
-        upstream: asyncssh.SSHClientConnection,
-        done: Callable[[], None],
-        replace: Callable[[], Awaitable[asyncssh.SSHClientConnection]],
+        self, holder: Holder, route: list[dict[str, Any]], idle: float, held: Held
     ) -> None:
-        self.upstream = upstream
-        self._done = done
-        self._replace = replace
+        self._holder = holder
+        self._route = route
+        self._idle = idle
+        self.held = held
+        self._released = False
         self._replacing: asyncio.Future[asyncssh.SSHClientConnection] | None = None
-        self._sessions: list[_DownSession] = []
+
+    @property
+    def upstream(self) -> asyncssh.SSHClientConnection:
+        return self.held.conn
 
     async def replace(self, dead: asyncssh.SSHClientConnection) -> asyncssh.SSHClientConnection:
-        """The connection to use instead of ``dead`` (one replacement for all sessions).
+        """The connection to use instead of ``dead`` (one replacement for all sessions):
+        the held one died unnoticed (a host rebooted, a cut that only our next write
+        revealed).
 
         Raises:
             ConnectError, ConfigError: the new connection failed.
         """
-        if self.upstream is not dead:
-            return self.upstream
+        if self.held.conn is not dead:
+            return self.held.conn
         if self._replacing is None or self._replacing.done():
-            self._replacing = asyncio.ensure_future(self._replace())
-        self.upstream = await asyncio.shield(self._replacing)
-        return self.upstream
+            self._replacing = asyncio.ensure_future(self._reacquire())
+        return await asyncio.shield(self._replacing)
+
+    async def _reacquire(self) -> asyncssh.SSHClientConnection:
+        new, _ = await self._holder.acquire(self._route, self._idle)  # drops the dead one
+        old, self.held = self.held, new
+        if not self._released:
+            self._holder.release(old)
+        logger.info("host=%s held connection was dead: replaced", new.label)
+        return new.conn
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._holder.release(self.held)
+
+
+class _LinkServer(asyncssh.SSHServer):
+    """One client's link to the holder: each session goes up its route's connection."""
+
+    def __init__(self, holder: Holder, token: str) -> None:
+        self._holder = holder
+        self._token = token
+        self.routes: dict[int, _Route] = {}
+        self.closed = False
+        self._sessions: list[_DownSession] = []
+
+    def add(self, route: _Route) -> int:
+        number = len(self.routes) + 1
+        self.routes[number] = route
+        return number
 
     def begin_auth(self, username: str) -> bool:
         return False  # the peer's uid was checked on the socket
@@ -456,15 +490,21 @@ class _ProxyServer(asyncssh.SSHServer):
         return False  # gateways are held by the holder itself: no client tunnels
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._holder.links.pop(self._token, None)
         for session in self._sessions:
             session.close_upstream()
-        self._done()
+        self.release_all()
+
+    def release_all(self) -> None:
+        for route in self.routes.values():
+            route.release()
 
 
 class _DownSession(asyncssh.SSHServerSession[bytes]):
     """The client's end of a proxied session channel."""
 
-    def __init__(self, server: _ProxyServer) -> None:
+    def __init__(self, server: _LinkServer) -> None:
         self._server = server
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._up: asyncssh.SSHClientChannel[bytes] | None = None
@@ -501,16 +541,23 @@ class _DownSession(asyncssh.SSHServerSession[bytes]):
     async def _open(self) -> None:
         chan = self._chan
         assert chan is not None
-        upstream = self._server.upstream
+        env = _environment(chan)
+        number = env.pop(ROUTE_ENV, None) or env.pop(ROUTE_ENV.encode(), None)
+        route = self._server.routes.get(_route_number(number))
+        if route is None:
+            logger.info("a session for no route of its link: refused")
+            chan.close()
+            return
+        upstream = route.upstream
         try:
             try:
-                up = await self._start(upstream, chan)
+                up = await self._start(upstream, chan, env)
             except (asyncssh.Error, OSError):
                 if not upstream.is_closed():
                     raise
                 # it died under the session's start (sshd ends what a lost connection
                 # started): start the session anew on a new connection
-                up = await self._start(await self._server.replace(upstream), chan)
+                up = await self._start(await route.replace(upstream), chan, env)
         except (asyncssh.Error, OSError, ConnectError, ConfigError) as exc:
             # as a lost connection: no exit status (the client's 255)
             logger.info("upstream session refused: %s", exc)
@@ -526,13 +573,16 @@ class _DownSession(asyncssh.SSHServerSession[bytes]):
         chan.resume_reading()
 
     async def _start(
-        self, upstream: asyncssh.SSHClientConnection, chan: asyncssh.SSHServerChannel[bytes]
+        self,
+        upstream: asyncssh.SSHClientConnection,
+        chan: asyncssh.SSHServerChannel[bytes],
+        env: dict[bytes | str, bytes | str],
     ) -> asyncssh.SSHClientChannel[bytes]:
         up, _ = await upstream.create_session(
             lambda: _UpSession(chan),
             command=self._command,
             subsystem=self._subsystem,
-            env=_environment(chan),
+            env=env,
             encoding=None,
             window=CHANNEL_WINDOW,
             **self._pty,
@@ -629,6 +679,13 @@ def _environment(chan: asyncssh.SSHServerChannel[bytes]) -> dict[bytes | str, by
     env: dict[bytes | str, bytes | str] = {}
     env.update(chan.get_environment())
     return env
+
+
+def _route_number(value: bytes | str | None) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
 
 
 def _behind(route: list[dict[str, Any]], index: int, exc: ConnectError) -> ConnectError:

@@ -31,9 +31,7 @@ import socket
 import weakref
 from collections.abc import AsyncGenerator
 from contextlib import suppress
-from typing import Protocol
-
-import asyncssh
+from typing import Any, Protocol
 
 __all__ = ["LoopEnd", "abandon", "hang_up", "loop_end", "park"]
 
@@ -41,8 +39,17 @@ __all__ = ["LoopEnd", "abandon", "hang_up", "loop_end", "park"]
 _PARK_WAIT = 5.0
 
 
+class Connection(Protocol):
+    """What the end of a loop needs of a connection (asyncssh's, or a node's share
+    of the --persist holder's link)."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+    def abort(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+
+
 class Parkable(Protocol):
-    def park(self) -> asyncssh.SSHClientConnection | None: ...
+    def park(self) -> Connection | None: ...
 
 
 class LoopEnd:
@@ -88,7 +95,7 @@ def loop_end() -> LoopEnd:
     return end
 
 
-def park(conn: asyncssh.SSHClientConnection) -> socket.socket | None:
+def park(conn: Connection) -> socket.socket | None:
     """Abort ``conn`` (a direct connection) but keep its TCP connection, on the returned
     duplicate of its socket. Call it while the connection's loop still runs."""
     kept: socket.socket | None = None
@@ -109,7 +116,7 @@ def hang_up(sock: socket.socket) -> None:
     sock.close()
 
 
-def abandon(conn: asyncssh.SSHClientConnection) -> None:
+def abandon(conn: Connection) -> None:
     """End a direct connection whose loop is gone without running anything on that loop.
 
     The socket is shut down (thread-safe, and a closed loop needs to do nothing); its

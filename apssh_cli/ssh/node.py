@@ -33,7 +33,7 @@ from collections.abc import Hashable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import asyncssh
 
@@ -75,6 +75,12 @@ from apssh_cli.ssh.sshconfig import (
     lookup,
 )
 from apssh_cli.ssh.teardown import close_nodes, closing
+
+if TYPE_CHECKING:
+    from apssh_cli.ssh.holder_client import HeldRoute
+
+    # a node's connection: its own, or its share of the link to the --persist holder
+    NodeConnection = asyncssh.SSHClientConnection | HeldRoute
 
 __all__ = [
     "LocalNode",
@@ -235,7 +241,7 @@ class SshNode(UpstreamNodeMixin):
         self._log = host_logger(self.label)
         # connection state, bound to one event loop (see _bind_loop)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: asyncssh.SSHClientConnection | None = None
+        self._conn: NodeConnection | None = None
         self._lock = asyncio.Lock()
         self._sftp: asyncssh.SFTPClient | None = None
         self._sftp_lock = asyncio.Lock()
@@ -371,10 +377,10 @@ class SshNode(UpstreamNodeMixin):
             self._loop_end = loopend.loop_end()
             await self._loop_end.add(self)
 
-    async def _connect_with_retries(self) -> asyncssh.SSHClientConnection:
+    async def _connect_with_retries(self) -> NodeConnection:
         return await with_retries(self._connect_once, self.connect_retries, self._log)
 
-    async def _connect_once(self) -> asyncssh.SSHClientConnection:
+    async def _connect_once(self) -> NodeConnection:
         target = self.resolve()
         persist = holder.effective_persist(self.persist)
         if persist > 0:
@@ -391,7 +397,14 @@ class SshNode(UpstreamNodeMixin):
                 raise UnreachableError(
                     self.label, f"gateway {target.gateway.label}: {exc.message}"
                 ) from exc
-            tunnel = target.gateway._conn
+            gateway_conn = target.gateway._conn
+            if gateway_conn is None or isinstance(gateway_conn, asyncssh.SSHClientConnection):
+                tunnel = gateway_conn
+            else:
+                raise ConfigError(
+                    f"host {self.label}: its gateway {target.gateway.label} is held by "
+                    "--persist and it is not: give both the same persist"
+                )
         context = self._context()
         known = context.known_hosts(target.known_hosts, alias=target.host_key_alias)
         sock = None
@@ -424,7 +437,7 @@ class SshNode(UpstreamNodeMixin):
         else the ``gateway`` given (no lookup here: what `close_nodes` follows)."""
         return self._target.gateway if self._target is not None else self.gateway
 
-    def park(self) -> asyncssh.SSHClientConnection | None:
+    def park(self) -> NodeConnection | None:
         """The loop ends: keep a direct connection's TCP connection open, abort the rest.
 
         Returns the connection to wait for. One behind a gateway is left alone: it ends
@@ -469,7 +482,7 @@ class SshNode(UpstreamNodeMixin):
             await conn.wait_closed()
             self._log.debug("closed")
 
-    async def _connection(self) -> asyncssh.SSHClientConnection:
+    async def _connection(self) -> NodeConnection:
         await self.connect()
         assert self._conn is not None
         return self._conn
@@ -543,7 +556,7 @@ class SshNode(UpstreamNodeMixin):
 
     async def _start_process(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: NodeConnection,
         wrapped: str,
         marker: PidMarker,
         x11: bool = False,
@@ -682,7 +695,7 @@ class SshNode(UpstreamNodeMixin):
 
 
 async def _open_session(
-    conn: asyncssh.SSHClientConnection, wrapped: str, x11: bool = False
+    conn: NodeConnection, wrapped: str, x11: bool = False
 ) -> asyncssh.SSHClientProcess[bytes]:
     """Start ``wrapped``; no end-of-file on its stdin: that would tell the wrapper we left.
 

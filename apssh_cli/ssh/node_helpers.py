@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncssh
 
@@ -88,10 +88,14 @@ def _as_list(paths: str | Path | Sequence[str | Path]) -> list[str | Path]:
     return [paths] if isinstance(paths, str | Path) else list(paths)
 
 
+if TYPE_CHECKING:
+    from apssh_cli.ssh.holder_client import HeldRoute
+
+
 class _Node(Protocol):
     """What the helpers use of SshNode."""
 
-    _conn: asyncssh.SSHClientConnection | None
+    _conn: asyncssh.SSHClientConnection | HeldRoute | None
     _target: Any
     hostname: str
     username: str | None
@@ -113,8 +117,12 @@ class _Node(Protocol):
 class UpstreamNodeMixin:
     """Upstream apssh's node helpers, for scripts that call them directly."""
 
-    async def connect_lazy(self: _Node) -> asyncssh.SSHClientConnection | None:
-        """Connect if needed; return the connection (upstream's name for :meth:`connect`)."""
+    async def connect_lazy(self: _Node) -> asyncssh.SSHClientConnection | HeldRoute | None:
+        """Connect if needed; return the connection (upstream's name for :meth:`connect`).
+
+        A node held by ``--persist`` returns its share of the holder's link
+        (:class:`~apssh_cli.ssh.holder_client.HeldRoute`): ``run``, ``create_process``
+        and ``start_sftp_client``, as on a connection."""
         await self.connect()
         return self._conn
 
