@@ -16,18 +16,17 @@ asynciojobs and click. ``APSSH_SERVER=0`` in the environment runs every call her
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import socket
 import sys
+import zlib
 from contextlib import suppress
-from pathlib import Path
 
 import apssh_cli
 from apssh_cli.ssh.control import (
     ProtocolError,
-    control_dir,
+    control_dir_name,
     encode_frame,
     recv_frame,
     same_user,
@@ -37,6 +36,7 @@ from apssh_cli.ssh.control import (
 
 TYPE_CHECKING = False  # not typing's: see apssh_cli/__init__.py
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -115,7 +115,7 @@ def persist_asked(argv: list[str], environ: dict[str, str] | os._Environ[str]) -
         return 0.0  # said again, with the file and line, by the command line
 
 
-def _answers(path: Path) -> bool:
+def _answers(path: str | Path) -> bool:
     """Whether something listens on the unix socket ``path``."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
@@ -130,7 +130,7 @@ def served(argv: list[str]) -> int | None:
     """Run the call in the command server; its exit status, or None: not served
     (then nothing ran)."""
     try:
-        path = server_path()
+        path = server_name()
         request = _request(argv)
     except (OSError, ValueError):
         return None
@@ -147,29 +147,37 @@ def served(argv: list[str]) -> int | None:
 
 
 def code_tag(environ: dict[str, str] | os._Environ[str]) -> str:
-    """A digest of what the server's code and the caller's must share."""
-    digest = hashlib.sha256()
-    for part in (sys.executable, environ.get("HOME", ""), sys.version):
-        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    package = Path(apssh_cli.__file__).parent
+    """A digest of what the server's code and the caller's must share (64 bits of
+    CRC: it tells apart versions of one user's install, it is no security boundary;
+    zlib, not hashlib: the launcher saves OpenSSL's ~3 ms load)."""
+    parts = [sys.executable, environ.get("HOME", ""), sys.version]
+    package = os.path.dirname(apssh_cli.__file__)
     for directory, subdirectories, files in os.walk(package):
         subdirectories.sort()
         for name in sorted(files):
             if name.endswith(".py"):
                 info = os.stat(os.path.join(directory, name))
-                digest.update(f"{directory}/{name}:{info.st_size}:{info.st_mtime_ns}\0".encode())
+                parts.append(f"{directory}/{name}:{info.st_size}:{info.st_mtime_ns}")
     # an installed or removed dependency changes its site directory
     for entry in sys.path:
         if entry.endswith("-packages"):
             with suppress(OSError):
-                digest.update(f"{entry}:{os.stat(entry).st_mtime_ns}\0".encode())
-    return digest.hexdigest()[:16]
+                parts.append(f"{entry}:{os.stat(entry).st_mtime_ns}")
+    data = "\0".join(parts).encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+
+
+def server_name(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """Where the command server of this interpreter, apssh and HOME listens."""
+    environ = os.environ if environ is None else environ
+    return os.path.join(control_dir_name(environ), f"command-{code_tag(environ)}.sock")
 
 
 def server_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
-    """Where the command server of this interpreter, apssh and HOME listens."""
-    environ = os.environ if environ is None else environ
-    return control_dir(environ) / f"command-{code_tag(environ)}.sock"
+    """:func:`server_name` as a Path."""
+    from pathlib import Path
+
+    return Path(server_name(environ))
 
 
 def _request(argv: list[str]) -> dict[str, Any]:

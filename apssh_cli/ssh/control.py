@@ -10,18 +10,18 @@ A frame is a 4-byte big-endian length, then a JSON object.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
 import socket
 import stat
 import struct
 import sys
-from pathlib import Path
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the launcher ~10 ms
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
     from typing import Any
 
 SOCKET_NAME = "holder.sock"
@@ -39,13 +39,25 @@ def control_dir(environ: Mapping[str, str] | None = None) -> Path:
     Raises:
         PermissionError: the directory exists but is another user's or open to others.
     """
+    from pathlib import Path
+
+    return Path(control_dir_name(environ))
+
+
+def control_dir_name(environ: Mapping[str, str] | None = None) -> str:
+    """:func:`control_dir` as a string, without pathlib (the launcher's ~4 ms).
+
+    Raises:
+        PermissionError: the directory exists but is another user's or open to others.
+    """
     environ = os.environ if environ is None else environ
     runtime = environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        base = Path(runtime) / "apssh"
+    if runtime and os.path.isdir(runtime):
+        base = os.path.join(runtime, "apssh")
     else:
-        base = Path(environ.get("TMPDIR") or "/tmp") / f"apssh-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
+        base = os.path.join(environ.get("TMPDIR") or "/tmp", f"apssh-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(base, 0o700)
     info = os.lstat(base)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
         raise PermissionError(f"{base} is not a directory of this user's")
@@ -65,6 +77,8 @@ def socket_path(environ: Mapping[str, str] | None = None) -> Path:
     home = environ.get("HOME", "")
     if not home:
         return control_dir(environ) / SOCKET_NAME
+    import hashlib
+
     tag = hashlib.sha256(home.encode("utf-8", "surrogateescape")).hexdigest()[:10]
     return control_dir(environ) / f"holder-{tag}.sock"
 
