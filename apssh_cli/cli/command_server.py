@@ -50,6 +50,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -342,10 +343,17 @@ def _rebind_streams(streams: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m apssh_cli.cli.command_server SOCKET", file=sys.stderr)
+    """``SOCKET [HOLDER_SOCKET IDLE]``: serve; with a holder's socket, fork the
+    holder first (after the imports it needs: they are shared, not made twice)."""
+    if len(argv) not in (1, 3):
+        print(
+            "usage: python -m apssh_cli.cli.command_server SOCKET [HOLDER_SOCKET IDLE]",
+            file=sys.stderr,
+        )
         return 2
     path = Path(argv[0])
+    if len(argv) == 3:
+        start_holder(Path(argv[1]), argv[2])
     lock_fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -360,6 +368,27 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     Server(path, lock_fd).serve()  # a child never returns from it: it exits with its run's status
     return 0
+
+
+def start_holder(holder: Path, idle: str) -> None:
+    """Fork the holder of ``holder`` (its own log, as when started alone)."""
+    from apssh_cli.ssh import holder_server
+
+    if os.fork() != 0:
+        return
+    try:
+        log = os.open(holder.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        for fd in (1, 2):
+            os.dup2(log, fd)
+        os.close(log)
+        status = holder_server.main([str(holder), idle])
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

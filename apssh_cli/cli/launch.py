@@ -28,6 +28,7 @@ from apssh_cli.ssh.control import (
     ProtocolError,
     control_dir_name,
     encode_frame,
+    mark_started,
     recv_frame,
     same_user,
     socket_path,
@@ -54,32 +55,40 @@ def main() -> None:
     if idle:
         # the holder and the command server start while this process imports
         # (~0.3 s): the first call of a script waits less, the next ones are served
-        with suppress(OSError):
-            holder = socket_path()
-            if not _answers(holder):
-                start_holder(holder, idle)
-        ensure_started()
+        ensure_started(holder_idle=idle)
     from apssh_cli.cli.main import main as run_here
 
     run_here()
 
 
-def ensure_started() -> None:
-    """Start this user's command server in the background if none listens.
+def ensure_started(holder_idle: float | None = None) -> None:
+    """Start this user's command server in the background if none listens; with
+    ``holder_idle``, the holder too if none listens.
 
-    Called by a ``--persist`` run that went through the launcher: the next calls
-    of the same script are then served warm. Errors only cost the speed-up.
+    One process starts both: it imports what the holder needs, forks the holder,
+    then imports the rest and serves (one import of asyncssh, not two, beside the
+    first call's own). Called by a ``--persist`` run that went through the
+    launcher: the next calls of the same script are served warm. Errors only cost
+    the speed-up.
     """
     import subprocess  # here: not needed by a served call
 
     try:
         path = server_path()
+        holder = socket_path() if holder_idle else None
+        if holder is not None and _answers(holder):
+            holder = None
         if _answers(path):
+            if holder is not None and holder_idle:
+                start_holder(holder, holder_idle)
             return
+        argv = [sys.executable, "-m", "apssh_cli.cli.command_server", str(path)]
+        if holder is not None:
+            argv += [str(holder), f"{holder_idle:g}"]
         log = os.open(path.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             subprocess.Popen(
-                [sys.executable, "-m", "apssh_cli.cli.command_server", str(path)],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -89,6 +98,8 @@ def ensure_started() -> None:
             )
         finally:
             os.close(log)
+        if holder is not None:
+            mark_started(holder)  # this run's nodes wait for it, rather than start another
     except OSError:
         pass
 

@@ -91,6 +91,11 @@ def started_here(path: Path) -> bool:
     return str(path) in _STARTED_HERE
 
 
+def mark_started(path: Path) -> None:
+    """Say that this process has started a holder for ``path`` (by other means)."""
+    _STARTED_HERE.add(str(path))
+
+
 def start_holder(path: Path, idle: float) -> None:
     """Start a holder for ``path`` in the background (its own session, its log
     next to the socket); it outlives this process."""

@@ -266,3 +266,33 @@ def test_an_edited_module_is_another_server() -> None:
 )
 def test_persist_asked(argv: list[str], environ: dict[str, str], expected: float) -> None:
     assert persist_asked(argv, environ) == expected
+
+
+def test_one_process_starts_the_holder_and_the_server(tmp_path: Path) -> None:
+    from apssh_cli.ssh.control import ask
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), PYTHONPATH=str(ROOT))
+    subprocess.run(
+        [sys.executable, "-c", "from apssh_cli.cli.launch import ensure_started as e; e(60)"],
+        env=env, check=True, timeout=60,
+    )  # fmt: skip
+    server = server_path(env)
+    holder = socket_path(env)
+
+    def listening(path: Path) -> bool:
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                return False
+            return True
+
+    assert wait_for(lambda: listening(server) and listening(holder), 30)
+    answer = ask({"op": "list"}, env)
+    assert answer is not None and answer["held"] == []
+    assert "listening" in holder.with_suffix(".log").read_text()
+    os.kill(int(answer["pid"]), signal.SIGTERM)
+    # the holder gone, its server follows (and removes its socket)
+    assert wait_for(lambda: not server.exists(), 20)
