@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 START_TIMEOUT = 5.0  # a server that takes longer to say "started" is not used
-LAUNCHED = {"here": False}  # whether this process was started by main() (not a test)
+# whether this process was started by main() (not a test), and started a server
+LAUNCHED = {"here": False, "spawned": False}
 
 
 def main() -> None:
@@ -73,6 +74,8 @@ def ensure_started(holder_idle: float | None = None) -> None:
     """
     import subprocess  # here: not needed by a served call
 
+    if LAUNCHED["spawned"]:
+        return  # this process started one already (it may not listen yet)
     try:
         path = server_path()
         holder = socket_path() if holder_idle else None
@@ -98,6 +101,7 @@ def ensure_started(holder_idle: float | None = None) -> None:
             )
         finally:
             os.close(log)
+        LAUNCHED["spawned"] = True
         if holder is not None:
             mark_started(holder)  # this run's nodes wait for it, rather than start another
     except OSError:

@@ -6,13 +6,15 @@ control socket before SSH starts on it. The holder process is
 :mod:`~apssh_cli.ssh.holder_server`; the client side (used by ``SshNode.connect``)
 is :mod:`~apssh_cli.ssh.holder_client`.
 
-Protocol, on one unix-socket connection: the client sends one request frame (a
-4-byte big-endian length, then JSON); the holder answers one frame. For
-``{"op": "connect", "route": [hop, ...]}`` the holder first acknowledges
-(``{"ack": true}``, at once: a stuck holder is given up on quickly), then answers;
-a ``{"ok": true}`` answer is followed by an SSH session *on the same socket* (the
-holder is the server) whose channels are proxied onto the held upstream connection;
-``list`` and ``close`` end after the answer.
+Protocol (frames: :mod:`~apssh_cli.ssh.control`): each request is one unix-socket
+connection, one request frame, one answer frame. ``{"op": "link"}`` is answered
+``{"ok": true, "link": NAME}`` and followed by an SSH session *on the same socket* (the
+holder is the server): the client process's one link, for all its held nodes.
+``{"op": "connect", "route": [hop, ...], "link": NAME}`` is first acknowledged
+(``{"ack": true}``, at once: a stuck holder is given up on quickly), then answered with
+the route's host keys and its number on the link; the node's session channels on the
+link carry that number in ``ROUTE_ENV`` and are proxied onto the route's held upstream
+connection. ``list`` and ``close`` end after the answer.
 
 Design (why it is shaped so):
 

@@ -3,14 +3,16 @@
 Started in the background by the first ``apssh ... --persist`` that finds none (see
 :mod:`~apssh_cli.ssh.holder_client`), one per user and HOME. It listens on a unix
 socket in the user's private control directory (mode 0600), refuses any peer of
-another uid (``SO_PEERCRED``, before reading a byte), and for each client:
+another uid (``SO_PEERCRED``, before reading a byte), serves each client process's
+link (SSH on the socket, :class:`_LinkServer`), and for each of its nodes:
 
 - opens (or reuses) the upstream connection of the requested route, gateways
   first, with the client's own keys, host-key policy and known_hosts files
   (:func:`~apssh_cli.ssh.connection.open_connection`, as a direct run would);
-- answers with the route's host keys, then serves SSH on the same socket: each
-  session channel (exec with its environment and pty, or the sftp subsystem) is
-  proxied onto a new channel of the upstream connection: data both ways with flow
+- answers with the route's host keys and its number on the link; each session
+  channel of the link (exec with its environment and pty, or the sftp subsystem)
+  names its route and is proxied onto a new channel of that route's upstream
+  connection: data both ways with flow
   control, end of input, signals, window changes, and the exit status or signal.
   When either side closes, the other is closed: a client that goes away (killed,
   timed out, cancelled) ends its remote command as a lost direct connection would,
