@@ -28,6 +28,7 @@ from apssh_cli.ssh.control import (
     ProtocolError,
     control_dir_name,
     encode_frame,
+    listening,
     mark_started,
     recv_frame,
     same_user,
@@ -79,9 +80,9 @@ def ensure_started(holder_idle: float | None = None) -> None:
     try:
         path = server_path()
         holder = socket_path() if holder_idle else None
-        if holder is not None and _answers(holder):
+        if holder is not None and listening(holder):
             holder = None
-        if _answers(path):
+        if listening(path):
             if holder is not None and holder_idle:
                 start_holder(holder, holder_idle)
             return
@@ -128,17 +129,6 @@ def persist_asked(argv: list[str], environ: dict[str, str] | os._Environ[str]) -
         return parse_duration(given, allow_zero=True)
     except ValueError:
         return 0.0  # said again, with the file and line, by the command line
-
-
-def _answers(path: str | Path) -> bool:
-    """Whether something listens on the unix socket ``path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-        return True
 
 
 def served(argv: list[str]) -> int | None:

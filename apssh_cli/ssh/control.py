@@ -220,6 +220,17 @@ def _recv_exactly(sock: socket.socket, size: int, peer: str = "holder") -> bytes
     return data
 
 
+def listening(path: str | Path) -> bool:
+    """Whether something listens on the unix socket ``path`` (connects, says nothing)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
 def peer_uid(sock: socket.socket) -> int:
     """The uid of the process at the other end of a unix socket (``SO_PEERCRED``)."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))

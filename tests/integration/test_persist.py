@@ -29,7 +29,7 @@ import pytest
 
 from apssh_cli.cli.launch import server_path
 from apssh_cli.lab import Endpoint, Topology
-from apssh_cli.ssh.control import socket_path
+from apssh_cli.ssh.control import listening, socket_path
 from apssh_cli.ssh.holder import ask
 
 pytestmark = pytest.mark.integration
@@ -76,15 +76,7 @@ class Holder:
                     stdout=sink, stderr=sink,
                 )  # fmt: skip
             self.started.append(process)
-        assert wait_for(lambda: self.pid() is not None and self.server_answers(), 30)
-
-    def server_answers(self) -> bool:
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(self.server))
-            except OSError:
-                return False
-            return True
+        assert wait_for(lambda: self.pid() is not None and listening(self.server), 30)
 
     def served_calls(self) -> int:
         log = self.server.with_suffix(".log")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from apssh_cli.cli.launch import code_tag, persist_asked, server_path
-from apssh_cli.ssh.control import socket_path
+from apssh_cli.ssh.control import listening, socket_path
 
 ROOT = Path(__file__).parents[2]
 INVENTORY = """\
@@ -68,15 +68,7 @@ class Warm:
                 [sys.executable, "-m", "apssh_cli.cli.command_server", str(self.path)],
                 env=self.env, stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
-        assert wait_for(self.answers, 20), self.log.read_text()
-
-    def answers(self) -> bool:
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(self.path))
-            except OSError:
-                return False
-            return True
+        assert wait_for(lambda: listening(self.path), 20), self.log.read_text()
 
     def served(self) -> int:
         return self.log.read_text().count(": apssh ")
@@ -280,14 +272,6 @@ def test_one_process_starts_the_holder_and_the_server(tmp_path: Path) -> None:
     )  # fmt: skip
     server = server_path(env)
     holder = socket_path(env)
-
-    def listening(path: Path) -> bool:
-        with socket.socket(socket.AF_UNIX) as probe:
-            try:
-                probe.connect(str(path))
-            except OSError:
-                return False
-            return True
 
     assert wait_for(lambda: listening(server) and listening(holder), 30)
     answer = ask({"op": "list"}, env)
