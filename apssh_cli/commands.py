@@ -672,15 +672,22 @@ class _Transfer(Command):
                 more_sessions=node.open_sftp_session,
                 sessions=self.sessions or sftp.SESSIONS,
             )
-        await move(
-            client,
-            sources,
-            destination,
-            recurse=self.recurse,
-            preserve=self.preserve,
-            host=node.label,
-            warn=functools.partial(_skipped, node),
-        )
+        try:
+            await move(
+                client,
+                sources,
+                destination,
+                recurse=self.recurse,
+                preserve=self.preserve,
+                host=node.label,
+                warn=functools.partial(_skipped, node),
+            )
+        except sftp.SessionLostError as exc:
+            if await node.sftp_session_ended():  # the host is there: the transfer failed
+                raise sftp.TransferError(
+                    "the server ended the SFTP session (its sftp-server exited)"
+                ) from exc
+            raise
 
 
 def _size(path: str | Path) -> int:

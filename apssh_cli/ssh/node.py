@@ -687,6 +687,15 @@ class SshNode(UpstreamNodeMixin):
                     ) from exc
             return self._sftp
 
+    async def sftp_session_ended(self) -> bool:
+        """After a transfer's SFTP session ended: True if the connection stands (only
+        the session ended: the server's sftp-server exited); the dead session is
+        forgotten either way, so the next transfer starts a new one."""
+        self._sftp = None
+        await asyncio.sleep(0.1)  # a lost connection's callbacks run first
+        conn = self._conn
+        return conn is not None and not conn.is_closed()
+
     async def open_sftp_session(self) -> asyncssh.SFTPClient:
         """One more SFTP session on the node's connection, for the caller to close
         (``exit()``): the extra sessions a large transfer is spread over."""

@@ -85,11 +85,17 @@ class TransferError(Exception):
     """A Push or Pull could not complete (reported as a failed transfer, rc 1)."""
 
 
+class SessionLostError(UnreachableError):
+    """The SFTP session ended under a transfer: a lost connection, or only the
+    session (the server's sftp-server exited); the node tells which
+    (:meth:`~apssh_cli.ssh.node.SshNode.sftp_session_ended`)."""
+
+
+_SESSION_LOST = (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection)
 _LOST = (
     asyncssh.ConnectionLost,
     asyncssh.DisconnectError,
-    asyncssh.SFTPConnectionLost,
-    asyncssh.SFTPNoConnection,
+    *_SESSION_LOST,
     asyncssh.ChannelOpenError,
     ConnectionError,  # BrokenPipeError, ConnectionResetError...
 )
@@ -99,6 +105,8 @@ _LOST = (
 def _transfer_errors(host: str) -> Iterator[None]:
     try:
         yield
+    except _SESSION_LOST as exc:
+        raise SessionLostError(host, "connection lost during the transfer") from exc
     except _LOST as exc:
         raise UnreachableError(host, "connection lost during the transfer") from exc
     except asyncssh.SFTPError as exc:

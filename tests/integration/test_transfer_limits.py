@@ -128,8 +128,8 @@ def test_a_push_in_blocks_too_large_for_sshd_fails_and_the_old_file_stays(
         node = node_of(endpoint, ssh_keypair)
         try:
             result = await Push(local, "/tmp/kept.bin").co_run(node)
-        except (UnreachableError, TransferError) as exc:  # the session ended: the host's error
-            return str(exc)
+        except (UnreachableError, TransferError) as exc:
+            return f"{type(exc).__name__}: {exc}"
         finally:
             await node.close()
         capture = node.formatter
@@ -139,6 +139,8 @@ def test_a_push_in_blocks_too_large_for_sshd_fails_and_the_old_file_stays(
 
     said = asyncio.run(asyncio.wait_for(scenario(), 120))
     assert said.strip(), "a failed push says why"
+    # the SSH connection stood: the server ended the SFTP session, the host is reachable
+    assert "SFTP session" in said and "unreachable" not in said.lower(), said
     rc, out = lab.exec_in(endpoint, "cat /tmp/kept.bin")
     assert (rc, out) == (0, "old")
     # and nothing left behind: the temporary file goes too, though its session ended
