@@ -43,6 +43,7 @@ import errno
 import fcntl
 import gc
 import io
+import locale
 import os
 import selectors
 import signal
@@ -63,6 +64,7 @@ from apssh_cli.ssh.control import (
     frame_length,
     same_user,
     socket_path,
+    trim_log,
 )
 
 CHECK_PERIOD = 1.0
@@ -238,8 +240,8 @@ class Server:
         for fd in fds:
             os.close(fd)
         self.children[pid] = conn
-        print(f"command server: pid {pid}: apssh {' '.join(request.get('argv', []))}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        # not the argv: a command line may hold a secret
+        print(f"command server: pid {pid}: a call served", file=sys.stderr, flush=True)
 
     def reap(self) -> None:
         while self.children:
@@ -271,6 +273,8 @@ def become_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -
         os.umask(int(request["umask"]))
         os.environ.clear()
         os.environ.update(request["env"])
+        with suppress(locale.Error):  # the caller's LC_CTYPE, as Python sets it at start-up
+            locale.setlocale(locale.LC_CTYPE, "")
         sys.argv = [str(arg) for arg in request["argv"]]
         _rebind_streams(request["streams"])
     except (OSError, KeyError, TypeError, ValueError) as exc:
@@ -352,6 +356,7 @@ def main(argv: list[str]) -> int:
         )
         return 2
     path = Path(argv[0])
+    trim_log(path.with_suffix(".log"))
     if len(argv) == 3:
         start_holder(Path(argv[1]), argv[2])
     lock_fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)

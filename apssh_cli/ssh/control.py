@@ -220,6 +220,14 @@ def _recv_exactly(sock: socket.socket, size: int, peer: str = "holder") -> bytes
     return data
 
 
+def trim_log(log: Path, limit: int = 1 << 20) -> None:
+    """A new holder or command server starts its log afresh once it is over ``limit``
+    bytes (its stderr is that file, opened for appending by whoever started it)."""
+    with contextlib.suppress(OSError):
+        if os.stat(log).st_size > limit:
+            os.truncate(log, 0)
+
+
 def listening(path: str | Path) -> bool:
     """Whether something listens on the unix socket ``path`` (connects, says nothing)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:

@@ -63,6 +63,7 @@ from apssh_cli.ssh.connection import (
     open_connection,
 )
 from apssh_cli.ssh.context import SshContext
+from apssh_cli.ssh.control import trim_log
 from apssh_cli.ssh.holder import (
     HOLDER_LINK,
     ROUTE_ENV,
@@ -724,14 +725,6 @@ def _session_alive(session: str) -> bool:
     return state.exists()
 
 
-def _trim_log(log: Path, limit: int = 1 << 20) -> None:
-    """A new holder starts its log afresh once it is over ``limit`` bytes (stderr is
-    that file, opened for appending by the client that started us)."""
-    with suppress(OSError):
-        if log.stat().st_size > limit:
-            os.truncate(log, 0)
-
-
 def main(argv: list[str]) -> int:
     if len(argv) not in (2, 3):
         print("usage: python -m apssh_cli.ssh.holder_server SOCKET IDLE [LINGER]", file=sys.stderr)
@@ -751,7 +744,7 @@ def main(argv: list[str]) -> int:
     except BlockingIOError:
         return 0  # another holder runs for this socket
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    _trim_log(path.with_suffix(".log"))
+    trim_log(path.with_suffix(".log"))
     asyncio.run(Holder(path, idle, linger).serve())
     return 0
 

@@ -80,7 +80,7 @@ class Holder:
 
     def served_calls(self) -> int:
         log = self.server.with_suffix(".log")
-        return log.read_text().count(": apssh ") if log.exists() else 0
+        return log.read_text().count(": a call served") if log.exists() else 0
 
     def apssh(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
