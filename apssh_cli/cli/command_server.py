@@ -62,6 +62,7 @@ from apssh_cli.ssh.control import (
     decode_frame,
     encode_frame,
     frame_length,
+    recv_frame,
     same_user,
     socket_path,
     trim_log,
@@ -280,8 +281,18 @@ def become_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -
     except (OSError, KeyError, TypeError, ValueError) as exc:
         send(conn, {"refused": str(exc)})  # nothing ran: the caller runs apssh itself
         os._exit(0)
-    conn.settimeout(None)
+    # the caller commits to this run only when it reads "started" in time, and says
+    # "go": a caller that gave up before (a stopped or slow server) has run the call
+    # itself, and this child must not run it again
     send(conn, {"started": os.getpid()})
+    conn.settimeout(REQUEST_TIMEOUT)
+    try:
+        go = recv_frame(conn, "caller")
+    except (OSError, ProtocolError):
+        go = {}
+    if not go.get("go"):
+        os._exit(0)
+    conn.settimeout(None)
     status = {"code": 1}
     reported = threading.Event()
 

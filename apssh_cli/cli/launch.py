@@ -217,7 +217,11 @@ def _delegate(sock: socket.socket, request: dict[str, Any]) -> int | None:
         return None
     pid = answer.get("started") if answer else None
     if not isinstance(pid, int):
-        return None  # refused, or gone before starting: nothing ran
+        return None  # refused, gone or too slow before starting: nothing ran
+    try:
+        sock.sendall(encode_frame({"go": True}))  # from here on, the run is the child's
+    except OSError:
+        return None  # it cannot have started without this
     sock.settimeout(None)
     target = _Target(pid)
     previous = {signum: signal.signal(signum, target.forward) for signum in FORWARDED}

@@ -27,10 +27,8 @@ from apssh_cli.ssh.control import listening, socket_path
 
 ROOT = Path(__file__).parents[2]
 INVENTORY = """\
-[hosts.alpha]
-address = "127.0.0.1"
-[groups.nodes]
-hosts = ["alpha"]
+[nodes.hosts]
+alpha = { ansible_host = "127.0.0.1" }
 """
 
 
@@ -111,6 +109,10 @@ def test_a_call_is_served_with_the_callers_cwd_env_and_exit_status(
         ("-i", "missing.toml", "-g", "nodes", "true"),  # a bad input: exit 1
         ("--no-such-option",),  # a usage error: exit 2
     ]
+    assert (
+        warm.apssh("inventory", "list", "-i", "lab.toml", served=False, cwd=tmp_path).returncode
+        == 0
+    )
     for args in cases:
         before = warm.served()
         here = warm.apssh(*args, served=False, cwd=tmp_path)
@@ -282,3 +284,23 @@ def test_one_process_starts_the_holder_and_the_server(tmp_path: Path) -> None:
     os.kill(int(answer["pid"]), signal.SIGTERM)
     # the holder gone, its server follows (and removes its socket)
     assert wait_for(lambda: not server.exists(), 20)
+
+
+def test_a_call_a_stopped_server_takes_too_late_runs_once(warm: Warm, tmp_path: Path) -> None:
+    (tmp_path / "lab.toml").write_text(INVENTORY)
+    alone = warm.apssh("inventory", "list", "-i", "lab.toml", served=False, cwd=tmp_path)
+    os.kill(warm.server.pid, signal.SIGSTOP)  # the kernel still queues the caller's request
+    try:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "apssh_cli", "inventory", "list", "-i", "lab.toml"],
+            env=warm.env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        # it gives up on the server (5 s), runs the call itself, exits
+        assert client.wait(60) == 0
+    finally:
+        os.kill(warm.server.pid, signal.SIGCONT)
+    # the server then takes the stale request: its child must not run it again (it
+    # would write to the same pipe, which stays open while a copy of it lives)
+    out, err = client.communicate(timeout=30)
+    assert (out, err) == (alone.stdout, alone.stderr)
+    assert wait_for(lambda: warm.served() == 1, 10)  # forked, and gone without running
