@@ -37,7 +37,6 @@ the caller's terminal through stdin: :mod:`apssh_cli.ssh.keyload`).
 
 from __future__ import annotations
 
-import array
 import atexit
 import errno
 import fcntl
@@ -57,11 +56,13 @@ from pathlib import Path
 from typing import Any
 
 from apssh_cli.ssh.control import (
+    FD_SIZE,
     HEADER_SIZE,
     ProtocolError,
     decode_frame,
     encode_frame,
     frame_length,
+    received_fds,
     recv_frame,
     same_user,
     socket_path,
@@ -101,13 +102,9 @@ def recv_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     need = HEADER_SIZE
     while len(data) < need:
         chunk, ancillary, _flags, _address = conn.recvmsg(
-            need - len(data), socket.CMSG_LEN(STREAMS * array.array("i").itemsize)
+            need - len(data), socket.CMSG_LEN(STREAMS * FD_SIZE)
         )
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                received = array.array("i")
-                received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
-                fds.extend(received)
+        fds.extend(received_fds(ancillary))
         if not chunk:
             break
         data += chunk

@@ -324,7 +324,12 @@ def run(
       apssh recipe run recipes/sweep.toml -i .lab/inventory.toml --resume
     """
     from apssh_cli.cli.defaults import load_defaults
-    from apssh_cli.cli.run_options import check_ssh_values, library_warnings, set_persist
+    from apssh_cli.cli.run_options import (
+        check_ssh_values,
+        early_connects_wanted,
+        library_warnings,
+        set_persist,
+    )
     from apssh_cli.inventory.targets import check_hostnames
     from apssh_cli.recipe.journal import create_run_dir, last_run
     from apssh_cli.recipe.loader import load_recipe
@@ -383,7 +388,7 @@ def run(
             raise ConfigError(f"--events: cannot write {events}: {exc.strerror}") from None
     early = (
         _start_connecting(planned, window, config)
-        if resume is None and not options.redirects() and not persist
+        if resume is None and early_connects_wanted(options, bool(persist))
         else None
     )
     try:

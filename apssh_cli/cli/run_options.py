@@ -32,6 +32,7 @@ from apssh_cli.inventory.targets import (
     resolve_gateway,
     resolve_targets,
 )
+from apssh_cli.ssh.control import holds_nothing_yet
 from apssh_cli.ssh.early import DEFAULT_SSH_CONFIG
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -447,9 +448,12 @@ def run_plan(
     persist = set_persist(*plan.persist)
     # the first hosts' TCP connects go out now: importing asyncio and asyncssh (below)
     # takes longer than their round trips; not where -O could send a host elsewhere,
-    # nor with --persist (the holder connects, or holds the connection already)
+    # nor with --persist once the holder may hold the connections already (a holder
+    # that holds nothing yet opens them on ours)
     early = start_early_connections(
-        [] if options.redirects() or persist else plan.targets, window, ssh_config=ssh_config
+        plan.targets if early_connects_wanted(options, persist) else [],
+        window,
+        ssh_config=ssh_config,
     )
     try:
         from apssh_cli.cli.execution import ExecutionOptions, execute
@@ -498,6 +502,16 @@ def set_persist(given: float | None, default: float | None) -> bool:
         if launch.LAUNCHED["here"]:  # the script's next calls are served warm
             launch.ensure_started()
     return persist
+
+
+def early_connects_wanted(options: Any, persist: bool) -> bool:
+    """Whether a run opens its first TCP connections before it imports asyncssh: not
+    when ``-O`` could send a host elsewhere, nor with persist when the holder could
+    hold the connections already (one it has just started, or none at all, holds
+    nothing: the connections it opens go on ours)."""
+    if options.redirects():
+        return False
+    return not persist or holds_nothing_yet()
 
 
 def check_ssh_values(options: Any) -> None:

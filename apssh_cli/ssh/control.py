@@ -91,6 +91,17 @@ def started_here(path: Path) -> bool:
     return str(path) in _STARTED_HERE
 
 
+def holds_nothing_yet(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this user's holder cannot hold a connection yet: none listens, or this
+    process has just started it (a ``--persist`` run may then open its first TCP
+    connections early and hand them to the holder)."""
+    try:
+        path = socket_path(environ)
+    except OSError:
+        return False
+    return started_here(path) or not listening(path)
+
+
 def mark_started(path: Path) -> None:
     """Say that this process has started a holder for ``path`` (by other means)."""
     _STARTED_HERE.add(str(path))
@@ -152,6 +163,17 @@ def decode_frame(body: bytes) -> dict[str, Any]:
 
 
 HEADER_SIZE = _LENGTH.size
+FD_SIZE = struct.calcsize("i")
+
+
+def received_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """The descriptors (``SCM_RIGHTS``) in the ancillary data of one ``recvmsg``."""
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            whole = len(payload) - len(payload) % FD_SIZE
+            fds.extend(struct.unpack(f"{whole // FD_SIZE}i", payload[:whole]))
+    return fds
 
 
 async def read_frame(sock: socket.socket, peer: str) -> dict[str, Any]:
@@ -160,20 +182,63 @@ async def read_frame(sock: socket.socket, peer: str) -> dict[str, Any]:
     Raises:
         ProtocolError: ``peer`` (named in the message) hung up, or sent no frame.
     """
+    message, _fds = await read_frame_with_fds(sock, peer, 0)
+    return message
+
+
+async def read_frame_with_fds(
+    sock: socket.socket, peer: str, max_fds: int
+) -> tuple[dict[str, Any], list[int]]:
+    """:func:`read_frame`, and the descriptors (at most ``max_fds``) sent with it.
+
+    Raises:
+        ProtocolError: ``peer`` hung up, or sent no frame (its descriptors are closed).
+    """
     import asyncio  # here: `apssh connections` (ask) needs no event loop
 
     loop = asyncio.get_running_loop()
+    fds: list[int] = []
+
+    async def readable() -> None:
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(sock.fileno(), wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(sock.fileno())
 
     async def read(size: int) -> bytes:
         data = b""
         while len(data) < size:
-            chunk = await loop.sock_recv(sock, size - len(data))
+            if max_fds and not data:  # descriptors come with a message's first byte
+                try:
+                    chunk, ancillary, _flags, _address = sock.recvmsg(
+                        size, socket.CMSG_SPACE(max_fds * FD_SIZE)
+                    )
+                except BlockingIOError:
+                    await readable()
+                    continue
+                fds.extend(received_fds(ancillary))
+            else:
+                chunk = await loop.sock_recv(sock, size - len(data))
             if not chunk:
                 raise ProtocolError(f"the {peer} hung up")
             data += chunk
         return data
 
-    return decode_frame(await read(frame_length(await read(HEADER_SIZE))))
+    try:
+        header = await read(HEADER_SIZE)
+        max_fds = 0  # only with the header
+        return decode_frame(await read(frame_length(header))), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
 
 
 def ask(

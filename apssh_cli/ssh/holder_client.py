@@ -133,17 +133,35 @@ def route_specs(node: SshNode) -> list[dict[str, Any]] | None:
 
 
 async def _exchange(
-    sock: socket.socket, request: dict[str, Any], timeout: float | None
+    sock: socket.socket,
+    request: dict[str, Any],
+    timeout: float | None,
+    early: socket.socket | None = None,
+    acknowledged: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    await asyncio.get_running_loop().sock_sendall(sock, encode_frame(request))
+    """Send ``request`` (with the ``early`` TCP connection, which the holder then
+    owns) and return the answer; ``acknowledged`` is called once a connect's
+    request was acknowledged."""
+    frame = encode_frame(request)
+    if early is not None:
+        try:
+            frame = frame[socket.send_fds(sock, [frame], [early.fileno()]) :]
+        except BlockingIOError:
+            pass  # the holder connects itself
+        finally:
+            early.close()
+    if frame:
+        await asyncio.get_running_loop().sock_sendall(sock, frame)
 
     def answer() -> Awaitable[dict[str, Any]]:
         return read_frame(sock, "holder")
 
     # a holder that is alive acknowledges a connect at once, before its upstream
     # connect: one that is stopped or stuck costs ACK_WAIT, not a connect timeout
-    if request.get("op") == "connect" and "ack" not in await asyncio.wait_for(answer(), ACK_WAIT):
-        raise ProtocolError("no acknowledgement from the holder")
+    if request.get("op") == "connect":
+        if "ack" not in await asyncio.wait_for(answer(), ACK_WAIT):
+            raise ProtocolError("no acknowledgement from the holder")
+        acknowledged()
     return await asyncio.wait_for(answer(), timeout)
 
 
@@ -401,15 +419,16 @@ async def held_connection(
     link = await _link(persist, log)
     if link is None:
         return None
-    sock = await control_socket(log)
-    if sock is None:
-        return None
     timeouts = [hop.get("connect_timeout") or 0 for hop in route]
     limit = sum(timeouts) + ANSWER_MARGIN if all(timeouts) else None
     request = {"op": "connect", "route": route, "idle": persist, "link": link.token}
+    early, sent = await _early_connection(node, route[0])
     try:
+        sock = await control_socket(log)
+        if sock is None:
+            return None
         with sock:
-            answer = await _exchange(sock, request, limit)
+            answer = await _exchange(sock, request, limit, early, sent)
         if not answer.get("ok"):
             _raise_refusal(node.label, answer)
             return None  # an answer we do not understand: as no holder
@@ -418,8 +437,55 @@ async def held_connection(
     except (OSError, ProtocolError, TimeoutError, KeyError, ValueError) as exc:
         log.debug("persist: the holder failed (%s), connecting directly", exc)
         return None
+    finally:
+        sent()  # the next nodes to the same first hop wait no more
+        if early is not None:
+            early.close()  # the holder has its own copy, if it was sent
     log.info("connected through the holder (%s)", "reused" if answer.get("reused") else "new")
     return held
+
+
+# per loop, per first hop: settled when the request bringing its early connection
+# has been acknowledged (the holder is opening that hop by then)
+_EARLY_SENT: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Future[None]]
+] = weakref.WeakKeyDictionary()
+
+
+async def _early_connection(
+    node: SshNode, first: dict[str, Any]
+) -> tuple[socket.socket | None, Callable[[], None]]:
+    """The early TCP connection to the route's first hop (see
+    :mod:`apssh_cli.ssh.early`) for the holder to open that hop on, and what to
+    call once the request carrying it is acknowledged.
+
+    One node's request brings it; the other nodes to the same first hop send
+    theirs after that one's acknowledgement, so that the holder opens the hop on
+    the early connection rather than on a new one. None: no early connection
+    (taken, failed: then the holder connects itself and says what it meets).
+    """
+    early = node._context().early_connections
+    if early is None:
+        return None, lambda: None
+    endpoint = (str(first["host"]), int(first["port"]))
+    sent = _EARLY_SENT.setdefault(asyncio.get_running_loop(), {})
+    pending = sent.get(endpoint)
+    if pending is not None:
+        await asyncio.shield(pending)
+        return None, lambda: None
+    done = sent[endpoint] = asyncio.get_running_loop().create_future()
+
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    try:
+        sock = await early.take(*endpoint)
+    except OSError:
+        sock = None
+    if sock is None:
+        settle()
+    return sock, settle
 
 
 def _raise_refusal(label: str, answer: dict[str, Any]) -> None:

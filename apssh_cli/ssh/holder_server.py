@@ -63,7 +63,7 @@ from apssh_cli.ssh.connection import (
     open_connection,
 )
 from apssh_cli.ssh.context import SshContext
-from apssh_cli.ssh.control import trim_log
+from apssh_cli.ssh.control import read_frame_with_fds, trim_log
 from apssh_cli.ssh.holder import (
     HOLDER_LINK,
     ROUTE_ENV,
@@ -71,7 +71,6 @@ from apssh_cli.ssh.holder import (
     ProtocolError,
     encode_frame,
     hop_key,
-    read_frame,
     same_user,
 )
 
@@ -128,8 +127,14 @@ class Holder:
 
     # ------------------------------------------------------------ held connections
 
-    async def acquire(self, route: list[dict[str, Any]], idle: float) -> tuple[Held, bool]:
+    async def acquire(
+        self, route: list[dict[str, Any]], idle: float, early: socket.socket | None = None
+    ) -> tuple[Held, bool]:
         """The held connection of ``route``'s last hop (opened if needed), one more user.
+
+        ``early``: a TCP connection to the first hop that the client opened ahead
+        (see :func:`_early_socket`), now ours: the first hop's connection if that is
+        opened now, else closed.
 
         Returns it and whether it was held already.
 
@@ -150,7 +155,8 @@ class Holder:
                 if held is None:
                     reused = False
                     try:
-                        held = await self._open(hop, key, gateway, idle)
+                        sock = early if index == 0 else None
+                        held = await self._open(hop, key, gateway, idle, sock)
                     except ConnectError as exc:
                         if gateway is not None:
                             self.release(gateway)
@@ -160,6 +166,8 @@ class Holder:
                             self.release(gateway)
                         raise
                     self.held[key] = held
+                elif index == 0 and early is not None:
+                    early.close()  # the first hop is held already
                 held.users += 1
                 held.idle_limit = idle
             if gateway is not None:
@@ -170,7 +178,12 @@ class Holder:
         return gateway, reused
 
     async def _open(
-        self, hop: dict[str, Any], key: HoldKey, gateway: Held | None, idle: float
+        self,
+        hop: dict[str, Any],
+        key: HoldKey,
+        gateway: Held | None,
+        idle: float,
+        sock: socket.socket | None = None,
     ) -> Held:
         target = ConnectionSettings(
             host=key.host,
@@ -205,6 +218,7 @@ class Holder:
             target,
             Credentials(key.keys, target.host_key_policy, known),
             tunnel=gateway.conn if gateway is not None else None,
+            sock=sock,
             connect_timeout=hop.get("connect_timeout"),
             on_lost=lost,
             log=host_logger(label),
@@ -336,14 +350,19 @@ class Holder:
     async def _client(self, sock: socket.socket) -> None:
         self._clients += 1
         handed_over = False
+        early: socket.socket | None = None
         try:
-            message = await asyncio.wait_for(read_frame(sock, "client"), REQUEST_TIMEOUT)
+            message, fds = await asyncio.wait_for(
+                read_frame_with_fds(sock, "client", 1), REQUEST_TIMEOUT
+            )
+            early = _early_socket(fds, message)
             op = message.get("op")
             if op == "link":
                 handed_over = await self._link_client(sock)
             elif op == "connect":
                 await _send(sock, {"ack": True})  # alive: the client waits for the rest
-                await self._connect_route(sock, message)
+                taken, early = early, None  # the route's to use or close
+                await self._connect_route(sock, message, taken)
             elif op == "list":
                 now = time.monotonic()
                 held = [h.describe(now) for h in self.held.values() if not h.dead]
@@ -360,6 +379,8 @@ class Holder:
             logging.getLogger(__name__).exception("client failed")
         finally:
             self._clients -= 1
+            if early is not None:
+                early.close()  # brought by a request that is no connect
             if not handed_over:
                 sock.close()
 
@@ -390,7 +411,9 @@ class Holder:
             raise
         return True
 
-    async def _connect_route(self, sock: socket.socket, message: dict[str, Any]) -> None:
+    async def _connect_route(
+        self, sock: socket.socket, message: dict[str, Any], early: socket.socket | None
+    ) -> None:
         """Acquire a route for one of a link's nodes; answer its number on the link."""
         route = message.get("route")
         if not isinstance(route, list) or not route:
@@ -401,7 +424,7 @@ class Holder:
             return
         idle = float(message.get("idle") or self.default_idle)
         try:
-            held, reused = await self.acquire(route, idle)
+            held, reused = await self.acquire(route, idle, early)
         except ConnectError as exc:
             await _send(sock, {"ok": False, "kind": _kind(exc), "message": exc.message})
             return
@@ -676,6 +699,27 @@ class _UpSession(asyncssh.SSHClientSession[bytes]):
                 self._down.exit(self._exit[0])
             else:
                 self._down.exit_with_signal(*self._exit)
+
+
+def _early_socket(fds: list[int], message: dict[str, Any]) -> socket.socket | None:
+    """The TCP connection a ``connect`` request brought for its route's first hop:
+    the client opened it while it imported (a plain run's head start), so that the
+    first run of a script is not slower for going through a new holder. Anything
+    else sent along is closed."""
+    route = message.get("route")
+    first = route[0] if isinstance(route, list) and route and isinstance(route[0], dict) else {}
+    early = None
+    for fd in fds:
+        sock = socket.socket(fileno=fd)
+        port = None
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            with suppress(OSError):
+                port = sock.getpeername()[1]
+        if early is None and port is not None and port == first.get("port"):
+            early = sock
+        else:
+            sock.close()
+    return early
 
 
 def _environment(chan: asyncssh.SSHServerChannel[bytes]) -> dict[bytes | str, bytes | str]:

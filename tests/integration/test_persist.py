@@ -391,6 +391,34 @@ def test_recipe_runs_share_the_held_connections(
     assert {e.name: logins(e) - before[e.name] for e in endpoints} == {e.name: 1 for e in endpoints}
 
 
+def test_a_first_run_hands_its_early_connection_to_the_new_holder(
+    topology: Topology, tmp_path: Path
+) -> None:
+    """No holder yet: the run opens its TCP connection to the bastion while it imports
+    (as a run without --persist does) and the holder it starts logs in on it."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    fresh = Holder(runtime)
+    endpoints = [topology.bastion, *topology.internal]
+    before = {e.name: logins(e) for e in endpoints}
+    try:
+        done = fresh.apssh("-i", str(topology.inventory), "-g", "nodes", "--persist", "60", "true")
+        assert done.returncode == 0, done.stdout + done.stderr
+        log = socket_path(fresh.env).with_suffix(".log").read_text()
+        assert f"host={topology.bastion.name} connected to" in log
+        assert "(on its early TCP connection)" in log, log
+        assert {e.name: logins(e) - before[e.name] for e in endpoints} == {
+            e.name: 1 for e in endpoints
+        }
+        again = fresh.apssh("-i", str(topology.inventory), "-g", "nodes", "--persist", "60", "true")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert {e.name: logins(e) - before[e.name] for e in endpoints} == {
+            e.name: 1 for e in endpoints
+        }
+    finally:
+        fresh.stop()
+
+
 def interrupted_run(
     topology: Topology, holder: Holder, node: Endpoint, marker: str, persist: bool
 ) -> subprocess.CompletedProcess[str]:
