@@ -5,8 +5,9 @@ and asynciojobs (about 0.3 s each on the machines of docs/benchmarks.md) even wh
 the holder keeps every SSH connection warm. The command server removes that cost
 as Mercurial's ``chg`` does for ``hg``: a process that has imported apssh once
 waits on a unix socket; each ``apssh`` (:mod:`apssh_cli.cli.launch`, which imports
-nothing heavy) hands it its argv, environment, working directory, umask and its
-stdin, stdout and stderr *descriptors* (``SCM_RIGHTS``); the server forks a child
+nothing heavy) hands it its argv, environment, working directory, umask, resource
+limits, scheduling priority and its stdin, stdout and stderr *descriptors*
+(``SCM_RIGHTS``); the server forks a child
 that takes them on and runs the ordinary command line in them. The child is the
 run: it writes to the caller's terminal or pipes, reads its stdin, connects through
 the holder as any ``--persist`` run does, and its exit status becomes the caller's.
@@ -30,8 +31,10 @@ Why it is shaped so:
 - Each child starts from the state the server had after its imports: the server
   never runs a command itself, so no run's state leaks into the next one.
 
-Not carried to the child: the caller's resource limits, scheduling priority,
-cgroup and controlling terminal (the passphrase prompt of an encrypted key reads
+A child that cannot take on the caller's limits or priority (a caller allowed more
+than the server: a higher hard limit, a lower nice value) refuses the call, which
+the caller then runs itself. Not carried to the child: the caller's cgroup and
+controlling terminal (the passphrase prompt of an encrypted key reads
 the caller's terminal through stdin: :mod:`apssh_cli.ssh.keyload`).
 """
 
@@ -44,6 +47,7 @@ import gc
 import io
 import locale
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -269,6 +273,7 @@ def become_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -
             os.close(fd)
         os.chdir(request["cwd"])
         os.umask(int(request["umask"]))
+        _take_limits(request["rlimits"], int(request["nice"]))
         os.environ.clear()
         os.environ.update(request["env"])
         with suppress(locale.Error):  # the caller's LC_CTYPE, as Python sets it at start-up
@@ -311,6 +316,16 @@ def become_child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -
         raise
     status["code"] = 0
     sys.exit(0)
+
+
+def _take_limits(rlimits: dict[str, list[int]], nice: int) -> None:
+    """The caller's resource limits and nice value, or OSError/ValueError if not allowed."""
+    for name, (soft, hard) in rlimits.items():
+        which = getattr(resource, name, None)
+        if which is not None and resource.getrlimit(which) != (soft, hard):
+            resource.setrlimit(which, (soft, hard))  # above our hard limit: refused
+    if os.getpriority(os.PRIO_PROCESS, 0) != nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # a lower nice value: refused unless root
 
 
 def _exit_code(code: object) -> int:

@@ -3,7 +3,8 @@
 When this user's command server (:mod:`apssh_cli.cli.command_server`, started by
 an earlier ``--persist`` run and alive while its holder is) listens for this very
 interpreter, apssh and HOME, this module passes it the call: argv, environment,
-working directory, umask and the stdin, stdout and stderr descriptors. The server's
+working directory, umask, resource limits, scheduling priority and the stdin, stdout
+and stderr descriptors. The server's
 child runs the call as ``apssh`` would here, writing straight to our descriptors;
 we forward the signals we get and exit with its status. Anything short of a
 started run (no server, a stale one, a refusal) runs the call in this process, as
@@ -17,6 +18,7 @@ asynciojobs and click. ``APSSH_SERVER=0`` in the environment runs every call her
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import sys
@@ -202,9 +204,17 @@ def _request(argv: list[str]) -> dict[str, Any]:
         "argv": [sys.argv[0], *argv],
         "cwd": os.getcwd(),
         "umask": umask,
+        "rlimits": process_limits(),
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "env": dict(os.environ),
         "streams": streams,
     }
+
+
+def process_limits() -> dict[str, list[int]]:
+    """This process's resource limits (``ulimit``), by name: ``{"RLIMIT_NOFILE": [soft, hard]}``."""
+    names = sorted(name for name in dir(resource) if name.startswith("RLIMIT_"))
+    return {name: list(resource.getrlimit(getattr(resource, name))) for name in names}
 
 
 def _delegate(sock: socket.socket, request: dict[str, Any]) -> int | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from apssh_cli.cli.command_server import _take_limits
 from apssh_cli.cli.launch import code_tag, persist_asked, server_path
 from apssh_cli.ssh.control import listening, socket_path
 
@@ -192,6 +194,48 @@ def test_ctrl_c_reaches_the_served_run(warm: Warm, silent_listener: int) -> None
     finally:
         client.kill()
         client.communicate()
+
+
+def _limited() -> None:  # in the caller, before it starts: `nice -n 3`, `ulimit -n 777`
+    os.nice(3)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (777, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def test_the_callers_limits_and_priority_reach_the_served_run(
+    warm: Warm, silent_listener: int
+) -> None:
+    args = ["-t", f"127.0.0.1:{silent_listener}", "--connect-timeout", "120", "true"]
+    client = subprocess.Popen(
+        [sys.executable, "-m", "apssh_cli", *args, "--known-hosts", "off"],
+        env=warm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_limited,
+    )  # fmt: skip
+    try:
+        child = _child_pid(warm)
+        server_nice = os.getpriority(os.PRIO_PROCESS, warm.server.pid)
+
+        def nice() -> int:  # field 19 of /proc/PID/stat
+            return int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+        # the child takes them on before it says "started", the server logs the fork
+        wait_for(lambda: nice() == server_nice + 3, 10)
+        child_nice = nice()
+        limits = Path(f"/proc/{child}/limits").read_text()
+    finally:
+        client.kill()
+        client.communicate()
+    assert child_nice == server_nice + 3
+    open_files = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert open_files.split()[3] == "777", open_files
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
+
+
+def test_limits_a_child_cannot_take_refuse_the_call() -> None:
+    # a refusal makes the caller run the call itself (become_child answers "refused")
+    with pytest.raises(ValueError):
+        _take_limits({"RLIMIT_NOFILE": [2, 1]}, os.getpriority(os.PRIO_PROCESS, 0))
 
 
 def test_a_killed_caller_ends_its_served_run(warm: Warm, silent_listener: int) -> None:
