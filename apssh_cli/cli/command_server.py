@@ -16,10 +16,10 @@ Why it is shaped so:
 
 - The child is ``apssh`` itself, not a re-implementation: output, exit statuses,
   signals and summaries are those of a direct run by construction. The caller
-  forwards the signals it gets (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) to the child
-  through a pidfd (no pid-reuse race); a caller that dies (SIGKILL, a closed
-  terminal) is noticed by the child (its socket ends) which then stops as on
-  SIGHUP, and is killed 10 s later if still there: no remote process is left.
+  forwards the signals it gets (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; Ctrl-Z as SIGSTOP,
+  then SIGCONT) to the child through a pidfd (no pid-reuse race); a caller that
+  dies (SIGKILL, a closed terminal) is noticed by the child (its socket ends) which
+  then stops as on SIGHUP, and is killed 10 s later if still there: no remote process is left.
 - A server serves one interpreter, one installed apssh and one HOME: its socket's
   name carries a digest of the interpreter, of every module of the package (path,
   size, mtime) and of the site directories, so an upgraded or edited apssh is
@@ -157,6 +157,9 @@ class Server:
 
     def serve(self) -> None:
         """Serve until the holder is gone; return in the server, never in a child."""
+        # looked at before the socket exists: a holder that ends as soon as a caller
+        # sees the socket is then a holder gone, not one that never came (10 s more)
+        seen = self.holder_alive()
         listener = self.listen()
         self.inode = os.stat(self.path).st_ino
         for fd in (self.wakeup_read, self.wakeup_write):
@@ -168,7 +171,6 @@ class Server:
         self.selector.register(listener, selectors.EVENT_READ)
         self.selector.register(self.wakeup_read, selectors.EVENT_READ)
         gc.freeze()  # the imported modules stay shared with every child (no copy-on-write)
-        seen = False
         while True:
             for key, _events in self.selector.select(CHECK_PERIOD):
                 if key.fileobj is listener and not self.stopping:

@@ -6,7 +6,8 @@ interpreter, apssh and HOME, this module passes it the call: argv, environment,
 working directory, umask, resource limits, scheduling priority and the stdin, stdout
 and stderr descriptors. The server's
 child runs the call as ``apssh`` would here, writing straight to our descriptors;
-we forward the signals we get and exit with its status. Anything short of a
+we forward the signals we get (Ctrl-Z stops the run, then us; ``fg`` and ``bg``
+continue both) and exit with its status. Anything short of a
 started run (no server, a stale one, a refusal) runs the call in this process, as
 if no server existed: the server only ever saves time.
 
@@ -235,6 +236,8 @@ def _delegate(sock: socket.socket, request: dict[str, Any]) -> int | None:
     sock.settimeout(None)
     target = _Target(pid)
     previous = {signum: signal.signal(signum, target.forward) for signum in FORWARDED}
+    previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, target.suspend)
+    previous[signal.SIGCONT] = signal.signal(signal.SIGCONT, target.resume)
     try:
         while True:
             try:
@@ -248,8 +251,8 @@ def _delegate(sock: socket.socket, request: dict[str, Any]) -> int | None:
                 return int(answer["exit"])
             if "signal" in answer:  # the run died of a signal: so do we
                 signum = int(answer["signal"])
-                for restored in FORWARDED:
-                    signal.signal(restored, previous[restored])
+                for restored, handler in previous.items():
+                    signal.signal(restored, handler)
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
                 return 128 + signum
@@ -273,6 +276,20 @@ class _Target:
                 signal.pidfd_send_signal(self.pidfd, signum)
             else:
                 os.kill(self.pid, signum)
+
+    def suspend(self, _signum: int, frame: object) -> None:
+        """Ctrl-Z: the run stops, then this process, as a run of our own would."""
+        # SIGSTOP, not SIGTSTP: the child's process group (the server's) is orphaned,
+        # and the kernel discards a SIGTSTP sent there
+        self.forward(signal.SIGSTOP, frame)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)
+        # here again after `fg` or `bg`
+        signal.signal(signal.SIGTSTP, self.suspend)
+        self.forward(signal.SIGCONT, frame)
+
+    def resume(self, _signum: int, frame: object) -> None:
+        self.forward(signal.SIGCONT, frame)
 
     def close(self) -> None:
         if self.pidfd is not None:

@@ -238,6 +238,30 @@ def test_limits_a_child_cannot_take_refuse_the_call() -> None:
         _take_limits({"RLIMIT_NOFILE": [2, 1]}, os.getpriority(os.PRIO_PROCESS, 0))
 
 
+def _state(pid: int) -> str:  # R, S, T (stopped)... from /proc/PID/stat
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_ctrl_z_stops_the_served_run_and_fg_continues_it(warm: Warm, silent_listener: int) -> None:
+    client = _waiting_call(warm, silent_listener)
+    try:
+        child = _child_pid(warm)
+        time.sleep(1)  # connecting, waiting for the banner
+        client.send_signal(signal.SIGTSTP)  # what the terminal sends on Ctrl-Z
+        assert wait_for(lambda: _state(child) == "T" and _state(client.pid) == "T", 10), (
+            _state(child),
+            _state(client.pid),
+        )
+        client.send_signal(signal.SIGCONT)  # what the shell's `fg` sends
+        assert wait_for(lambda: _state(child) != "T" and _state(client.pid) != "T", 10)
+        client.send_signal(signal.SIGINT)  # and the run still answers, as a running one
+        _out, err = client.communicate(timeout=30)
+        assert client.returncode == 130, err
+    finally:
+        client.kill()
+        client.communicate()
+
+
 def test_a_killed_caller_ends_its_served_run(warm: Warm, silent_listener: int) -> None:
     client = _waiting_call(warm, silent_listener)
     try:
