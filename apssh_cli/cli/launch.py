@@ -282,10 +282,9 @@ class _Target:
         # SIGSTOP, not SIGTSTP: the child's process group (the server's) is orphaned,
         # and the kernel discards a SIGTSTP sent there
         self.forward(signal.SIGSTOP, frame)
-        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)
+        # SIGSTOP here too: a SIGTSTP would be discarded if our own group were orphaned
+        os.kill(os.getpid(), signal.SIGSTOP)
         # here again after `fg` or `bg`
-        signal.signal(signal.SIGTSTP, self.suspend)
         self.forward(signal.SIGCONT, frame)
 
     def resume(self, _signum: int, frame: object) -> None:

@@ -242,11 +242,18 @@ def _state(pid: int) -> str:  # R, S, T (stopped)... from /proc/PID/stat
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
+def _catches(pid: int, signum: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (signum - 1) & 1)
+
+
 def test_ctrl_z_stops_the_served_run_and_fg_continues_it(warm: Warm, silent_listener: int) -> None:
     client = _waiting_call(warm, silent_listener)
     try:
         child = _child_pid(warm)
-        time.sleep(1)  # connecting, waiting for the banner
+        # the caller handles SIGTSTP once the run is the child's (SigCgt, bit 20)
+        assert wait_for(lambda: _catches(client.pid, signal.SIGTSTP), 20)
         client.send_signal(signal.SIGTSTP)  # what the terminal sends on Ctrl-Z
         assert wait_for(lambda: _state(child) == "T" and _state(client.pid) == "T", 10), (
             _state(child),
