@@ -282,10 +282,9 @@ class _Target:
         # SIGSTOP, not SIGTSTP: the child's process group (the server's) is orphaned,
         # and the kernel discards a SIGTSTP sent there
         self.forward(signal.SIGSTOP, frame)
-        # SIGSTOP here too: a SIGTSTP would be discarded if our own group were orphaned
+        # SIGSTOP here too: a SIGTSTP would be discarded if our own group were orphaned;
+        # `fg` or `bg` continues us, and `resume` (the SIGCONT handler) the child
         os.kill(os.getpid(), signal.SIGSTOP)
-        # here again after `fg` or `bg`
-        self.forward(signal.SIGCONT, frame)
 
     def resume(self, _signum: int, frame: object) -> None:
         self.forward(signal.SIGCONT, frame)
